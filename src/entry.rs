@@ -1,0 +1,299 @@
+//! What a trail stores: sealed entries and their bodies.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::FormatError;
+use crate::seal::{Digest, Mac, Salt, field_commitment};
+
+/// What an entry is: an application event or one of the trail's own records.
+///
+/// The numeric code is part of the sealed format (see `docs/FORMAT.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// The first entry of a trail (seq 0): names the trail and its key.
+    Genesis,
+    /// An application event, e.g. `database.create`.
+    Event,
+    /// The seal that closes an epoch, made with that epoch's key.
+    EpochSeal,
+    /// A new verification key takes over from here on.
+    KeyRotation,
+    /// A retention run deleted the ranges it lists.
+    Retention,
+    /// Personal field values were erased from the entries it lists.
+    Redaction,
+    /// A legal hold was placed.
+    HoldPlaced,
+    /// A legal hold was released.
+    HoldReleased,
+}
+
+impl EntryKind {
+    /// Every kind, in code order.
+    pub const ALL: [EntryKind; 8] = [
+        EntryKind::Genesis,
+        EntryKind::Event,
+        EntryKind::EpochSeal,
+        EntryKind::KeyRotation,
+        EntryKind::Retention,
+        EntryKind::Redaction,
+        EntryKind::HoldPlaced,
+        EntryKind::HoldReleased,
+    ];
+
+    /// The byte that stands for this kind in the MAC input.
+    pub const fn code(self) -> u8 {
+        match self {
+            EntryKind::Genesis => 0,
+            EntryKind::Event => 1,
+            EntryKind::EpochSeal => 2,
+            EntryKind::KeyRotation => 3,
+            EntryKind::Retention => 4,
+            EntryKind::Redaction => 5,
+            EntryKind::HoldPlaced => 6,
+            EntryKind::HoldReleased => 7,
+        }
+    }
+
+    /// The kind a code stands for.
+    pub fn from_code(code: u8) -> Result<Self, FormatError> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.code() == code)
+            .ok_or(FormatError::UnknownKind(code))
+    }
+
+    /// The stable name used in storage, exports and reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Genesis => "genesis",
+            EntryKind::Event => "event",
+            EntryKind::EpochSeal => "epoch_seal",
+            EntryKind::KeyRotation => "key_rotation",
+            EntryKind::Retention => "retention",
+            EntryKind::Redaction => "redaction",
+            EntryKind::HoldPlaced => "hold_placed",
+            EntryKind::HoldReleased => "hold_released",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn from_name(name: &str) -> Result<Self, FormatError> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| FormatError::UnknownKindName(name.to_owned()))
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One field of an entry body.
+///
+/// Public fields are committed in clear. Personal fields are committed as
+/// `SHA-256(domain ‖ salt ‖ name ‖ value)`, so erasing the value and the salt
+/// later ([`Field::Redacted`]) leaves the body commitment, and with it the
+/// chain, intact.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// A value that is never erased (action, kinds, outcome, seal data …).
+    Public(String),
+    /// A personal value with its salt, still present.
+    Personal {
+        /// The value.
+        value: String,
+        /// The random salt of its commitment.
+        salt: Salt,
+    },
+    /// A personal value that has been erased; only its commitment is left.
+    Redacted {
+        /// `SHA-256` commitment to the erased salt, name and value.
+        commitment: Digest,
+    },
+}
+
+impl Field {
+    /// The value, unless it was erased.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Field::Public(value) | Field::Personal { value, .. } => Some(value),
+            Field::Redacted { .. } => None,
+        }
+    }
+
+    /// Whether the field holds personal data (present or erased).
+    pub fn is_personal(&self) -> bool {
+        !matches!(self, Field::Public(_))
+    }
+
+    /// The redacted form of this field: the commitment without value or salt.
+    /// Public fields are returned unchanged.
+    pub fn redacted(&self, name: &str) -> Field {
+        match self {
+            Field::Personal { value, salt } => Field::Redacted {
+                commitment: field_commitment(salt, name, value),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+// Personal values stay out of debug output: a `{:?}` of an entry in a log
+// line must not leak what retention later erases.
+impl fmt::Debug for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Public(value) => f.debug_tuple("Public").field(value).finish(),
+            Field::Personal { .. } => f.write_str("Personal(..)"),
+            Field::Redacted { commitment } => f
+                .debug_struct("Redacted")
+                .field("commitment", commitment)
+                .finish(),
+        }
+    }
+}
+
+/// The body of an entry: named fields, kept in name order because the
+/// commitment encodes them in that order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Body {
+    fields: BTreeMap<String, Field>,
+}
+
+impl Body {
+    /// An empty body.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a public field.
+    pub fn insert_public(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.fields.insert(name.into(), Field::Public(value.into()));
+    }
+
+    /// Sets a personal field with its salt.
+    pub fn insert_personal(
+        &mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        salt: Salt,
+    ) {
+        self.fields.insert(
+            name.into(),
+            Field::Personal {
+                value: value.into(),
+                salt,
+            },
+        );
+    }
+
+    /// Sets a field as it is.
+    pub fn insert(&mut self, name: impl Into<String>, field: Field) {
+        self.fields.insert(name.into(), field);
+    }
+
+    /// The field of that name.
+    pub fn get(&self, name: &str) -> Option<&Field> {
+        self.fields.get(name)
+    }
+
+    /// Mutable access to the field of that name (used by redaction).
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Field> {
+        self.fields.get_mut(name)
+    }
+
+    /// The value of the field of that name, unless absent or erased.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(Field::value)
+    }
+
+    /// All fields in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Field)> {
+        self.fields
+            .iter()
+            .map(|(name, field)| (name.as_str(), field))
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether the body has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+/// One sealed entry of a trail, exactly as stored.
+///
+/// `mac = HMAC-SHA256(K_epoch, version ‖ trail ‖ seq ‖ epoch ‖ key_id ‖
+/// recorded_at ‖ kind ‖ prev_mac ‖ body_commitment)`; see `docs/FORMAT.md`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The trail (hash chain) this entry belongs to.
+    pub trail: String,
+    /// Position in the trail, gapless from 0.
+    pub seq: u64,
+    /// The key epoch whose key sealed this entry.
+    pub epoch: u64,
+    /// The verification key this entry was sealed under.
+    pub key_id: String,
+    /// When the entry was sealed, UTC, microsecond precision.
+    pub recorded_at: DateTime<Utc>,
+    /// What the entry is.
+    pub kind: EntryKind,
+    /// The body: event fields, or the record's own fields.
+    pub body: Body,
+    /// The MAC of the previous entry, or the trail's genesis value for seq 0.
+    pub prev_mac: Mac,
+    /// SHA-256 over the canonical encoding of the body.
+    pub body_commitment: Digest,
+    /// This entry's MAC.
+    pub mac: Mac,
+}
+
+impl Entry {
+    /// The value of a body field, unless absent or erased.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.body.value(name)
+    }
+
+    /// The entry's header, as a store reports a trail's head.
+    pub fn head(&self) -> Head {
+        Head {
+            seq: self.seq,
+            epoch: self.epoch,
+            kind: self.kind,
+            recorded_at: self.recorded_at,
+            mac: self.mac,
+        }
+    }
+}
+
+/// The last entry of a trail, as far as a writer needs to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Its seq; the next entry gets `seq + 1`.
+    pub seq: u64,
+    /// Its epoch.
+    pub epoch: u64,
+    /// Its kind.
+    pub kind: EntryKind,
+    /// Its timestamp; later entries never get an earlier one.
+    pub recorded_at: DateTime<Utc>,
+    /// Its MAC, the next entry's `prev_mac`.
+    pub mac: Mac,
+}

@@ -1,0 +1,210 @@
+//! Errors of recording, storage, keys and the stored format.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::ValidationError;
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why an event was not recorded. When a caller gets one of these, the event
+/// is not in the trail.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The event was refused by validation.
+    #[error("invalid event: {0}")]
+    Invalid(#[from] ValidationError),
+    /// The trail's queue is full; try again later or raise its capacity.
+    #[error(
+        "the {trail} trail's queue is full ({capacity} events waiting); retry later or raise the queue capacity"
+    )]
+    Backpressure {
+        /// The trail.
+        trail: String,
+        /// The queue capacity.
+        capacity: usize,
+    },
+    /// The trail's writer has stopped (shut down or failed).
+    #[error("the {trail} trail's writer has stopped; no further events are accepted")]
+    Closed {
+        /// The trail.
+        trail: String,
+    },
+    /// The store failed; the event was not committed.
+    #[error("storing the event failed: {0}")]
+    Store(#[source] Arc<StoreError>),
+    /// The sealing key could not be used.
+    #[error("sealing key: {0}")]
+    Key(#[source] Arc<KeyError>),
+    /// Other writers kept advancing the trail; the event was not committed.
+    #[error("gave up on the {trail} trail after {attempts} conflicting appends")]
+    Contention {
+        /// The trail.
+        trail: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The trail name is not acceptable.
+    #[error("invalid trail name {0:?}: use 1–64 of a-z, 0-9, '-' and '_'")]
+    InvalidTrailName(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        Error::Store(Arc::new(err))
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(err: KeyError) -> Self {
+        Error::Key(Arc::new(err))
+    }
+}
+
+/// A storage backend's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another writer appended first: the head is no longer the one expected.
+    #[error("conflict on the {trail} trail: seq {seq} was taken by another writer")]
+    Conflict {
+        /// The trail.
+        trail: String,
+        /// The seq that was taken.
+        seq: u64,
+    },
+    /// A batch was not a contiguous continuation of the expected head.
+    #[error("invalid batch for the {trail} trail: {reason}")]
+    InvalidBatch {
+        /// The trail.
+        trail: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Stored data could not be decoded.
+    #[error("stored entry {trail}#{seq} cannot be decoded: {reason}")]
+    Corrupt {
+        /// The trail.
+        trail: String,
+        /// The seq.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The database is not a trailseal database (or not a database at all).
+    #[error("{0}")]
+    NotATrailStore(String),
+    /// The database driver failed.
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A file could not be read or written.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A key could not be created, read or used. Never contains key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A key file could not be read or written.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file is not in the expected format.
+    #[error("key file {path} is malformed: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never the key itself).
+        reason: String,
+    },
+    /// A key file exists already; keys are never overwritten.
+    #[error("{path} exists already; refusing to overwrite a key")]
+    AlreadyExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A key id must be 1–64 characters of `A-Z a-z 0-9 - _ .`.
+    #[error("invalid key id: use 1–64 characters of A-Z, a-z, 0-9, '-', '_' and '.'")]
+    InvalidKeyId,
+    /// The epoch length must be at least one second.
+    #[error("invalid epoch length of {0} seconds")]
+    InvalidEpochLength(u64),
+    /// An epoch's key was already destroyed by evolution.
+    #[error("the key of epoch {requested} was destroyed (the sealing key is at epoch {held})")]
+    EpochGone {
+        /// The epoch asked for.
+        requested: u64,
+        /// The oldest epoch still held.
+        held: u64,
+    },
+    /// The time is before the key's genesis.
+    #[error("the time is before the key's genesis; check the clock or the key")]
+    BeforeGenesis,
+    /// The operating system's random source failed.
+    #[error("random source failed: {0}")]
+    Random(String),
+    /// The verification key does not match the trail's key.
+    #[error(
+        "the verification key {key_id} does not match the key that sealed the {trail} trail; use the verification key created with its sealing key"
+    )]
+    WrongKey {
+        /// The trail.
+        trail: String,
+        /// The key id.
+        key_id: String,
+    },
+    /// No verification key was given for the trail's key id.
+    #[error(
+        "the {trail} trail was sealed with key {key_id}, but no verification key with that id was given"
+    )]
+    UnknownKey {
+        /// The trail.
+        trail: String,
+        /// The key id named by the trail.
+        key_id: String,
+    },
+}
+
+/// Bytes or text that do not follow the trailseal format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Hexadecimal of the wrong length or with bad digits.
+    #[error("{what} must be {expected_bytes} bytes of hexadecimal")]
+    Hex {
+        /// What was parsed.
+        what: &'static str,
+        /// Expected length in bytes.
+        expected_bytes: usize,
+    },
+    /// A byte string of the wrong length.
+    #[error("{what} must be {expected_bytes} bytes, found {actual_bytes}")]
+    Length {
+        /// What was parsed.
+        what: &'static str,
+        /// Expected length.
+        expected_bytes: usize,
+        /// Actual length.
+        actual_bytes: usize,
+    },
+    /// An unknown entry kind code.
+    #[error("unknown entry kind code {0}")]
+    UnknownKind(u8),
+    /// An unknown entry kind name.
+    #[error("unknown entry kind {0:?}")]
+    UnknownKindName(String),
+}

@@ -1,0 +1,39 @@
+#![doc = include_str!("lib.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod clock;
+mod entry;
+mod error;
+mod event;
+mod seal;
+mod store;
+mod trail;
+mod verify;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use entry::{Body, Entry, EntryKind, Field, Head};
+pub use error::{Error, FormatError, KeyError, Result, StoreError};
+pub use event::{
+    Actor, ActorKind, Change, Context, Event, EventBuilder, Location, MAX_ACTION_LEN, MAX_CHANGES,
+    MAX_IDENTIFIER_LEN, MAX_METADATA_DEPTH, MAX_METADATA_LEN, MAX_TEXT_LEN, Outcome, Source,
+    Target, ValidationError, canonical_json, escape_text,
+};
+pub use seal::{
+    DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,
+    MacInput, SEALING_KEY_FILE, Salt, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
+    body_commitment, describe_schedule, encode_body, field_commitment, format_timestamp,
+    genesis_prev_mac, new_key_id, truncate_to_micros,
+};
+pub use store::{EntryStream, EpochSummary, MemoryStore, Store, check_batch, counts_in_epoch};
+pub use trail::{
+    DEFAULT_MAX_BATCH, DEFAULT_MAX_CONFLICTS, DEFAULT_QUEUE_CAPACITY, MAX_TRAIL_NAME_LEN, Receipt,
+    Trail, TrailBuilder, validate_trail_name,
+};
+pub use verify::{
+    DEFAULT_REORDER_WINDOW, Finding, FindingKind, TrailReport, TrailVerification, Verifier,
+    VerifyError,
+};

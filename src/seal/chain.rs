@@ -1,0 +1,167 @@
+//! Building sealed entries: the MAC chain.
+
+use std::cell::RefCell;
+
+use chrono::{DateTime, Utc};
+
+use super::keys::EpochKey;
+use super::{Digest, Mac, MacInput, Salt, body_commitment, format_timestamp};
+use crate::KeyError;
+use crate::entry::{Body, Entry, EntryKind};
+use crate::store::EpochSummary;
+
+/// Body field names of an epoch seal.
+pub(crate) mod seal_fields {
+    pub(crate) const EPOCH: &str = "seal.epoch";
+    pub(crate) const ENTRIES: &str = "seal.entries";
+    pub(crate) const FIRST_AT: &str = "seal.first_at";
+    pub(crate) const LAST_AT: &str = "seal.last_at";
+    pub(crate) const LAST_SEQ: &str = "seal.last_seq";
+    pub(crate) const LAST_MAC: &str = "seal.last_mac";
+}
+
+/// Body field names of a genesis entry.
+pub(crate) mod genesis_fields {
+    pub(crate) const TRAIL: &str = "genesis.trail";
+    pub(crate) const KEY_CHECK: &str = "genesis.key_check";
+    pub(crate) const KEY_GENESIS: &str = "genesis.key_genesis";
+    pub(crate) const EPOCH_SECONDS: &str = "genesis.epoch_seconds";
+    pub(crate) const FORMAT: &str = "genesis.format_version";
+}
+
+/// An entry before its MAC: everything the MAC covers except the key.
+#[derive(Clone, Debug)]
+pub struct EntryDraft {
+    /// Trail name.
+    pub trail: String,
+    /// Sequence number.
+    pub seq: u64,
+    /// Key epoch.
+    pub epoch: u64,
+    /// Key id.
+    pub key_id: String,
+    /// Timestamp (microsecond precision).
+    pub recorded_at: DateTime<Utc>,
+    /// Kind.
+    pub kind: EntryKind,
+    /// Body.
+    pub body: Body,
+    /// The previous entry's MAC (or the genesis value).
+    pub prev_mac: Mac,
+}
+
+impl EntryDraft {
+    pub(crate) fn seal_with(self, key: &EpochKey, commitment: Digest) -> Entry {
+        let mac = key.mac(&MacInput {
+            trail: &self.trail,
+            seq: self.seq,
+            epoch: self.epoch,
+            key_id: &self.key_id,
+            recorded_at_micros: self.recorded_at.timestamp_micros(),
+            kind: self.kind,
+            prev_mac: &self.prev_mac,
+            body_commitment: &commitment,
+        });
+        Entry {
+            trail: self.trail,
+            seq: self.seq,
+            epoch: self.epoch,
+            key_id: self.key_id,
+            recorded_at: self.recorded_at,
+            kind: self.kind,
+            body: self.body,
+            prev_mac: self.prev_mac,
+            body_commitment: commitment,
+            mac,
+        }
+    }
+}
+
+impl super::SealingKey {
+    /// Seals one entry with the key of its epoch. Fails if that epoch's key
+    /// was already destroyed. Writers use [`crate::Trail`]; this is the
+    /// building block for tools and re-implementations.
+    pub fn seal_entry(&self, draft: EntryDraft) -> Result<Entry, KeyError> {
+        let key = self
+            .epoch_keys(draft.epoch, draft.epoch)?
+            .pop()
+            .ok_or(KeyError::EpochGone {
+                requested: draft.epoch,
+                held: self.epoch(),
+            })?;
+        let commitment = body_commitment(&draft.body);
+        Ok(draft.seal_with(&key, commitment))
+    }
+}
+
+/// The body of the seal of `epoch`, closing it after the entry
+/// `(last_seq, last_mac)`.
+pub(crate) fn seal_body(epoch: u64, summary: &EpochSummary, last_seq: u64, last_mac: &Mac) -> Body {
+    let mut body = Body::new();
+    body.insert_public(seal_fields::EPOCH, epoch.to_string());
+    body.insert_public(seal_fields::ENTRIES, summary.count.to_string());
+    if let Some(first) = summary.first_at {
+        body.insert_public(seal_fields::FIRST_AT, format_timestamp(first));
+    }
+    if let Some(last) = summary.last_at {
+        body.insert_public(seal_fields::LAST_AT, format_timestamp(last));
+    }
+    body.insert_public(seal_fields::LAST_SEQ, last_seq.to_string());
+    body.insert_public(seal_fields::LAST_MAC, last_mac.to_hex());
+    body
+}
+
+/// A pool of random salts, refilled in bulk so that sealing does not make a
+/// system call per field.
+pub(crate) struct SaltPool {
+    bytes: Vec<u8>,
+    position: usize,
+}
+
+const SALT_POOL_BYTES: usize = 4096;
+
+impl SaltPool {
+    fn new() -> Self {
+        Self {
+            bytes: vec![0; SALT_POOL_BYTES],
+            position: SALT_POOL_BYTES,
+        }
+    }
+
+    fn next(&mut self) -> Result<Salt, KeyError> {
+        if self.position + Salt::LEN > self.bytes.len() {
+            getrandom::fill(&mut self.bytes).map_err(|err| KeyError::Random(err.to_string()))?;
+            self.position = 0;
+        }
+        let salt = Salt::from_slice(&self.bytes[self.position..self.position + Salt::LEN])
+            .map_err(|err| KeyError::Random(err.to_string()))?;
+        // Used salt bytes are wiped so they cannot be read back later.
+        self.bytes[self.position..self.position + Salt::LEN].fill(0);
+        self.position += Salt::LEN;
+        Ok(salt)
+    }
+}
+
+thread_local! {
+    static SALTS: RefCell<SaltPool> = RefCell::new(SaltPool::new());
+}
+
+/// Calls `f` with a source of fresh random salts from this thread's pool.
+pub(crate) fn with_salts<T>(f: impl FnOnce(&mut dyn FnMut() -> Salt) -> T) -> Result<T, KeyError> {
+    SALTS.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let mut failure = None;
+        let result = f(&mut || match pool.next() {
+            Ok(salt) => salt,
+            Err(err) => {
+                failure = Some(err);
+                Salt::from_bytes([0; Salt::LEN])
+            }
+        });
+        match failure {
+            // A failed random source must never seal a predictable salt.
+            Some(err) => Err(err),
+            None => Ok(result),
+        }
+    })
+}

@@ -1,0 +1,110 @@
+//! Fixed-size byte values of the format: MACs, digests and salts.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use subtle::ConstantTimeEq;
+
+macro_rules! hex_bytes {
+    ($(#[$doc:meta])* $name:ident, $len:expr, $what:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Eq, Hash)]
+        pub struct $name([u8; $len]);
+
+        impl $name {
+            /// Length in bytes.
+            pub const LEN: usize = $len;
+
+            /// Wraps raw bytes.
+            pub const fn from_bytes(bytes: [u8; $len]) -> Self {
+                Self(bytes)
+            }
+
+            /// The raw bytes.
+            pub const fn as_bytes(&self) -> &[u8; $len] {
+                &self.0
+            }
+
+            /// Lower-case hexadecimal, as in the stored and exported format.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            /// Parses lower- or upper-case hexadecimal of exactly the right length.
+            pub fn from_hex(text: &str) -> Result<Self, crate::FormatError> {
+                let mut bytes = [0u8; $len];
+                hex::decode_to_slice(text, &mut bytes).map_err(|_| crate::FormatError::Hex {
+                    what: $what,
+                    expected_bytes: $len,
+                })?;
+                Ok(Self(bytes))
+            }
+
+            /// Parses a slice of exactly the right length.
+            pub fn from_slice(bytes: &[u8]) -> Result<Self, crate::FormatError> {
+                <[u8; $len]>::try_from(bytes)
+                    .map(Self)
+                    .map_err(|_| crate::FormatError::Length {
+                        what: $what,
+                        expected_bytes: $len,
+                        actual_bytes: bytes.len(),
+                    })
+            }
+        }
+
+        // Equality is constant-time: these values are compared while
+        // verifying, and a timing side channel must not reveal how many
+        // leading bytes of a forged MAC were right.
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.0.ct_eq(&other.0).into()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_hex())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::from_hex(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hex_bytes!(
+    /// An HMAC-SHA256 tag: an entry's `mac` or `prev_mac`.
+    Mac,
+    32,
+    "MAC"
+);
+
+hex_bytes!(
+    /// A SHA-256 digest: a body commitment or a personal field's commitment.
+    Digest,
+    32,
+    "digest"
+);
+
+hex_bytes!(
+    /// The random per-field salt of a personal field's commitment.
+    Salt,
+    16,
+    "salt"
+);

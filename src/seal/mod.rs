@@ -1,0 +1,20 @@
+//! Sealing: the canonical encoding, commitments, the MAC chain and the
+//! forward-secure keys.
+
+mod chain;
+mod digest;
+mod encoding;
+mod keys;
+
+pub use chain::EntryDraft;
+pub(crate) use chain::{genesis_fields, seal_body, seal_fields, with_salts};
+pub use digest::{Digest, Mac, Salt};
+pub use encoding::{
+    FORMAT_VERSION, MacInput, body_commitment, encode_body, field_commitment, format_timestamp,
+    genesis_prev_mac, truncate_to_micros,
+};
+pub use keys::{
+    DEFAULT_EPOCH_SECONDS, EpochSchedule, KEY_LEN, SEALING_KEY_FILE, SealingKey,
+    VERIFICATION_KEY_FILE, VerificationKey, describe_schedule, new_key_id,
+};
+pub(crate) use keys::{EpochKey, KeyDeriver};

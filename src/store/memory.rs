@@ -1,0 +1,128 @@
+//! An in-memory store: for tests, examples and short-lived tools.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{EntryStream, EpochSummary, Store, check_batch, counts_in_epoch};
+use crate::StoreError;
+use crate::entry::{Entry, Head};
+
+/// Entries read per lock while scanning, so a scan never holds the lock long.
+const SCAN_CHUNK: usize = 1024;
+
+/// A [`Store`] in memory. Clones share the same trails.
+///
+/// Nothing survives the process; use `SqliteStore` for a durable trail.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    trails: Arc<Mutex<HashMap<String, Vec<Entry>>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Entry>>> {
+        // Every mutation is a single push or replace, so a poisoned lock
+        // still guards consistent data.
+        self.trails
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of every stored entry of a trail, in stored order, like a
+    /// database dump.
+    pub fn dump(&self, trail: &str) -> Vec<Entry> {
+        self.lock().get(trail).cloned().unwrap_or_default()
+    }
+
+    /// Replaces a trail's stored entries wholesale, without any check, like
+    /// restoring a database dump. This is also how an attacker with write
+    /// access to the storage would act, which is what the verifier exists
+    /// to detect.
+    pub fn restore(&self, trail: &str, entries: Vec<Entry>) {
+        self.lock().insert(trail.to_owned(), entries);
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn head(&self, trail: &str) -> Result<Option<Head>, StoreError> {
+        Ok(self
+            .lock()
+            .get(trail)
+            .and_then(|entries| entries.last())
+            .map(Entry::head))
+    }
+
+    async fn append(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        check_batch(trail, after, entries)?;
+        let mut trails = self.lock();
+        let stored = trails.entry(trail.to_owned()).or_default();
+        let head = stored.last().map(|entry| entry.seq);
+        if head != after {
+            return Err(StoreError::Conflict {
+                trail: trail.to_owned(),
+                seq: after.map_or(0, |seq| seq + 1),
+            });
+        }
+        stored.extend_from_slice(entries);
+        Ok(())
+    }
+
+    async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
+        let trails = self.lock();
+        let mut summary = EpochSummary::default();
+        // Epochs never decrease along a trail, so walking back from the head
+        // can stop at the first older epoch.
+        for entry in trails.get(trail).into_iter().flatten().rev() {
+            if entry.epoch < epoch {
+                break;
+            }
+            if entry.epoch == epoch && counts_in_epoch(entry.kind) {
+                summary.add(entry.recorded_at);
+            }
+        }
+        Ok(summary)
+    }
+
+    fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
+        let start = self.lock().get(trail).map_or(0, |entries| {
+            entries.partition_point(|entry| entry.seq < from)
+        });
+        let stream = futures_util::stream::unfold(start, move |position| async move {
+            let chunk: Vec<Entry> = {
+                let trails = self.lock();
+                let entries = trails.get(trail).map(Vec::as_slice).unwrap_or_default();
+                entries
+                    .iter()
+                    .skip(position)
+                    .take(SCAN_CHUNK)
+                    .cloned()
+                    .collect()
+            };
+            if chunk.is_empty() {
+                None
+            } else {
+                let next = position + chunk.len();
+                Some((futures_util::stream::iter(chunk.into_iter().map(Ok)), next))
+            }
+        });
+        Box::pin(futures_util::StreamExt::flatten(stream))
+    }
+
+    async fn trails(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self.lock().keys().cloned().collect();
+        names.sort();
+        Ok(names)
+    }
+}

@@ -1,0 +1,98 @@
+//! Pluggable storage: the [`Store`] trait and its backends.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_core::stream::BoxStream;
+
+use crate::StoreError;
+use crate::entry::{Entry, EntryKind, Head};
+
+/// A stream of stored entries, in seq order as stored.
+pub type EntryStream<'a> = BoxStream<'a, Result<Entry, StoreError>>;
+
+/// What a store knows about one epoch of a trail, for its epoch seal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EpochSummary {
+    /// Entries of the epoch, not counting epoch seals.
+    pub count: u64,
+    /// Timestamp of the first of them.
+    pub first_at: Option<DateTime<Utc>>,
+    /// Timestamp of the last of them.
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+impl EpochSummary {
+    /// Adds one entry to the summary.
+    pub fn add(&mut self, recorded_at: DateTime<Utc>) {
+        self.count += 1;
+        self.first_at = Some(self.first_at.map_or(recorded_at, |t| t.min(recorded_at)));
+        self.last_at = Some(self.last_at.map_or(recorded_at, |t| t.max(recorded_at)));
+    }
+}
+
+/// Where sealed entries live.
+///
+/// Implementations must make [`Store::append`] atomic and conditional: the
+/// whole batch is stored only if the trail's head is still `after`, so two
+/// writers can never fork a trail.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The last entry of a trail, or `None` for an empty trail.
+    async fn head(&self, trail: &str) -> Result<Option<Head>, StoreError>;
+
+    /// Appends `entries` (contiguous seqs following `after`, or starting at 0
+    /// when `after` is `None`) in one atomic step, only if the trail's head
+    /// is still `after`; otherwise fails with [`StoreError::Conflict`] and
+    /// stores nothing.
+    async fn append(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError>;
+
+    /// Count and time span of the entries of one epoch that are not epoch
+    /// seals, as the seal of that epoch states them.
+    async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError>;
+
+    /// Streams a trail's entries from seq `from` on, in stored order.
+    fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a>;
+
+    /// The names of all trails in the store.
+    async fn trails(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Checks that a batch continues `after` contiguously and belongs to `trail`;
+/// shared by every backend so they refuse the same malformed batches.
+pub fn check_batch(trail: &str, after: Option<u64>, entries: &[Entry]) -> Result<(), StoreError> {
+    let invalid = |reason: String| StoreError::InvalidBatch {
+        trail: trail.to_owned(),
+        reason,
+    };
+    let mut expected = after.map_or(0, |seq| seq + 1);
+    for entry in entries {
+        if entry.trail != trail {
+            return Err(invalid(format!(
+                "entry {} belongs to trail {:?}",
+                entry.seq, entry.trail
+            )));
+        }
+        if entry.seq != expected {
+            return Err(invalid(format!(
+                "expected seq {expected}, got {}",
+                entry.seq
+            )));
+        }
+        expected += 1;
+    }
+    Ok(())
+}
+
+/// Whether an entry counts towards its epoch's seal.
+pub fn counts_in_epoch(kind: EntryKind) -> bool {
+    kind != EntryKind::EpochSeal
+}

@@ -1,0 +1,562 @@
+//! The [`Trail`] handle and its background writer (group commit).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::{Clock, SystemClock};
+use crate::entry::{Body, Entry, EntryKind, Head};
+use crate::event::Event;
+use crate::seal::{
+    Digest, EntryDraft, EpochKey, FORMAT_VERSION, Mac, SealingKey, body_commitment,
+    format_timestamp, genesis_fields, genesis_prev_mac, seal_body, truncate_to_micros, with_salts,
+};
+use crate::store::{EpochSummary, Store};
+use crate::{Error, KeyError, Result, StoreError};
+
+/// Default number of events that may wait for the writer.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+/// Default largest batch sealed and appended at once.
+pub const DEFAULT_MAX_BATCH: usize = 1000;
+/// Default number of conflicting appends before a batch is given up.
+pub const DEFAULT_MAX_CONFLICTS: u32 = 64;
+/// Longest trail name, in bytes.
+pub const MAX_TRAIL_NAME_LEN: usize = 64;
+
+/// Where a recorded event was stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The trail.
+    pub trail: Arc<str>,
+    /// The entry's seq.
+    pub seq: u64,
+    /// The entry's timestamp.
+    pub recorded_at: DateTime<Utc>,
+    /// The entry's MAC.
+    pub mac: Mac,
+}
+
+/// Checks a trail name: 1–64 of `a-z 0-9 - _`.
+pub fn validate_trail_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_TRAIL_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidTrailName(
+            crate::event::escape_text(name).into_owned(),
+        ))
+    }
+}
+
+/// A handle to one trail: cheap to clone, safe to share between tasks.
+///
+/// Events go through a bounded queue to a background writer that seals them
+/// in batches, appends each batch in one store call and only then completes
+/// the callers' futures: an `Ok` receipt means the entry is committed.
+#[derive(Clone)]
+pub struct Trail {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: Arc<str>,
+    capacity: usize,
+    commands: mpsc::Sender<Command>,
+}
+
+impl fmt::Debug for Trail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trail")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Pending {
+    body: Body,
+    commitment: Digest,
+    reply: oneshot::Sender<Result<Receipt>>,
+}
+
+enum Command {
+    Record(Pending),
+    SealFinishedEpochs(oneshot::Sender<Result<()>>),
+    Shutdown(oneshot::Sender<Result<()>>),
+}
+
+/// Configures and starts a [`Trail`].
+#[must_use = "a trail builder does nothing until started"]
+pub struct TrailBuilder {
+    name: String,
+    store: Arc<dyn Store>,
+    key: Arc<SealingKey>,
+    clock: Arc<dyn Clock>,
+    queue_capacity: usize,
+    max_batch: usize,
+    max_conflicts: u32,
+    seal_check_interval: Duration,
+}
+
+impl TrailBuilder {
+    /// The clock that timestamps entries (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many events may wait for the writer before [`Error::Backpressure`].
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// The largest batch sealed and appended at once.
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// How many conflicting appends (other writers advancing the trail) to
+    /// retry before failing a batch with [`Error::Contention`].
+    pub fn max_conflicts(mut self, attempts: u32) -> Self {
+        self.max_conflicts = attempts.max(1);
+        self
+    }
+
+    /// How often an idle writer checks whether an epoch ended and needs its
+    /// seal (default: every second).
+    pub fn seal_check_interval(mut self, interval: Duration) -> Self {
+        self.seal_check_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Starts the writer task on the current Tokio runtime.
+    pub async fn start(self) -> Result<Trail> {
+        validate_trail_name(&self.name)?;
+        let name: Arc<str> = Arc::from(self.name.as_str());
+        let mut writer = Writer {
+            name: name.clone(),
+            store: self.store,
+            key: self.key,
+            clock: self.clock,
+            head: None,
+            max_conflicts: self.max_conflicts,
+            max_batch: self.max_batch,
+        };
+        // Register the trail with the key before anything else, so the key
+        // does not evolve past an epoch this trail has yet to seal.
+        let head = writer.read_head().await?;
+        let first_unsealed = match head {
+            Some(head) => first_unsealed_epoch(&head),
+            None => writer.current_epoch()?,
+        };
+        writer.key.set_trail_floor(&name, first_unsealed)?;
+
+        let (commands, receiver) = mpsc::channel(self.queue_capacity);
+        tokio::spawn(writer.run(receiver, self.seal_check_interval));
+        Ok(Trail {
+            shared: Arc::new(Shared {
+                name,
+                capacity: self.queue_capacity,
+                commands,
+            }),
+        })
+    }
+}
+
+impl Trail {
+    /// Configures a trail writing to `store`, sealed with `key`.
+    pub fn builder(
+        name: impl Into<String>,
+        store: Arc<dyn Store>,
+        key: Arc<SealingKey>,
+    ) -> TrailBuilder {
+        TrailBuilder {
+            name: name.into(),
+            store,
+            key,
+            clock: Arc::new(SystemClock),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            max_conflicts: DEFAULT_MAX_CONFLICTS,
+            seal_check_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// Starts a trail with the default settings.
+    pub async fn open(
+        name: impl Into<String>,
+        store: Arc<dyn Store>,
+        key: Arc<SealingKey>,
+    ) -> Result<Trail> {
+        Self::builder(name, store, key).start().await
+    }
+
+    /// The trail's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Records an event: validates it, seals it and waits until the batch it
+    /// went into is committed. `Ok` means it is durable in the store; any
+    /// error means it is not in the trail.
+    pub async fn record(&self, event: Event) -> Result<Receipt> {
+        event.validate()?;
+        let body = with_salts(|salts| event.to_body(&mut &mut *salts))?;
+        let commitment = body_commitment(&body);
+        let (reply, receipt) = oneshot::channel();
+        let pending = Pending {
+            body,
+            commitment,
+            reply,
+        };
+        self.shared
+            .commands
+            .try_send(Command::Record(pending))
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => Error::Backpressure {
+                    trail: self.name().to_owned(),
+                    capacity: self.shared.capacity,
+                },
+                mpsc::error::TrySendError::Closed(_) => self.closed(),
+            })?;
+        receipt.await.map_err(|_| self.closed())?
+    }
+
+    /// Seals every epoch that has ended, now rather than at the writer's
+    /// next check. Useful before a verification and with a manual clock.
+    pub async fn seal_finished_epochs(&self) -> Result<()> {
+        self.request(Command::SealFinishedEpochs).await
+    }
+
+    /// Commits every event accepted so far, then stops the writer. Other
+    /// handles to the trail get [`Error::Closed`] afterwards.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.request(Command::Shutdown).await
+    }
+
+    async fn request(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<()>>) -> Command,
+    ) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.shared
+            .commands
+            .send(command(reply))
+            .await
+            .map_err(|_| self.closed())?;
+        done.await.map_err(|_| self.closed())?
+    }
+
+    fn closed(&self) -> Error {
+        Error::Closed {
+            trail: self.name().to_owned(),
+        }
+    }
+}
+
+/// The oldest epoch of a trail that has no seal yet, judging by its head.
+fn first_unsealed_epoch(head: &Head) -> u64 {
+    if head.kind == EntryKind::EpochSeal {
+        head.epoch + 1
+    } else {
+        head.epoch
+    }
+}
+
+struct Writer {
+    name: Arc<str>,
+    store: Arc<dyn Store>,
+    key: Arc<SealingKey>,
+    clock: Arc<dyn Clock>,
+    /// The head as of our last append or read; `None` means unknown.
+    head: Option<Option<Head>>,
+    max_conflicts: u32,
+    max_batch: usize,
+}
+
+impl Writer {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, seal_check_interval: Duration) {
+        let mut ticks = tokio::time::interval(seal_check_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                command = commands.recv() => {
+                    let Some(command) = command else { break };
+                    if self.handle(command, &mut commands).await.is_break() {
+                        break;
+                    }
+                }
+                _ = ticks.tick() => {
+                    if let Err(err) = self.commit(Vec::new()).await {
+                        tracing::warn!(trail = %self.name, error = %err, "sealing finished epochs failed; will retry");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        command: Command,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> std::ops::ControlFlow<()> {
+        match command {
+            Command::Record(first) => {
+                let mut batch = vec![first];
+                let mut control = None;
+                while batch.len() < self.max_batch {
+                    match commands.try_recv() {
+                        Ok(Command::Record(pending)) => batch.push(pending),
+                        Ok(other) => {
+                            control = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.commit_batch(batch).await;
+                match control {
+                    Some(command) => Box::pin(self.handle(command, commands)).await,
+                    None => std::ops::ControlFlow::Continue(()),
+                }
+            }
+            Command::SealFinishedEpochs(reply) => {
+                let _ = reply.send(self.commit(Vec::new()).await.map(drop));
+                std::ops::ControlFlow::Continue(())
+            }
+            Command::Shutdown(reply) => {
+                let _ = reply.send(Ok(()));
+                std::ops::ControlFlow::Break(())
+            }
+        }
+    }
+
+    async fn commit_batch(&mut self, batch: Vec<Pending>) {
+        let (events, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|pending| ((pending.body, pending.commitment), pending.reply))
+            .unzip();
+        match self.commit(events).await {
+            Ok(receipts) => {
+                for (reply, receipt) in replies.into_iter().zip(receipts) {
+                    // A caller that stopped waiting still has its event stored.
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(err) => {
+                // Fail closed: nothing of this batch was committed, and every
+                // caller learns it.
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    async fn read_head(&mut self) -> Result<Option<Head>> {
+        if let Some(head) = self.head {
+            return Ok(head);
+        }
+        let head = self.store.head(&self.name).await?;
+        self.head = Some(head);
+        Ok(head)
+    }
+
+    fn current_epoch(&self) -> Result<u64> {
+        Ok(self
+            .key
+            .schedule()
+            .epoch_of(self.clock.now())
+            .ok_or(KeyError::BeforeGenesis)?)
+    }
+
+    /// Seals finished epochs and the given events and appends them in one
+    /// atomic batch, retrying on conflicts with other writers.
+    async fn commit(&mut self, events: Vec<(Body, Digest)>) -> Result<Vec<Receipt>> {
+        let mut conflicts = 0;
+        loop {
+            let head = self.read_head().await?;
+            let Some(plan) = self.plan(head, &events).await? else {
+                return Ok(Vec::new());
+            };
+            let after = head.map(|head| head.seq);
+            match self.store.append(&self.name, after, &plan.entries).await {
+                Ok(()) => return Ok(self.committed(plan, events.len())),
+                Err(StoreError::Conflict { .. }) => {
+                    conflicts += 1;
+                    self.head = None;
+                    if conflicts >= self.max_conflicts {
+                        return Err(Error::Contention {
+                            trail: self.name.to_string(),
+                            attempts: conflicts,
+                        });
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(err) => {
+                    self.head = None;
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+
+    fn committed(&mut self, plan: Plan, event_count: usize) -> Vec<Receipt> {
+        if let Some(last) = plan.entries.last() {
+            self.head = Some(Some(last.head()));
+        }
+        if let Err(err) = self.key.set_trail_floor(&self.name, plan.target_epoch) {
+            // The entries are committed; only the key's evolution on disk
+            // lags, which weakens forward security until the next success.
+            tracing::error!(trail = %self.name, error = %err, "could not evolve the sealing key");
+        }
+        let first_event = plan.entries.len() - event_count;
+        plan.entries[first_event..]
+            .iter()
+            .map(|entry| Receipt {
+                trail: self.name.clone(),
+                seq: entry.seq,
+                recorded_at: entry.recorded_at,
+                mac: entry.mac,
+            })
+            .collect()
+    }
+
+    /// What to append after `head`: a genesis entry for a new trail, seals
+    /// for every finished epoch, then the events. `None` if there is nothing
+    /// to append.
+    async fn plan(&self, head: Option<Head>, events: &[(Body, Digest)]) -> Result<Option<Plan>> {
+        let schedule = *self.key.schedule();
+        let now = truncate_to_micros(self.clock.now());
+        // Timestamps never go backwards along a trail, whatever the clocks
+        // of several writers say, and never before the oldest key we hold.
+        let mut time = head.map_or(now, |head| now.max(head.recorded_at));
+        time = time.max(schedule.start_of(self.key.epoch()));
+        let target = schedule.epoch_of(time).ok_or(KeyError::BeforeGenesis)?;
+
+        let first_unsealed = head.as_ref().map_or(target, first_unsealed_epoch);
+        if events.is_empty() && (head.is_none() || first_unsealed >= target) {
+            return Ok(None);
+        }
+        let held = self.key.epoch();
+        if first_unsealed < held {
+            tracing::error!(
+                trail = %self.name,
+                epochs = ?(first_unsealed..held),
+                "epochs cannot be sealed any more: their keys were destroyed; the verifier will report them"
+            );
+        }
+        let keys = self
+            .key
+            .epoch_keys(first_unsealed.max(held).min(target), target)?;
+
+        let mut chain = ChainCursor {
+            trail: &self.name,
+            key_id: self.key.key_id(),
+            next_seq: head.map_or(0, |head| head.seq + 1),
+            prev_mac: head.map_or_else(|| genesis_prev_mac(&self.name), |head| head.mac),
+            entries: Vec::with_capacity(events.len() + keys.len() + 1),
+        };
+        if head.is_none() {
+            chain.push(
+                &keys[keys.len() - 1],
+                time,
+                EntryKind::Genesis,
+                self.genesis_body(),
+                None,
+            );
+        }
+        for key in &keys[..keys.len() - 1] {
+            let summary = match head {
+                Some(head) if head.epoch == key.epoch() && head.kind != EntryKind::EpochSeal => {
+                    self.store.epoch_summary(&self.name, key.epoch()).await?
+                }
+                _ => EpochSummary::default(),
+            };
+            let last_seq = chain.next_seq.saturating_sub(1);
+            let body = seal_body(key.epoch(), &summary, last_seq, &chain.prev_mac);
+            chain.push(key, time, EntryKind::EpochSeal, body, None);
+        }
+        let event_key = &keys[keys.len() - 1];
+        for (body, commitment) in events {
+            chain.push(
+                event_key,
+                time,
+                EntryKind::Event,
+                body.clone(),
+                Some(*commitment),
+            );
+        }
+        Ok(Some(Plan {
+            entries: chain.entries,
+            target_epoch: target,
+        }))
+    }
+
+    fn genesis_body(&self) -> Body {
+        let schedule = self.key.schedule();
+        let mut body = Body::new();
+        body.insert_public(genesis_fields::TRAIL, self.name.as_ref());
+        body.insert_public(genesis_fields::KEY_CHECK, self.key.check_value().to_hex());
+        body.insert_public(
+            genesis_fields::KEY_GENESIS,
+            format_timestamp(schedule.genesis()),
+        );
+        body.insert_public(
+            genesis_fields::EPOCH_SECONDS,
+            schedule.length_seconds().to_string(),
+        );
+        body.insert_public(genesis_fields::FORMAT, FORMAT_VERSION.to_string());
+        body
+    }
+}
+
+struct Plan {
+    entries: Vec<Entry>,
+    target_epoch: u64,
+}
+
+/// Appends sealed entries one after another, linking each to the last.
+struct ChainCursor<'a> {
+    trail: &'a str,
+    key_id: &'a str,
+    next_seq: u64,
+    prev_mac: Mac,
+    entries: Vec<Entry>,
+}
+
+impl ChainCursor<'_> {
+    fn push(
+        &mut self,
+        key: &EpochKey,
+        time: DateTime<Utc>,
+        kind: EntryKind,
+        body: Body,
+        commitment: Option<Digest>,
+    ) {
+        let commitment = commitment.unwrap_or_else(|| body_commitment(&body));
+        let draft = EntryDraft {
+            trail: self.trail.to_owned(),
+            seq: self.next_seq,
+            epoch: key.epoch(),
+            key_id: self.key_id.to_owned(),
+            recorded_at: time,
+            kind,
+            body,
+            prev_mac: self.prev_mac,
+        };
+        let entry = draft.seal_with(key, commitment);
+        self.next_seq += 1;
+        self.prev_mac = entry.mac;
+        self.entries.push(entry);
+    }
+}

@@ -1,0 +1,866 @@
+//! The verifier: proves a trail intact or names each entry that was changed,
+//! removed, reordered, duplicated, forged or backdated.
+//!
+//! Verification streams: entries are checked as they arrive, with a bounded
+//! window for entries stored out of order, so memory does not grow with the
+//! trail.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+use crate::entry::{Entry, EntryKind};
+use crate::seal::{
+    Digest, KeyDeriver, Mac, MacInput, VerificationKey, body_commitment, format_timestamp,
+    genesis_fields, genesis_prev_mac, seal_fields,
+};
+use crate::store::{EpochSummary, Store, counts_in_epoch};
+use crate::{KeyError, StoreError};
+
+/// How many entries may arrive out of seq order before the gap is reported
+/// as missing entries.
+pub const DEFAULT_REORDER_WINDOW: usize = 4096;
+
+/// How far from the expected seq a renumbered entry is searched for.
+const RENUMBER_SEARCH: u64 = 8;
+
+/// What is wrong, as data a caller can match on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// A stored field was changed: the entry no longer matches its MAC.
+    Modified,
+    /// Entries are absent from the trail.
+    Missing,
+    /// An entry is stored out of order or under another seq than it was
+    /// sealed with.
+    Reordered,
+    /// The same entry is stored twice.
+    Duplicated,
+    /// An entry that no key sealed was inserted.
+    Forged,
+    /// Two different sealed entries claim the same seq, or an entry does not
+    /// follow the entry before it: the trail was forked or spliced.
+    Forked,
+    /// An epoch ended without a valid seal.
+    UnsealedEpoch,
+    /// An epoch seal does not match the entries it closes.
+    SealMismatch,
+    /// A timestamp goes backwards or lies outside its epoch.
+    Backdated,
+    /// The entry names a key id no given verification key has.
+    UnknownKey,
+    /// Seq 0 is not a genesis entry for this trail.
+    InvalidGenesis,
+}
+
+impl FindingKind {
+    /// The stable name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Modified => "modified",
+            FindingKind::Missing => "missing",
+            FindingKind::Reordered => "reordered",
+            FindingKind::Duplicated => "duplicated",
+            FindingKind::Forged => "forged",
+            FindingKind::Forked => "forked",
+            FindingKind::UnsealedEpoch => "unsealed_epoch",
+            FindingKind::SealMismatch => "seal_mismatch",
+            FindingKind::Backdated => "backdated",
+            FindingKind::UnknownKey => "unknown_key",
+            FindingKind::InvalidGenesis => "invalid_genesis",
+        }
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing the verifier found wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The trail.
+    pub trail: String,
+    /// The seq concerned (the first of a range).
+    pub seq: u64,
+    /// The last seq of a range, for findings about several entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq_end: Option<u64>,
+    /// What is wrong.
+    pub kind: FindingKind,
+    /// A plain explanation.
+    pub detail: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.seq_end {
+            Some(end) if end != self.seq => write!(f, "{}#{}..{}", self.trail, self.seq, end)?,
+            _ => write!(f, "{}#{}", self.trail, self.seq)?,
+        }
+        write!(f, " {}: {}", self.kind, self.detail)
+    }
+}
+
+/// The result of verifying one trail. Findings are data, not errors: a run
+/// that finds tampering succeeded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TrailReport {
+    /// The trail.
+    pub trail: String,
+    /// Entries read.
+    pub entries: u64,
+    /// Lowest and highest seq read.
+    pub seq_range: Option<(u64, u64)>,
+    /// Lowest and highest epoch read.
+    pub epoch_range: Option<(u64, u64)>,
+    /// Entries whose MAC verified.
+    pub authentic: u64,
+    /// Epoch seals that verified and matched their epoch.
+    pub seals_verified: u64,
+    /// Everything found wrong, in seq order of discovery.
+    pub findings: Vec<Finding>,
+}
+
+impl TrailReport {
+    /// Whether nothing was found wrong.
+    pub fn is_intact(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Findings of one kind.
+    pub fn findings_of(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(move |finding| finding.kind == kind)
+    }
+
+    /// Number of findings per kind.
+    pub fn counts(&self) -> BTreeMap<FindingKind, usize> {
+        let mut counts = BTreeMap::new();
+        for finding in &self.findings {
+            *counts.entry(finding.kind).or_default() += 1;
+        }
+        counts
+    }
+}
+
+impl fmt::Display for TrailReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "trail {}: {} entries", self.trail, self.entries)?;
+        if let Some((first, last)) = self.seq_range {
+            write!(f, ", seq {first}..={last}")?;
+        }
+        if let Some((first, last)) = self.epoch_range {
+            write!(f, ", epochs {first}..={last}")?;
+        }
+        writeln!(
+            f,
+            ", {} MACs and {} epoch seals verified",
+            self.authentic, self.seals_verified
+        )?;
+        if self.findings.is_empty() {
+            writeln!(f, "  intact")?;
+        }
+        for finding in &self.findings {
+            // Details quote stored data; escaping keeps it from forging lines.
+            writeln!(f, "  {}", crate::event::escape_text(&finding.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a verification could not run at all (as opposed to findings).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The key does not fit the trail.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The entries could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Verifies trails with one or more verification keys (several after key
+/// rotation).
+#[derive(Debug)]
+pub struct Verifier {
+    keys: HashMap<String, VerificationKey>,
+    reorder_window: usize,
+}
+
+impl Verifier {
+    /// A verifier with one key.
+    pub fn new(key: VerificationKey) -> Self {
+        Self {
+            keys: HashMap::from([(key.key_id().to_owned(), key)]),
+            reorder_window: DEFAULT_REORDER_WINDOW,
+        }
+    }
+
+    /// Adds another key (e.g. the one before a rotation).
+    pub fn with_key(mut self, key: VerificationKey) -> Self {
+        self.keys.insert(key.key_id().to_owned(), key);
+        self
+    }
+
+    /// How many entries may arrive out of order before a gap counts as
+    /// missing entries.
+    pub fn reorder_window(mut self, window: usize) -> Self {
+        self.reorder_window = window.max(1);
+        self
+    }
+
+    /// Verifies every trail of a store.
+    pub async fn verify_store(&self, store: &dyn Store) -> Result<Vec<TrailReport>, VerifyError> {
+        let mut reports = Vec::new();
+        for trail in store.trails().await? {
+            reports.push(self.verify_trail(store, &trail).await?);
+        }
+        Ok(reports)
+    }
+
+    /// Verifies one trail of a store.
+    pub async fn verify_trail(
+        &self,
+        store: &dyn Store,
+        trail: &str,
+    ) -> Result<TrailReport, VerifyError> {
+        self.verify_stream(trail, store.scan(trail, 0)).await
+    }
+
+    /// Verifies a stream of one trail's entries in stored order.
+    pub async fn verify_stream<S>(
+        &self,
+        trail: &str,
+        entries: S,
+    ) -> Result<TrailReport, VerifyError>
+    where
+        S: Stream<Item = Result<Entry, StoreError>>,
+    {
+        let mut entries = std::pin::pin!(entries);
+        let mut run = self.start(trail);
+        while let Some(entry) = entries.next().await {
+            run.push(entry?)?;
+        }
+        Ok(run.finish())
+    }
+
+    /// Starts a verification that is fed entries one by one.
+    pub fn start(&self, trail: &str) -> TrailVerification<'_> {
+        TrailVerification {
+            verifier: self,
+            trail: trail.to_owned(),
+            derivers: HashMap::new(),
+            report: TrailReport {
+                trail: trail.to_owned(),
+                ..TrailReport::default()
+            },
+            checked_key: false,
+            slots: BTreeMap::new(),
+            buffered: 0,
+            next_seq: 0,
+            highest_arrived: None,
+            known_macs: HashMap::new(),
+            processed_macs: BTreeMap::new(),
+            previous: None,
+            epochs: EpochTracker::default(),
+        }
+    }
+}
+
+/// How an entry's MAC turned out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// MAC and body commitment verify.
+    Authentic,
+    /// Sealed as another seq than it is stored under.
+    Renumbered { stored: u64 },
+    /// The MAC verifies but the body does not match its commitment.
+    BodyModified,
+    /// The MAC does not verify under any candidate seq.
+    Unauthentic,
+    /// No key with the entry's key id.
+    UnknownKey,
+}
+
+impl Status {
+    fn is_sealed(self) -> bool {
+        matches!(self, Status::Authentic | Status::Renumbered { .. })
+    }
+}
+
+struct Item {
+    entry: Entry,
+    status: Status,
+    /// The seq it was sealed as (its stored seq when that cannot be known).
+    identity: u64,
+}
+
+/// What the chain check remembers of the entry before.
+#[derive(Clone, Copy)]
+struct Previous {
+    seq: u64,
+    /// `None` when that entry's MAC did not verify: its real MAC is unknown.
+    mac: Option<Mac>,
+    recorded_at: DateTime<Utc>,
+    epoch: u64,
+}
+
+#[derive(Default)]
+struct EpochTracker {
+    /// The oldest epoch without a seal so far.
+    next_unsealed: Option<u64>,
+    /// The epoch being counted and what was seen of it.
+    counting: Option<u64>,
+    seen: EpochSummary,
+}
+
+/// A verification in progress; feed it with [`TrailVerification::push`].
+pub struct TrailVerification<'v> {
+    verifier: &'v Verifier,
+    trail: String,
+    derivers: HashMap<String, KeyDeriver<'v>>,
+    report: TrailReport,
+    checked_key: bool,
+    /// Entries waiting for their turn, by the seq they were sealed as.
+    slots: BTreeMap<u64, Vec<Item>>,
+    buffered: usize,
+    /// The next seq to check the chain at.
+    next_seq: u64,
+    highest_arrived: Option<u64>,
+    /// MACs of sealed entries seen recently, to find renumbered entries.
+    known_macs: HashMap<Mac, u64>,
+    /// MACs of recently checked slots, to tell duplicates from forks.
+    processed_macs: BTreeMap<u64, Option<Mac>>,
+    previous: Option<Previous>,
+    epochs: EpochTracker,
+}
+
+impl TrailVerification<'_> {
+    /// Checks the next entry in stored order.
+    pub fn push(&mut self, entry: Entry) -> Result<(), VerifyError> {
+        if !self.checked_key {
+            self.check_key(&entry)?;
+        }
+        self.count(&entry);
+        let (status, identity) = self.authenticate(&entry);
+        if status.is_sealed() {
+            self.known_macs.insert(entry.mac, identity);
+        }
+        if let Status::Renumbered { stored } = status {
+            self.finding(
+                identity,
+                None,
+                FindingKind::Reordered,
+                format!("the entry sealed as seq {identity} is stored as seq {stored}"),
+            );
+        } else if status.is_sealed()
+            && self
+                .highest_arrived
+                .is_some_and(|highest| identity < highest)
+        {
+            self.finding(
+                identity,
+                None,
+                FindingKind::Reordered,
+                format!(
+                    "stored after seq {}, which follows it in the chain",
+                    self.highest_arrived.unwrap_or_default()
+                ),
+            );
+        }
+        if status.is_sealed() {
+            self.highest_arrived = Some(self.highest_arrived.map_or(identity, |h| h.max(identity)));
+        }
+
+        if identity < self.next_seq {
+            self.late_arrival(Item {
+                entry,
+                status,
+                identity,
+            });
+        } else {
+            self.slots.entry(identity).or_default().push(Item {
+                entry,
+                status,
+                identity,
+            });
+            self.buffered += 1;
+            self.drain(false);
+        }
+        Ok(())
+    }
+
+    /// Finishes the verification and returns the report.
+    pub fn finish(mut self) -> TrailReport {
+        self.drain(true);
+        self.report
+    }
+
+    /// A wrong verification key is one clear error, not a finding on every
+    /// entry: the genesis entry records the key's check value.
+    fn check_key(&mut self, entry: &Entry) -> Result<(), VerifyError> {
+        self.checked_key = true;
+        let Some(key) = self.verifier.keys.get(&entry.key_id) else {
+            if entry.seq == 0 || self.verifier.keys.len() == 1 {
+                return Err(KeyError::UnknownKey {
+                    trail: self.trail.clone(),
+                    key_id: crate::event::escape_text(&entry.key_id).into_owned(),
+                }
+                .into());
+            }
+            return Ok(());
+        };
+        let recorded_check = entry
+            .value(genesis_fields::KEY_CHECK)
+            .and_then(|hex| Digest::from_hex(hex).ok());
+        if entry.kind == EntryKind::Genesis
+            && recorded_check.is_some_and(|check| check != key.check_value())
+        {
+            return Err(KeyError::WrongKey {
+                trail: self.trail.clone(),
+                key_id: key.key_id().to_owned(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, entry: &Entry) {
+        let report = &mut self.report;
+        report.entries += 1;
+        report.seq_range = Some(report.seq_range.map_or((entry.seq, entry.seq), |(lo, hi)| {
+            (lo.min(entry.seq), hi.max(entry.seq))
+        }));
+        report.epoch_range = Some(
+            report
+                .epoch_range
+                .map_or((entry.epoch, entry.epoch), |(lo, hi)| {
+                    (lo.min(entry.epoch), hi.max(entry.epoch))
+                }),
+        );
+    }
+
+    fn mac_of(&mut self, entry: &Entry, seq: u64) -> Option<Mac> {
+        let key = self.verifier.keys.get(&entry.key_id)?;
+        let deriver = self
+            .derivers
+            .entry(entry.key_id.clone())
+            .or_insert_with(|| key.deriver());
+        let epoch_key = deriver.epoch_key(entry.epoch);
+        Some(epoch_key.mac(&MacInput {
+            trail: &self.trail,
+            seq,
+            epoch: entry.epoch,
+            key_id: &entry.key_id,
+            recorded_at_micros: entry.recorded_at.timestamp_micros(),
+            kind: entry.kind,
+            prev_mac: &entry.prev_mac,
+            body_commitment: &entry.body_commitment,
+        }))
+    }
+
+    /// Decides whether the entry is what some key sealed, and as which seq.
+    fn authenticate(&mut self, entry: &Entry) -> (Status, u64) {
+        let Some(mac) = self.mac_of(entry, entry.seq) else {
+            return (Status::UnknownKey, entry.seq);
+        };
+        if mac == entry.mac {
+            return if body_commitment(&entry.body) == entry.body_commitment {
+                self.report.authentic += 1;
+                (Status::Authentic, entry.seq)
+            } else {
+                (Status::BodyModified, entry.seq)
+            };
+        }
+        // Maybe an authentic entry moved to another seq (rows swapped or
+        // renumbered): try the seq its link names, then the neighbourhood.
+        let linked = if entry.prev_mac == genesis_prev_mac(&self.trail) {
+            Some(0)
+        } else {
+            self.known_macs.get(&entry.prev_mac).map(|seq| seq + 1)
+        };
+        let window =
+            self.next_seq.saturating_sub(RENUMBER_SEARCH)..=self.next_seq + RENUMBER_SEARCH;
+        for candidate in linked.into_iter().chain(window) {
+            if candidate != entry.seq
+                && self.mac_of(entry, candidate) == Some(entry.mac)
+                && body_commitment(&entry.body) == entry.body_commitment
+            {
+                self.report.authentic += 1;
+                return (Status::Renumbered { stored: entry.seq }, candidate);
+            }
+        }
+        (Status::Unauthentic, entry.seq)
+    }
+
+    /// An entry for a seq whose turn has passed: a duplicate, a fork or an
+    /// inserted entry.
+    fn late_arrival(&mut self, item: Item) {
+        let seq = item.identity;
+        let earlier = self.processed_macs.get(&seq).copied().flatten();
+        match item.status {
+            status if status.is_sealed() && earlier == Some(item.entry.mac) => self.finding(
+                seq,
+                None,
+                FindingKind::Duplicated,
+                "the same entry is stored a second time".into(),
+            ),
+            status if status.is_sealed() => self.finding(
+                seq,
+                None,
+                FindingKind::Forked,
+                "a second, different sealed entry claims this seq".into(),
+            ),
+            Status::UnknownKey => self.unknown_key(&item),
+            _ => self.finding(
+                seq,
+                None,
+                FindingKind::Forged,
+                "an entry that no key sealed is stored in addition to this seq".into(),
+            ),
+        }
+    }
+
+    /// Checks slots in seq order as far as it is safe to: a slot is checked
+    /// once a later entry has arrived (so an inserted entry and the real one
+    /// can be told apart), and a gap is declared missing once the reorder
+    /// window is full or the stream ended.
+    fn drain(&mut self, finished: bool) {
+        loop {
+            let Some((&lowest, _)) = self.slots.first_key_value() else {
+                return;
+            };
+            let later_arrived = self.slots.len() > 1;
+            if lowest > self.next_seq {
+                if !finished && self.buffered < self.verifier.reorder_window {
+                    return;
+                }
+                self.finding(
+                    self.next_seq,
+                    Some(lowest - 1),
+                    FindingKind::Missing,
+                    if lowest - 1 == self.next_seq {
+                        format!("entry {} is missing", self.next_seq)
+                    } else {
+                        format!("entries {} to {} are missing", self.next_seq, lowest - 1)
+                    },
+                );
+                self.next_seq = lowest;
+                self.previous = None;
+            }
+            if !finished && !later_arrived && self.buffered < self.verifier.reorder_window {
+                return;
+            }
+            let items = self.slots.remove(&lowest).unwrap_or_default();
+            self.buffered -= items.len();
+            self.check_slot(lowest, items);
+            self.next_seq = lowest + 1;
+        }
+    }
+
+    fn check_slot(&mut self, seq: u64, mut items: Vec<Item>) {
+        // The sealed entry (if any) owns the slot; every other is extra.
+        let owner = items
+            .iter()
+            .position(|item| item.status.is_sealed())
+            .unwrap_or(0);
+        let owner = items.swap_remove(owner);
+        let owner_sealed = owner.status.is_sealed();
+        for extra in items {
+            match extra.status {
+                s if s.is_sealed() && owner_sealed && extra.entry.mac == owner.entry.mac => self
+                    .finding(
+                        seq,
+                        None,
+                        FindingKind::Duplicated,
+                        "the same entry is stored a second time".into(),
+                    ),
+                s if s.is_sealed() => self.finding(
+                    seq,
+                    None,
+                    FindingKind::Forked,
+                    "a second, different sealed entry claims this seq".into(),
+                ),
+                Status::UnknownKey => self.unknown_key(&extra),
+                _ if owner_sealed => self.finding(
+                    seq,
+                    None,
+                    FindingKind::Forged,
+                    "an entry that no key sealed is stored beside the real one".into(),
+                ),
+                _ => self.finding(
+                    seq,
+                    None,
+                    FindingKind::Forged,
+                    "several unsealed entries claim this seq".into(),
+                ),
+            }
+        }
+        match owner.status {
+            Status::BodyModified => self.finding(
+                seq,
+                None,
+                FindingKind::Modified,
+                "the body no longer matches its commitment: a field value or salt was changed"
+                    .into(),
+            ),
+            Status::Unauthentic => self.finding(
+                seq,
+                None,
+                FindingKind::Modified,
+                "the entry does not match its MAC: a stored field (or the MAC) was changed".into(),
+            ),
+            Status::UnknownKey => self.unknown_key(&owner),
+            Status::Authentic | Status::Renumbered { .. } => {}
+        }
+        let sealed = owner.status.is_sealed();
+        if sealed {
+            self.check_chain(&owner);
+        }
+        self.track_epoch(&owner, sealed);
+        self.processed_macs
+            .insert(seq, sealed.then_some(owner.entry.mac));
+        self.forget_old(seq);
+        self.previous = Some(Previous {
+            seq,
+            mac: sealed.then_some(owner.entry.mac),
+            recorded_at: owner.entry.recorded_at,
+            epoch: owner.entry.epoch,
+        });
+    }
+
+    fn forget_old(&mut self, seq: u64) {
+        let window = self.verifier.reorder_window as u64;
+        if let Some(cutoff) = seq.checked_sub(window) {
+            while let Some(entry) = self.processed_macs.first_entry() {
+                if *entry.key() >= cutoff {
+                    break;
+                }
+                let (_, mac) = entry.remove_entry();
+                if let Some(mac) = mac {
+                    self.known_macs.remove(&mac);
+                }
+            }
+        }
+    }
+
+    fn unknown_key(&mut self, item: &Item) {
+        let detail = format!(
+            "sealed with key {:?}, for which no verification key was given",
+            crate::event::escape_text(&item.entry.key_id)
+        );
+        self.finding(item.identity, None, FindingKind::UnknownKey, detail);
+    }
+
+    /// Link, genesis and time checks of a sealed entry against the one before.
+    fn check_chain(&mut self, item: &Item) {
+        let entry = &item.entry;
+        let seq = item.identity;
+        if seq == 0 {
+            self.check_genesis(entry);
+        }
+        let expected_prev = match self.previous {
+            _ if seq == 0 => Some(genesis_prev_mac(&self.trail)),
+            Some(previous) if previous.seq + 1 == seq => previous.mac,
+            _ => None,
+        };
+        if expected_prev.is_some_and(|mac| mac != entry.prev_mac) {
+            self.finding(
+                seq,
+                None,
+                FindingKind::Forked,
+                "the entry does not follow the entry before it (its prev_mac names another entry)"
+                    .into(),
+            );
+        }
+        if let Some(previous) = self
+            .previous
+            .filter(|p| p.mac.is_some() && p.seq + 1 == seq)
+        {
+            if entry.recorded_at < previous.recorded_at {
+                self.finding(
+                    seq,
+                    None,
+                    FindingKind::Backdated,
+                    format!(
+                        "recorded at {}, before the entry before it ({})",
+                        format_timestamp(entry.recorded_at),
+                        format_timestamp(previous.recorded_at)
+                    ),
+                );
+            } else if entry.epoch < previous.epoch {
+                self.finding(
+                    seq,
+                    None,
+                    FindingKind::Backdated,
+                    format!(
+                        "sealed in epoch {}, before the entry before it (epoch {})",
+                        entry.epoch, previous.epoch
+                    ),
+                );
+            }
+        }
+        let Some(key) = self.verifier.keys.get(&entry.key_id) else {
+            return;
+        };
+        let time_epoch = key.schedule().epoch_of(entry.recorded_at);
+        let in_window = match entry.kind {
+            // A seal is made after its epoch ended.
+            EntryKind::EpochSeal => time_epoch.is_some_and(|e| e > entry.epoch),
+            _ => time_epoch == Some(entry.epoch),
+        };
+        if !in_window {
+            self.finding(
+                seq,
+                None,
+                FindingKind::Backdated,
+                format!(
+                    "recorded at {}, outside epoch {} ({} to {})",
+                    format_timestamp(entry.recorded_at),
+                    entry.epoch,
+                    format_timestamp(key.schedule().start_of(entry.epoch)),
+                    format_timestamp(key.schedule().end_of(entry.epoch))
+                ),
+            );
+        }
+    }
+
+    fn check_genesis(&mut self, entry: &Entry) {
+        let names_trail = entry.value(genesis_fields::TRAIL) == Some(self.trail.as_str());
+        if entry.kind != EntryKind::Genesis || !names_trail {
+            self.finding(
+                0,
+                None,
+                FindingKind::InvalidGenesis,
+                format!(
+                    "seq 0 is a {} entry, not the genesis of this trail",
+                    entry.kind
+                ),
+            );
+        }
+    }
+
+    /// Epoch seal accounting: every epoch before the newest must be closed by
+    /// exactly one seal that states its entries correctly.
+    fn track_epoch(&mut self, item: &Item, sealed: bool) {
+        let entry = &item.entry;
+        let seq = item.identity;
+        let tracker = &mut self.epochs;
+        let next_unsealed = *tracker.next_unsealed.get_or_insert(entry.epoch);
+        if entry.kind == EntryKind::EpochSeal && sealed {
+            let claimed_epoch = entry
+                .value(seal_fields::EPOCH)
+                .and_then(|v| v.parse::<u64>().ok());
+            if claimed_epoch != Some(entry.epoch) {
+                self.finding(
+                    seq,
+                    None,
+                    FindingKind::SealMismatch,
+                    "the seal names another epoch than it was sealed in".into(),
+                );
+            }
+            if entry.epoch < next_unsealed {
+                self.finding(
+                    seq,
+                    None,
+                    FindingKind::SealMismatch,
+                    format!("a second seal for epoch {}", entry.epoch),
+                );
+                return;
+            }
+            if entry.epoch > next_unsealed {
+                self.unsealed(seq, next_unsealed, entry.epoch - 1);
+            }
+            let tracker = &self.epochs;
+            let seen = if tracker.counting == Some(entry.epoch) {
+                tracker.seen
+            } else {
+                EpochSummary::default()
+            };
+            let problems = self.seal_problems(entry, seq, &seen);
+            if problems.is_empty() {
+                self.report.seals_verified += 1;
+            } else {
+                self.finding(
+                    seq,
+                    None,
+                    FindingKind::SealMismatch,
+                    format!("the seal of epoch {} {}", entry.epoch, problems.join("; ")),
+                );
+            }
+            self.epochs.next_unsealed = Some(entry.epoch + 1);
+            self.epochs.counting = None;
+            self.epochs.seen = EpochSummary::default();
+            return;
+        }
+        if entry.epoch > next_unsealed {
+            self.unsealed(seq, next_unsealed, entry.epoch - 1);
+            self.epochs.next_unsealed = Some(entry.epoch);
+        }
+        if counts_in_epoch(entry.kind) {
+            let tracker = &mut self.epochs;
+            if tracker.counting != Some(entry.epoch) {
+                tracker.counting = Some(entry.epoch);
+                tracker.seen = EpochSummary::default();
+            }
+            tracker.seen.add(entry.recorded_at);
+        }
+    }
+
+    fn seal_problems(&self, seal: &Entry, seq: u64, seen: &EpochSummary) -> Vec<String> {
+        let mut problems = Vec::new();
+        let claimed = |name| seal.value(name).unwrap_or("");
+        if claimed(seal_fields::ENTRIES) != seen.count.to_string() {
+            problems.push(format!(
+                "states {} entries, {} were found",
+                claimed(seal_fields::ENTRIES),
+                seen.count
+            ));
+        }
+        let time = |t: Option<DateTime<Utc>>| t.map(format_timestamp).unwrap_or_default();
+        if claimed(seal_fields::FIRST_AT) != time(seen.first_at)
+            || claimed(seal_fields::LAST_AT) != time(seen.last_at)
+        {
+            problems.push("states other first/last timestamps than were found".into());
+        }
+        if claimed(seal_fields::LAST_SEQ) != seq.saturating_sub(1).to_string() {
+            problems.push(format!(
+                "closes after seq {}, but is seq {seq}",
+                claimed(seal_fields::LAST_SEQ)
+            ));
+        }
+        if claimed(seal_fields::LAST_MAC) != seal.prev_mac.to_hex() {
+            problems.push("names another last MAC than the entry before it".into());
+        }
+        problems
+    }
+
+    fn unsealed(&mut self, seq: u64, first: u64, last: u64) {
+        let detail = if first == last {
+            format!("epoch {first} ended without a seal")
+        } else {
+            format!("epochs {first} to {last} ended without seals")
+        };
+        self.finding(seq, None, FindingKind::UnsealedEpoch, detail);
+    }
+
+    fn finding(&mut self, seq: u64, seq_end: Option<u64>, kind: FindingKind, detail: String) {
+        self.report.findings.push(Finding {
+            trail: self.trail.clone(),
+            seq,
+            seq_end,
+            kind,
+            detail,
+        });
+    }
+}
