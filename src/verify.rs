@@ -24,6 +24,9 @@ use crate::{KeyError, StoreError};
 /// as missing entries.
 pub const DEFAULT_REORDER_WINDOW: usize = 4096;
 
+/// How many entries are read before a suspected wrong key is reported.
+const KEY_PROBE_ENTRIES: u64 = 16;
+
 /// How far from the expected seq a renumbered entry is searched for.
 const RENUMBER_SEARCH: u64 = 8;
 
@@ -251,7 +254,7 @@ impl Verifier {
         while let Some(entry) = entries.next().await {
             run.push(entry?)?;
         }
-        Ok(run.finish())
+        run.finish()
     }
 
     /// Starts a verification that is fed entries one by one.
@@ -265,6 +268,7 @@ impl Verifier {
                 ..TrailReport::default()
             },
             checked_key: false,
+            key_suspicion: None,
             slots: BTreeMap::new(),
             buffered: 0,
             next_seq: 0,
@@ -331,6 +335,7 @@ pub struct TrailVerification<'v> {
     derivers: HashMap<String, KeyDeriver<'v>>,
     report: TrailReport,
     checked_key: bool,
+    key_suspicion: Option<KeyError>,
     /// Entries waiting for their turn, by the seq they were sealed as.
     slots: BTreeMap<u64, Vec<Item>>,
     buffered: usize,
@@ -349,7 +354,7 @@ impl TrailVerification<'_> {
     /// Checks the next entry in stored order.
     pub fn push(&mut self, entry: Entry) -> Result<(), VerifyError> {
         if !self.checked_key {
-            self.check_key(&entry)?;
+            self.suspect_key(&entry);
         }
         self.count(&entry);
         let (status, identity) = self.authenticate(&entry);
@@ -397,28 +402,29 @@ impl TrailVerification<'_> {
             self.buffered += 1;
             self.drain(false);
         }
-        Ok(())
+        self.confirm_key(false)
     }
 
     /// Finishes the verification and returns the report.
-    pub fn finish(mut self) -> TrailReport {
+    pub fn finish(mut self) -> Result<TrailReport, VerifyError> {
+        self.confirm_key(true)?;
         self.drain(true);
-        self.report
+        Ok(self.report)
     }
 
     /// A wrong verification key is one clear error, not a finding on every
-    /// entry: the genesis entry records the key's check value.
-    fn check_key(&mut self, entry: &Entry) -> Result<(), VerifyError> {
+    /// entry. The first entry raises the suspicion (an unknown key id, or a
+    /// genesis whose recorded key check differs from the key's); it becomes
+    /// the error only if none of the first entries verifies either, so that
+    /// tampering with the genesis alone is still reported as a finding.
+    fn suspect_key(&mut self, entry: &Entry) {
         self.checked_key = true;
         let Some(key) = self.verifier.keys.get(&entry.key_id) else {
-            if entry.seq == 0 || self.verifier.keys.len() == 1 {
-                return Err(KeyError::UnknownKey {
-                    trail: self.trail.clone(),
-                    key_id: crate::event::escape_text(&entry.key_id).into_owned(),
-                }
-                .into());
-            }
-            return Ok(());
+            self.key_suspicion = Some(KeyError::UnknownKey {
+                trail: self.trail.clone(),
+                key_id: crate::event::escape_text(&entry.key_id).into_owned(),
+            });
+            return;
         };
         let recorded_check = entry
             .value(genesis_fields::KEY_CHECK)
@@ -426,11 +432,21 @@ impl TrailVerification<'_> {
         if entry.kind == EntryKind::Genesis
             && recorded_check.is_some_and(|check| check != key.check_value())
         {
-            return Err(KeyError::WrongKey {
+            self.key_suspicion = Some(KeyError::WrongKey {
                 trail: self.trail.clone(),
                 key_id: key.key_id().to_owned(),
-            }
-            .into());
+            });
+        }
+    }
+
+    fn confirm_key(&mut self, finished: bool) -> Result<(), VerifyError> {
+        if self.report.authentic > 0 {
+            self.key_suspicion = None;
+        }
+        if (finished || self.report.entries >= KEY_PROBE_ENTRIES)
+            && let Some(err) = self.key_suspicion.take()
+        {
+            return Err(err.into());
         }
         Ok(())
     }
@@ -471,6 +487,11 @@ impl TrailVerification<'_> {
 
     /// Decides whether the entry is what some key sealed, and as which seq.
     fn authenticate(&mut self, entry: &Entry) -> (Status, u64) {
+        if entry.trail != self.trail {
+            // The MAC binds the trail name; an entry moved in from (or out
+            // to) another trail cannot verify here.
+            return (Status::Unauthentic, entry.seq);
+        }
         let Some(mac) = self.mac_of(entry, entry.seq) else {
             return (Status::UnknownKey, entry.seq);
         };
@@ -683,53 +704,50 @@ impl TrailVerification<'_> {
                     .into(),
             );
         }
+        let mut time_problems = Vec::new();
         if let Some(previous) = self
             .previous
             .filter(|p| p.mac.is_some() && p.seq + 1 == seq)
         {
             if entry.recorded_at < previous.recorded_at {
-                self.finding(
-                    seq,
-                    None,
-                    FindingKind::Backdated,
-                    format!(
-                        "recorded at {}, before the entry before it ({})",
-                        format_timestamp(entry.recorded_at),
-                        format_timestamp(previous.recorded_at)
-                    ),
-                );
-            } else if entry.epoch < previous.epoch {
-                self.finding(
-                    seq,
-                    None,
-                    FindingKind::Backdated,
-                    format!(
-                        "sealed in epoch {}, before the entry before it (epoch {})",
-                        entry.epoch, previous.epoch
-                    ),
-                );
+                time_problems.push(format!(
+                    "is before the entry before it ({})",
+                    format_timestamp(previous.recorded_at)
+                ));
+            }
+            if entry.epoch < previous.epoch {
+                time_problems.push(format!(
+                    "was sealed in epoch {}, before the entry before it (epoch {})",
+                    entry.epoch, previous.epoch
+                ));
             }
         }
-        let Some(key) = self.verifier.keys.get(&entry.key_id) else {
-            return;
-        };
-        let time_epoch = key.schedule().epoch_of(entry.recorded_at);
-        let in_window = match entry.kind {
-            // A seal is made after its epoch ended.
-            EntryKind::EpochSeal => time_epoch.is_some_and(|e| e > entry.epoch),
-            _ => time_epoch == Some(entry.epoch),
-        };
-        if !in_window {
+        if let Some(key) = self.verifier.keys.get(&entry.key_id) {
+            let schedule = key.schedule();
+            let time_epoch = schedule.epoch_of(entry.recorded_at);
+            let in_window = match entry.kind {
+                // A seal is made after its epoch ended.
+                EntryKind::EpochSeal => time_epoch.is_some_and(|e| e > entry.epoch),
+                _ => time_epoch == Some(entry.epoch),
+            };
+            if !in_window {
+                time_problems.push(format!(
+                    "lies outside epoch {} ({} to {})",
+                    entry.epoch,
+                    format_timestamp(schedule.start_of(entry.epoch)),
+                    format_timestamp(schedule.end_of(entry.epoch))
+                ));
+            }
+        }
+        if !time_problems.is_empty() {
             self.finding(
                 seq,
                 None,
                 FindingKind::Backdated,
                 format!(
-                    "recorded at {}, outside epoch {} ({} to {})",
+                    "the timestamp {} {}",
                     format_timestamp(entry.recorded_at),
-                    entry.epoch,
-                    format_timestamp(key.schedule().start_of(entry.epoch)),
-                    format_timestamp(key.schedule().end_of(entry.epoch))
+                    time_problems.join(" and ")
                 ),
             );
         }
@@ -756,8 +774,16 @@ impl TrailVerification<'_> {
         let entry = &item.entry;
         let seq = item.identity;
         let tracker = &mut self.epochs;
+        if !sealed {
+            // An entry that fails its MAC may carry a changed epoch; count it
+            // where it stands instead of trusting its epoch field.
+            if tracker.counting.is_some() {
+                tracker.seen.add(entry.recorded_at);
+            }
+            return;
+        }
         let next_unsealed = *tracker.next_unsealed.get_or_insert(entry.epoch);
-        if entry.kind == EntryKind::EpochSeal && sealed {
+        if entry.kind == EntryKind::EpochSeal {
             let claimed_epoch = entry
                 .value(seal_fields::EPOCH)
                 .and_then(|v| v.parse::<u64>().ok());

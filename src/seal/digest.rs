@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 macro_rules! hex_bytes {
     ($(#[$doc:meta])* $name:ident, $len:expr, $what:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Eq, Hash)]
+        #[derive(Clone, Copy, Eq)]
         pub struct $name([u8; $len]);
 
         impl $name {
@@ -58,6 +58,12 @@ macro_rules! hex_bytes {
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
                 self.0.ct_eq(&other.0).into()
+            }
+        }
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state);
             }
         }
 

@@ -73,8 +73,8 @@ pub fn check_batch(trail: &str, after: Option<u64>, entries: &[Entry]) -> Result
         trail: trail.to_owned(),
         reason,
     };
-    let mut expected = after.map_or(0, |seq| seq + 1);
-    for entry in entries {
+    let first = after.map_or(0, |seq| seq + 1);
+    for (expected, entry) in (first..).zip(entries) {
         if entry.trail != trail {
             return Err(invalid(format!(
                 "entry {} belongs to trail {:?}",
@@ -87,7 +87,6 @@ pub fn check_batch(trail: &str, after: Option<u64>, entries: &[Entry]) -> Result
                 entry.seq
             )));
         }
-        expected += 1;
     }
     Ok(())
 }

@@ -1,0 +1,235 @@
+//! Forward security: an attacker who steals the sealing key at time T holds
+//! only `K_e` of the current epoch. Whatever they do to entries of earlier
+//! epochs, the verifier catches it.
+
+mod support;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use support::{EPOCH_SECONDS, TRAIL, sample_event, start_time};
+use trailseal::{
+    Clock, Entry, EntryDraft, EntryKind, KeyError, ManualClock, MemoryStore, SealingKey, Trail,
+    TrailReport, Verifier,
+};
+
+struct Stolen {
+    store: MemoryStore,
+    verifier: Verifier,
+    /// The key as a thief finds it on disk at the end.
+    thief: SealingKey,
+    now: DateTime<Utc>,
+}
+
+/// Four epochs of events written with the key persisted to a file; then the
+/// thief opens that file.
+async fn stolen_key() -> Stolen {
+    let dir = tempfile::tempdir().unwrap();
+    let (sealing, verification) =
+        SealingKey::create_files(dir.path(), "k1", start_time(), EPOCH_SECONDS).unwrap();
+    let clock = ManualClock::new(start_time());
+    let store = MemoryStore::new();
+    let trail = Trail::builder(TRAIL, Arc::new(store.clone()), Arc::new(sealing))
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await
+        .unwrap();
+    for i in 0..50 {
+        trail.record(sample_event(i)).await.unwrap();
+        clock.advance(TimeDelta::seconds(75));
+    }
+    trail.seal_finished_epochs().await.unwrap();
+    trail.shutdown().await.unwrap();
+    let thief = SealingKey::open(dir.path().join("sealing.key")).unwrap();
+    let current = verification.schedule().epoch_of(clock.now()).unwrap();
+    assert_eq!(
+        thief.epoch(),
+        current,
+        "the key on disk has evolved to the current epoch"
+    );
+    assert!(current >= 4);
+    Stolen {
+        store,
+        verifier: Verifier::new(verification),
+        thief,
+        now: clock.now(),
+    }
+}
+
+fn reseal(
+    thief: &SealingKey,
+    entry: &Entry,
+    epoch: u64,
+    recorded_at: DateTime<Utc>,
+) -> Result<Entry, KeyError> {
+    thief.seal_entry(EntryDraft {
+        trail: entry.trail.clone(),
+        seq: entry.seq,
+        epoch,
+        key_id: entry.key_id.clone(),
+        recorded_at,
+        kind: entry.kind,
+        body: entry.body.clone(),
+        prev_mac: entry.prev_mac,
+    })
+}
+
+async fn verify(stolen: &Stolen, entries: Vec<Entry>) -> TrailReport {
+    stolen.store.restore(TRAIL, entries);
+    stolen
+        .verifier
+        .verify_trail(&stolen.store, TRAIL)
+        .await
+        .unwrap()
+}
+
+fn names(report: &TrailReport, seq: u64) -> bool {
+    report
+        .findings
+        .iter()
+        .any(|f| f.seq == seq || f.seq_end.is_some_and(|end| f.seq <= seq && seq <= end))
+}
+
+/// An event of epoch 1, well before the theft.
+fn victim(entries: &[Entry]) -> usize {
+    entries
+        .iter()
+        .position(|e| e.kind == EntryKind::Event && e.epoch == 1)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keys_of_sealed_epochs_cannot_be_derived() {
+    let stolen = stolen_key().await;
+    let entries = stolen.store.dump(TRAIL);
+    let target = &entries[victim(&entries)];
+    let err = reseal(&stolen.thief, target, target.epoch, target.recorded_at).unwrap_err();
+    assert!(
+        matches!(err, KeyError::EpochGone { requested: 1, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn rewriting_an_old_entry_with_the_current_key_is_caught() {
+    let stolen = stolen_key().await;
+    let current = stolen.thief.epoch();
+    let original = stolen.store.dump(TRAIL);
+    let at = victim(&original);
+    let seq = original[at].seq;
+
+    // Every way of re-sealing the changed entry with the only key at hand.
+    let times = [original[at].recorded_at, stolen.now];
+    for recorded_at in times {
+        let mut entries = original.clone();
+        entries[at].body.insert_public("action", "database.delete");
+        entries[at] = reseal(&stolen.thief, &entries[at], current, recorded_at).unwrap();
+        let report = verify(&stolen, entries).await;
+        assert!(names(&report, seq), "recorded_at {recorded_at}: {report}");
+    }
+
+    // Changing it without re-sealing.
+    let mut entries = original.clone();
+    entries[at].body.insert_public("action", "database.delete");
+    let report = verify(&stolen, entries).await;
+    assert!(names(&report, seq), "{report}");
+}
+
+#[tokio::test]
+async fn removing_an_old_entry_and_resealing_the_rest_is_caught() {
+    let stolen = stolen_key().await;
+    let current = stolen.thief.epoch();
+    let mut entries = stolen.store.dump(TRAIL);
+    let at = victim(&entries);
+    let seq = entries[at].seq;
+    entries.remove(at);
+    // Renumber and re-chain everything after the gap under the stolen key.
+    let mut prev = entries[at - 1].mac;
+    for entry in entries.iter_mut().skip(at) {
+        entry.seq -= 1;
+        entry.prev_mac = prev;
+        *entry = reseal(&stolen.thief, entry, current, entry.recorded_at).unwrap();
+        prev = entry.mac;
+    }
+    let report = verify(&stolen, entries).await;
+    assert!(names(&report, seq), "{report}");
+}
+
+#[tokio::test]
+async fn inserting_a_backdated_entry_is_caught() {
+    let stolen = stolen_key().await;
+    let current = stolen.thief.epoch();
+    let mut entries = stolen.store.dump(TRAIL);
+    let at = victim(&entries);
+    let mut forged = entries[at].clone();
+    forged.seq += 1;
+    forged.prev_mac = entries[at].mac;
+    forged.body.insert_public("action", "customer.delete");
+    let forged = reseal(&stolen.thief, &forged, current, entries[at].recorded_at).unwrap();
+    let seq = forged.seq;
+    entries.insert(at + 1, forged);
+    let mut prev = entries[at + 1].mac;
+    for entry in entries.iter_mut().skip(at + 2) {
+        entry.seq += 1;
+        entry.prev_mac = prev;
+        *entry = reseal(&stolen.thief, entry, current, entry.recorded_at).unwrap();
+        prev = entry.mac;
+    }
+    let report = verify(&stolen, entries).await;
+    assert!(names(&report, seq), "{report}");
+}
+
+#[tokio::test]
+async fn truncating_sealed_epochs_and_writing_anew_is_caught() {
+    let stolen = stolen_key().await;
+    let current = stolen.thief.epoch();
+    let mut entries = stolen.store.dump(TRAIL);
+    let at = victim(&entries);
+    let seq = entries[at].seq;
+    entries.truncate(at);
+    // Fresh entries in the current epoch, chained onto the cut.
+    let mut prev = entries[at - 1].mac;
+    for i in 0..3u64 {
+        let mut entry = entries[at - 1].clone();
+        entry.seq = seq + i;
+        entry.kind = EntryKind::Event;
+        entry.prev_mac = prev;
+        let entry = reseal(&stolen.thief, &entry, current, stolen.now).unwrap();
+        prev = entry.mac;
+        entries.push(entry);
+    }
+    let report = verify(&stolen, entries).await;
+    assert!(names(&report, seq), "{report}");
+    assert!(
+        report
+            .findings_of(trailseal::FindingKind::UnsealedEpoch)
+            .count()
+            >= 1,
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn replacing_an_old_epoch_seal_is_caught() {
+    let stolen = stolen_key().await;
+    let current = stolen.thief.epoch();
+    let mut entries = stolen.store.dump(TRAIL);
+    let at = entries
+        .iter()
+        .position(|e| e.kind == EntryKind::EpochSeal)
+        .unwrap();
+    let seq = entries[at].seq;
+    for epoch in [entries[at].epoch, current] {
+        let mut seal = entries[at].clone();
+        seal.body.insert_public("seal.entries", "1");
+        match reseal(&stolen.thief, &seal, epoch, stolen.now) {
+            Err(KeyError::EpochGone { .. }) => continue,
+            Err(err) => panic!("{err}"),
+            Ok(seal) => {
+                entries[at] = seal;
+                let report = verify(&stolen, entries.clone()).await;
+                assert!(names(&report, seq), "{report}");
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Shared helpers for integration tests: a trail of realistic events written
+//! through the real writer, with a manual clock.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use trailseal::{
+    Actor, Entry, Event, FindingKind, ManualClock, MemoryStore, SealingKey, Trail, TrailReport,
+    VerificationKey, Verifier,
+};
+
+pub const TRAIL: &str = "admin";
+pub const EPOCH_SECONDS: u64 = 900;
+
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap()
+}
+
+pub struct Fixture {
+    pub store: MemoryStore,
+    pub sealing: Arc<SealingKey>,
+    pub verification: VerificationKey,
+    pub clock: ManualClock,
+    pub trail: Trail,
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        let clock = ManualClock::new(start_time());
+        let (sealing, verification) =
+            SealingKey::generate("k1", start_time(), EPOCH_SECONDS).unwrap();
+        let sealing = Arc::new(sealing);
+        let store = MemoryStore::new();
+        let trail = Trail::builder(TRAIL, Arc::new(store.clone()), sealing.clone())
+            .clock(Arc::new(clock.clone()))
+            .start()
+            .await
+            .unwrap();
+        Self {
+            store,
+            sealing,
+            verification,
+            clock,
+            trail,
+        }
+    }
+
+    /// Records `count` events, `step` apart.
+    pub async fn record(&self, count: usize, step: TimeDelta) {
+        for i in 0..count {
+            self.trail.record(sample_event(i)).await.unwrap();
+            self.clock.advance(step);
+        }
+    }
+
+    pub async fn seal(&self) {
+        self.trail.seal_finished_epochs().await.unwrap();
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.store.dump(TRAIL)
+    }
+
+    pub fn restore(&self, entries: Vec<Entry>) {
+        self.store.restore(TRAIL, entries);
+    }
+
+    pub async fn verify(&self) -> TrailReport {
+        Verifier::new(clone_key(&self.verification))
+            .verify_trail(&self.store, TRAIL)
+            .await
+            .unwrap()
+    }
+}
+
+/// A standard trail: 40 events one minute apart (three sealed epochs and an
+/// open one), all seals written.
+pub async fn standard_trail() -> Fixture {
+    let fixture = Fixture::new().await;
+    fixture.record(40, TimeDelta::minutes(1)).await;
+    fixture.seal().await;
+    fixture
+}
+
+pub fn clone_key(key: &VerificationKey) -> VerificationKey {
+    // Round-trip through a file, as an auditor would receive it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("verification.key");
+    key.save(&path).unwrap();
+    VerificationKey::load(&path).unwrap()
+}
+
+pub fn sample_event(i: usize) -> Event {
+    let actions = [
+        "database.create",
+        "mailbox.delete",
+        "session.login",
+        "domain.create",
+    ];
+    let mut builder = Event::builder(actions[i % actions.len()])
+        .actor(Actor::customer(format!("kunde{}", i % 7)))
+        .tenant(format!("kunde{}", i % 7))
+        .target("database", format!("db{i}"))
+        .ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, (i % 250) as u8)))
+        .user_agent("Mozilla/5.0 (X11; Linux x86_64)")
+        .request_id(format!("req-{i}"))
+        .meta("size_mb", i as i64 * 10);
+    if i % 5 == 3 {
+        builder = builder.failure("quota exceeded");
+    }
+    builder.build().unwrap()
+}
+
+/// The findings as `(kind, seq)` pairs, in report order.
+pub fn findings(report: &TrailReport) -> Vec<(FindingKind, u64)> {
+    report.findings.iter().map(|f| (f.kind, f.seq)).collect()
+}
+
+/// Index of the first entry of a kind after `from`.
+pub fn position_of(entries: &[Entry], kind: trailseal::EntryKind, from: usize) -> usize {
+    entries
+        .iter()
+        .skip(from)
+        .position(|e| e.kind == kind)
+        .unwrap()
+        + from
+}
