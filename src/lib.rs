@@ -24,7 +24,7 @@ pub use event::{
 };
 pub use seal::{
     DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,
-    MacInput, SEALING_KEY_FILE, Salt, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
+    MacInput, SEALING_KEY_FILE, Salt, Sealer, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
     body_commitment, describe_schedule, encode_body, field_commitment, format_timestamp,
     genesis_prev_mac, new_key_id, truncate_to_micros,
 };

@@ -165,3 +165,83 @@ pub(crate) fn with_salts<T>(f: impl FnOnce(&mut dyn FnMut() -> Salt) -> T) -> Re
         }
     })
 }
+
+/// Seals a run of entries of one epoch onto a known chain position, outside
+/// a [`crate::Trail`] writer: for tools, benchmarks and recording inside a
+/// caller's own database transaction (where the caller holds the trail's
+/// head locked).
+pub struct Sealer {
+    trail: String,
+    key_id: String,
+    key: EpochKey,
+    next_seq: u64,
+    prev_mac: Mac,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("trail", &self.trail)
+            .field("epoch", &self.key.epoch())
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl super::SealingKey {
+    /// A sealer for `trail` in `epoch`, continuing after `head` (the last
+    /// entry's seq and MAC), or starting the trail at seq 0 when `None`.
+    pub fn sealer(
+        &self,
+        trail: &str,
+        epoch: u64,
+        head: Option<(u64, Mac)>,
+    ) -> Result<Sealer, KeyError> {
+        let key = self
+            .epoch_keys(epoch, epoch)?
+            .pop()
+            .ok_or(KeyError::EpochGone {
+                requested: epoch,
+                held: self.epoch(),
+            })?;
+        Ok(Sealer {
+            trail: trail.to_owned(),
+            key_id: self.key_id().to_owned(),
+            key,
+            next_seq: head.map_or(0, |(seq, _)| seq + 1),
+            prev_mac: head.map_or_else(|| super::genesis_prev_mac(trail), |(_, mac)| mac),
+        })
+    }
+}
+
+impl Sealer {
+    /// Validates an event and seals it as the next entry.
+    pub fn seal_event(
+        &mut self,
+        event: &crate::Event,
+        recorded_at: DateTime<Utc>,
+    ) -> crate::Result<Entry> {
+        event.validate()?;
+        let body = with_salts(|salts| event.to_body(&mut &mut *salts))?;
+        Ok(self.seal_body(EntryKind::Event, body, recorded_at))
+    }
+
+    /// Seals a body of any kind as the next entry.
+    pub fn seal_body(&mut self, kind: EntryKind, body: Body, recorded_at: DateTime<Utc>) -> Entry {
+        let commitment = body_commitment(&body);
+        let draft = EntryDraft {
+            trail: self.trail.clone(),
+            seq: self.next_seq,
+            epoch: self.key.epoch(),
+            key_id: self.key_id.clone(),
+            recorded_at: super::truncate_to_micros(recorded_at),
+            kind,
+            body,
+            prev_mac: self.prev_mac,
+        };
+        let entry = draft.seal_with(&self.key, commitment);
+        self.next_seq += 1;
+        self.prev_mac = entry.mac;
+        entry
+    }
+}

@@ -6,7 +6,7 @@ mod digest;
 mod encoding;
 mod keys;
 
-pub use chain::EntryDraft;
+pub use chain::{EntryDraft, Sealer};
 pub(crate) use chain::{genesis_fields, seal_body, seal_fields, with_salts};
 pub use digest::{Digest, Mac, Salt};
 pub use encoding::{
