@@ -93,6 +93,14 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A line of a JSON Lines export is not an entry.
+    #[error("line {line} of the export: {reason}")]
+    MalformedExport {
+        /// The line number, from 1.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// The database is not a trailseal database (or not a database at all).
     #[error("{0}")]
     NotATrailStore(String),

@@ -5,15 +5,18 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod checkpoint;
 mod clock;
 mod entry;
 mod error;
 mod event;
+mod export;
 mod seal;
 mod store;
 mod trail;
 mod verify;
 
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{Body, Entry, EntryKind, Field, Head};
 pub use error::{Error, FormatError, KeyError, Result, StoreError};
@@ -22,6 +25,7 @@ pub use event::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_DEPTH, MAX_METADATA_LEN, MAX_TEXT_LEN, Outcome, Source,
     Target, ValidationError, canonical_json, escape_text,
 };
+pub use export::{JsonLinesReader, export_json_lines};
 pub use seal::{
     DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,
     MacInput, SEALING_KEY_FILE, Salt, Sealer, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
@@ -34,6 +38,6 @@ pub use trail::{
     Trail, TrailBuilder, validate_trail_name,
 };
 pub use verify::{
-    DEFAULT_REORDER_WINDOW, Finding, FindingKind, TrailReport, TrailVerification, Verifier,
-    VerifyError,
+    DEFAULT_REORDER_WINDOW, Finding, FindingKind, ReportHead, TrailReport, TrailVerification,
+    Verifier, VerifyError,
 };

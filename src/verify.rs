@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
+use crate::checkpoint::Checkpoint;
 use crate::entry::{Entry, EntryKind};
 use crate::seal::{
-    Digest, KeyDeriver, Mac, MacInput, VerificationKey, body_commitment, format_timestamp,
-    genesis_fields, genesis_prev_mac, seal_fields,
+    Digest, EpochKey, KeyDeriver, Mac, MacInput, VerificationKey, body_commitment,
+    format_timestamp, genesis_fields, genesis_prev_mac, seal_fields,
 };
 use crate::store::{EpochSummary, Store, counts_in_epoch};
 use crate::{KeyError, StoreError};
@@ -26,6 +27,9 @@ pub const DEFAULT_REORDER_WINDOW: usize = 4096;
 
 /// How many entries are read before a suspected wrong key is reported.
 const KEY_PROBE_ENTRIES: u64 = 16;
+
+/// Entries checked in parallel at once.
+const VERIFY_BATCH: usize = 4096;
 
 /// How far from the expected seq a renumbered entry is searched for.
 const RENUMBER_SEARCH: u64 = 8;
@@ -59,6 +63,12 @@ pub enum FindingKind {
     UnknownKey,
     /// Seq 0 is not a genesis entry for this trail.
     InvalidGenesis,
+    /// The trail ends before a checkpoint's head: entries were cut off the
+    /// tail.
+    Truncated,
+    /// The entry at a checkpoint's head is not the one the checkpoint names:
+    /// the trail was rolled back to an older copy, or forked.
+    CheckpointMismatch,
 }
 
 impl FindingKind {
@@ -76,6 +86,8 @@ impl FindingKind {
             FindingKind::Backdated => "backdated",
             FindingKind::UnknownKey => "unknown_key",
             FindingKind::InvalidGenesis => "invalid_genesis",
+            FindingKind::Truncated => "truncated",
+            FindingKind::CheckpointMismatch => "checkpoint_mismatch",
         }
     }
 }
@@ -128,11 +140,35 @@ pub struct TrailReport {
     pub authentic: u64,
     /// Epoch seals that verified and matched their epoch.
     pub seals_verified: u64,
+    /// Checkpoints whose head was found, authentic and unchanged.
+    pub checkpoints_verified: u64,
+    /// The newest entry of the chain, when its MAC verified: what a
+    /// checkpoint of this trail states.
+    pub head: Option<ReportHead>,
     /// Everything found wrong, in seq order of discovery.
     pub findings: Vec<Finding>,
 }
 
+/// The newest authentic entry of a verified trail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ReportHead {
+    /// Its seq.
+    pub seq: u64,
+    /// Its MAC.
+    pub mac: Mac,
+}
+
 impl TrailReport {
+    /// A checkpoint of the verified head, to export off the machine.
+    pub fn checkpoint(&self, time: DateTime<Utc>) -> Option<Checkpoint> {
+        self.head.map(|head| Checkpoint {
+            trail: self.trail.clone(),
+            next_seq: head.seq + 1,
+            head_mac: head.mac,
+            time: crate::seal::truncate_to_micros(time),
+        })
+    }
+
     /// Whether nothing was found wrong.
     pub fn is_intact(&self) -> bool {
         self.findings.is_empty()
@@ -197,6 +233,7 @@ pub enum VerifyError {
 #[derive(Debug)]
 pub struct Verifier {
     keys: HashMap<String, VerificationKey>,
+    checkpoints: HashMap<String, Vec<Checkpoint>>,
     reorder_window: usize,
 }
 
@@ -205,6 +242,7 @@ impl Verifier {
     pub fn new(key: VerificationKey) -> Self {
         Self {
             keys: HashMap::from([(key.key_id().to_owned(), key)]),
+            checkpoints: HashMap::new(),
             reorder_window: DEFAULT_REORDER_WINDOW,
         }
     }
@@ -212,6 +250,17 @@ impl Verifier {
     /// Adds another key (e.g. the one before a rotation).
     pub fn with_key(mut self, key: VerificationKey) -> Self {
         self.keys.insert(key.key_id().to_owned(), key);
+        self
+    }
+
+    /// Checks the trail against an exported checkpoint: the entry the
+    /// checkpoint names must be present and unchanged, and the trail must
+    /// not end before it.
+    pub fn with_checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.checkpoints
+            .entry(checkpoint.trail.clone())
+            .or_default()
+            .push(checkpoint);
         self
     }
 
@@ -229,6 +278,45 @@ impl Verifier {
             reports.push(self.verify_trail(store, &trail).await?);
         }
         Ok(reports)
+    }
+
+    /// Verifies the entries of an export (e.g. [`crate::JsonLinesReader`]),
+    /// trail by trail, whatever order the trails come in; only the named
+    /// trails when `trails` is not empty. Reports come in trail name order.
+    pub fn verify_entries(
+        &self,
+        entries: impl Iterator<Item = Result<Entry, StoreError>>,
+        trails: &[String],
+    ) -> Result<Vec<TrailReport>, VerifyError> {
+        let mut runs: BTreeMap<String, (TrailVerification<'_>, Vec<Entry>)> = BTreeMap::new();
+        for entry in entries {
+            let entry = entry?;
+            if !trails.is_empty() && !trails.contains(&entry.trail) {
+                continue;
+            }
+            let (run, batch) = match runs.get_mut(&entry.trail) {
+                Some(run) => run,
+                None => {
+                    crate::validate_trail_name(&entry.trail).map_err(|_| StoreError::Corrupt {
+                        trail: crate::escape_text(&entry.trail).into_owned(),
+                        seq: entry.seq,
+                        reason: "invalid trail name".into(),
+                    })?;
+                    runs.entry(entry.trail.clone())
+                        .or_insert_with(|| (self.start(&entry.trail), Vec::new()))
+                }
+            };
+            batch.push(entry);
+            if batch.len() >= VERIFY_BATCH {
+                run.push_batch(std::mem::take(batch))?;
+            }
+        }
+        runs.into_values()
+            .map(|(mut run, batch)| {
+                run.push_batch(batch)?;
+                run.finish()
+            })
+            .collect()
     }
 
     /// Verifies one trail of a store.
@@ -249,10 +337,13 @@ impl Verifier {
     where
         S: Stream<Item = Result<Entry, StoreError>>,
     {
-        let mut entries = std::pin::pin!(entries);
+        let mut entries = std::pin::pin!(entries.ready_chunks(VERIFY_BATCH));
         let mut run = self.start(trail);
-        while let Some(entry) = entries.next().await {
-            run.push(entry?)?;
+        while let Some(chunk) = entries.next().await {
+            let chunk = chunk
+                .into_iter()
+                .collect::<Result<Vec<Entry>, StoreError>>()?;
+            run.push_batch(chunk)?;
         }
         run.finish()
     }
@@ -277,7 +368,51 @@ impl Verifier {
             processed_macs: BTreeMap::new(),
             previous: None,
             epochs: EpochTracker::default(),
+            checkpoints: self
+                .checkpoints
+                .get(trail)
+                .into_iter()
+                .flatten()
+                .filter(|checkpoint| checkpoint.next_seq > 0)
+                .cloned()
+                .collect(),
         }
+    }
+}
+
+/// The order-independent part of checking an entry, done in parallel.
+#[derive(Clone, Copy, Debug)]
+enum Precheck {
+    /// The entry names another trail.
+    OtherTrail,
+    /// No key with the entry's key id.
+    UnknownKey,
+    /// MAC over the stored header, and body against its commitment.
+    Checked { mac_ok: bool, body_ok: bool },
+}
+
+fn precheck(trail: &str, entry: &Entry, keys: &HashMap<(String, u64), EpochKey>) -> Precheck {
+    // The MAC binds the trail name; an entry moved in from another trail
+    // cannot verify here.
+    if entry.trail != trail {
+        return Precheck::OtherTrail;
+    }
+    let Some(key) = keys.get(&(entry.key_id.clone(), entry.epoch)) else {
+        return Precheck::UnknownKey;
+    };
+    let mac = key.mac(&MacInput {
+        trail,
+        seq: entry.seq,
+        epoch: entry.epoch,
+        key_id: &entry.key_id,
+        recorded_at_micros: entry.recorded_at.timestamp_micros(),
+        kind: entry.kind,
+        prev_mac: &entry.prev_mac,
+        body_commitment: &entry.body_commitment,
+    });
+    Precheck::Checked {
+        mac_ok: mac == entry.mac,
+        body_ok: body_commitment(&entry.body) == entry.body_commitment,
     }
 }
 
@@ -348,16 +483,62 @@ pub struct TrailVerification<'v> {
     processed_macs: BTreeMap<u64, Option<Mac>>,
     previous: Option<Previous>,
     epochs: EpochTracker,
+    /// Checkpoints not yet matched against the trail.
+    checkpoints: Vec<Checkpoint>,
 }
 
 impl TrailVerification<'_> {
     /// Checks the next entry in stored order.
     pub fn push(&mut self, entry: Entry) -> Result<(), VerifyError> {
+        let keys = self.epoch_keys_for(std::slice::from_ref(&entry));
+        let precheck = precheck(&self.trail, &entry, &keys);
+        self.push_checked(entry, precheck)
+    }
+
+    /// Checks the next entries in stored order. MACs and body commitments
+    /// are computed in parallel on all cores; links, order and epochs are
+    /// then checked in order.
+    pub fn push_batch(&mut self, entries: Vec<Entry>) -> Result<(), VerifyError> {
+        use rayon::prelude::*;
+        let keys = self.epoch_keys_for(&entries);
+        let trail = self.trail.as_str();
+        let prechecks: Vec<Precheck> = entries
+            .par_iter()
+            .with_min_len(64)
+            .map(|entry| precheck(trail, entry, &keys))
+            .collect();
+        for (entry, precheck) in entries.into_iter().zip(prechecks) {
+            self.push_checked(entry, precheck)?;
+        }
+        Ok(())
+    }
+
+    /// The epoch keys a batch needs, derived in order (cheap: forward from
+    /// the last derived one) so that the parallel checks only look them up.
+    fn epoch_keys_for(&mut self, entries: &[Entry]) -> HashMap<(String, u64), EpochKey> {
+        let mut keys: HashMap<(String, u64), EpochKey> = HashMap::new();
+        for entry in entries {
+            let id = (entry.key_id.clone(), entry.epoch);
+            if keys.contains_key(&id) {
+                continue;
+            }
+            if let Some(key) = self.verifier.keys.get(&entry.key_id) {
+                let deriver = self
+                    .derivers
+                    .entry(entry.key_id.clone())
+                    .or_insert_with(|| key.deriver());
+                keys.insert(id, deriver.epoch_key(entry.epoch));
+            }
+        }
+        keys
+    }
+
+    fn push_checked(&mut self, entry: Entry, precheck: Precheck) -> Result<(), VerifyError> {
         if !self.checked_key {
             self.suspect_key(&entry);
         }
         self.count(&entry);
-        let (status, identity) = self.authenticate(&entry);
+        let (status, identity) = self.authenticate(&entry, precheck);
         if status.is_sealed() {
             self.known_macs.insert(entry.mac, identity);
         }
@@ -409,7 +590,52 @@ impl TrailVerification<'_> {
     pub fn finish(mut self) -> Result<TrailReport, VerifyError> {
         self.confirm_key(true)?;
         self.drain(true);
+        for checkpoint in std::mem::take(&mut self.checkpoints) {
+            let detail = format!(
+                "the trail ends before seq {}, but the checkpoint of {} says it had {} entries",
+                checkpoint.next_seq - 1,
+                format_timestamp(checkpoint.time),
+                checkpoint.next_seq
+            );
+            self.finding(
+                self.next_seq,
+                Some(checkpoint.next_seq - 1),
+                FindingKind::Truncated,
+                detail,
+            );
+        }
+        self.report.head = self.previous.and_then(|previous| {
+            previous.mac.map(|mac| ReportHead {
+                seq: previous.seq,
+                mac,
+            })
+        });
         Ok(self.report)
+    }
+
+    /// Compares the entry checked at `seq` with the checkpoints naming it.
+    fn check_checkpoints(&mut self, seq: u64, mac: Option<Mac>) {
+        let (matching, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.checkpoints)
+            .into_iter()
+            .partition(|checkpoint| checkpoint.next_seq - 1 <= seq);
+        self.checkpoints = rest;
+        for checkpoint in matching {
+            if checkpoint.next_seq - 1 == seq && mac == Some(checkpoint.head_mac) {
+                self.report.checkpoints_verified += 1;
+                continue;
+            }
+            let detail = format!(
+                "the checkpoint of {} names another entry at seq {}: the trail was rolled back to an older copy or forked",
+                format_timestamp(checkpoint.time),
+                checkpoint.next_seq - 1
+            );
+            self.finding(
+                checkpoint.next_seq - 1,
+                None,
+                FindingKind::CheckpointMismatch,
+                detail,
+            );
+        }
     }
 
     /// A wrong verification key is one clear error, not a finding on every
@@ -486,22 +712,22 @@ impl TrailVerification<'_> {
     }
 
     /// Decides whether the entry is what some key sealed, and as which seq.
-    fn authenticate(&mut self, entry: &Entry) -> (Status, u64) {
-        if entry.trail != self.trail {
-            // The MAC binds the trail name; an entry moved in from (or out
-            // to) another trail cannot verify here.
-            return (Status::Unauthentic, entry.seq);
-        }
-        let Some(mac) = self.mac_of(entry, entry.seq) else {
-            return (Status::UnknownKey, entry.seq);
-        };
-        if mac == entry.mac {
-            return if body_commitment(&entry.body) == entry.body_commitment {
-                self.report.authentic += 1;
-                (Status::Authentic, entry.seq)
-            } else {
-                (Status::BodyModified, entry.seq)
-            };
+    fn authenticate(&mut self, entry: &Entry, precheck: Precheck) -> (Status, u64) {
+        match precheck {
+            Precheck::OtherTrail => return (Status::Unauthentic, entry.seq),
+            Precheck::UnknownKey => return (Status::UnknownKey, entry.seq),
+            Precheck::Checked {
+                mac_ok: true,
+                body_ok,
+            } => {
+                return if body_ok {
+                    self.report.authentic += 1;
+                    (Status::Authentic, entry.seq)
+                } else {
+                    (Status::BodyModified, entry.seq)
+                };
+            }
+            Precheck::Checked { mac_ok: false, .. } => {}
         }
         // Maybe an authentic entry moved to another seq (rows swapped or
         // renumbered): try the seq its link names, then the neighbourhood.
@@ -651,6 +877,9 @@ impl TrailVerification<'_> {
         self.track_epoch(&owner, sealed);
         self.processed_macs
             .insert(seq, sealed.then_some(owner.entry.mac));
+        if !self.checkpoints.is_empty() {
+            self.check_checkpoints(seq, sealed.then_some(owner.entry.mac));
+        }
         self.forget_old(seq);
         self.previous = Some(Previous {
             seq,

@@ -323,3 +323,60 @@ async fn truncated_tail_inside_open_epoch_verifies_without_a_checkpoint() {
     fixture.restore(entries);
     assert!(fixture.verify().await.is_intact());
 }
+
+async fn checkpoint_of(fixture: &support::Fixture) -> trailseal::Checkpoint {
+    use trailseal::Store;
+    let head = fixture.store.head(support::TRAIL).await.unwrap().unwrap();
+    trailseal::Checkpoint::of_head(support::TRAIL, &head, support::start_time())
+}
+
+async fn verify_with(
+    fixture: &support::Fixture,
+    checkpoint: trailseal::Checkpoint,
+) -> trailseal::TrailReport {
+    // The checkpoint travels as text, as an operator exports it.
+    let checkpoint: trailseal::Checkpoint = checkpoint.to_string().parse().unwrap();
+    trailseal::Verifier::new(support::clone_key(&fixture.verification))
+        .with_checkpoint(checkpoint)
+        .verify_trail(&fixture.store, support::TRAIL)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn checkpoint_matches_an_intact_trail_that_grew_since() {
+    let fixture = standard_trail().await;
+    let checkpoint = checkpoint_of(&fixture).await;
+    fixture.record(5, TimeDelta::minutes(1)).await;
+    let report = verify_with(&fixture, checkpoint).await;
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.checkpoints_verified, 1);
+}
+
+#[tokio::test]
+async fn truncated_tail_is_reported_against_a_checkpoint() {
+    let fixture = standard_trail().await;
+    let checkpoint = checkpoint_of(&fixture).await;
+    let mut entries = fixture.entries();
+    entries.truncate(entries.len() - 2);
+    let first_cut = entries.len() as u64;
+    fixture.restore(entries);
+    let report = verify_with(&fixture, checkpoint).await;
+    assert_eq!(findings(&report), vec![(FindingKind::Truncated, first_cut)]);
+}
+
+#[tokio::test]
+async fn rollback_to_an_older_copy_is_reported_against_a_checkpoint() {
+    let fixture = standard_trail().await;
+    let older_copy = fixture.entries();
+    fixture.record(3, TimeDelta::minutes(1)).await;
+    let checkpoint = checkpoint_of(&fixture).await;
+    // Restore the older copy; the writer then carries on from it.
+    fixture.restore(older_copy);
+    fixture.record(4, TimeDelta::minutes(1)).await;
+    let report = verify_with(&fixture, checkpoint.clone()).await;
+    assert_eq!(
+        findings(&report),
+        vec![(FindingKind::CheckpointMismatch, checkpoint.next_seq - 1)]
+    );
+}
