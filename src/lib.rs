@@ -10,6 +10,7 @@ mod entry;
 mod error;
 mod event;
 mod seal;
+mod secrets;
 mod store;
 mod trail;
 mod verify;
@@ -27,6 +28,9 @@ pub use seal::{
     MacInput, SEALING_KEY_FILE, Salt, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
     body_commitment, describe_schedule, encode_body, field_commitment, format_timestamp,
     genesis_prev_mac, new_key_id, truncate_to_micros,
+};
+pub use secrets::{
+    SECRET_MARKER, SECRET_NAMES, SecretPolicy, is_secret_name, register_secret_names,
 };
 pub use store::{EntryStream, EpochSummary, MemoryStore, Store, check_batch, counts_in_epoch};
 pub use trail::{
