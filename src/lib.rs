@@ -5,17 +5,23 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod action;
 mod clock;
+mod context;
 mod entry;
 mod error;
 mod event;
+mod hosting;
+mod macros;
 mod seal;
 mod secrets;
 mod store;
 mod trail;
 mod verify;
 
+pub use action::{Action, ActionSpec, Catalog, STANDARD_PLACEHOLDERS};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::AuditContext;
 pub use entry::{Body, Entry, EntryKind, Field, Head};
 pub use error::{Error, FormatError, KeyError, Result, StoreError};
 pub use event::{
@@ -23,6 +29,10 @@ pub use event::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_DEPTH, MAX_METADATA_LEN, MAX_TEXT_LEN, Outcome, Source,
     Target, ValidationError, canonical_json, escape_text,
 };
+pub use hosting::HostingAction;
+#[doc(hidden)]
+pub use macros::__macro_support;
+pub use macros::Recording;
 pub use seal::{
     DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,
     MacInput, SEALING_KEY_FILE, Salt, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
