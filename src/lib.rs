@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod hosting;
 mod macros;
+mod render;
 mod seal;
 mod secrets;
 mod store;
@@ -33,6 +34,7 @@ pub use hosting::HostingAction;
 #[doc(hidden)]
 pub use macros::__macro_support;
 pub use macros::Recording;
+pub use render::{Language, render, render_lines};
 pub use seal::{
     DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,
     MacInput, SEALING_KEY_FILE, Salt, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
