@@ -81,14 +81,12 @@ use crate::{Error, Result};
 /// ```
 #[macro_export]
 macro_rules! audit {
-    ($trail:expr, $action:expr $(, $($fields:tt)*)?) => {{
-        let __audit_action = $action;
+    ($trail:expr, $action:expr $(, $($fields:tt)*)?) => {
         $crate::__macro_support::record(
             &$trail,
-            __audit_action,
-            $crate::audit_event!(__audit_action $(, $($fields)*)?),
+            $crate::audit_event!(@draft $action $(, $($fields)*)?),
         )
-    }};
+    };
 }
 
 /// Builds an [`Event`](crate::Event) for an action without recording it:
@@ -226,7 +224,8 @@ macro_rules! audit_event {
     (@text display, $v:expr) => { $crate::__macro_support::display(&$v) };
     (@text debug, $v:expr) => { $crate::__macro_support::debug(&$v) };
 
-    ($action:expr $(, $($fields:tt)*)?) => {{
+    // The event being built, before validation: `audit!` checks its trail.
+    (@draft $action:expr $(, $($fields:tt)*)?) => {{
         // Known at compile time, so stored once rather than built per call.
         static __AUDIT_LOCATION: $crate::Location = $crate::__macro_support::location(
             ::core::module_path!(),
@@ -235,8 +234,12 @@ macro_rules! audit_event {
         );
         let mut __audit_draft = $crate::__macro_support::Draft::new($action, &__AUDIT_LOCATION);
         $crate::audit_event!(@fields __audit_draft; $($($fields)*)?);
-        __audit_draft.finish()
+        __audit_draft
     }};
+
+    ($action:expr $(, $($fields:tt)*)?) => {
+        $crate::audit_event!(@draft $action $(, $($fields)*)?).finish()
+    };
 }
 
 /// The future returned by [`audit!`](crate::audit!): resolves to the
@@ -369,12 +372,6 @@ pub mod __macro_support {
     impl IntoIp for SocketAddr {
         fn into_ip(self) -> IpAddr {
             self.ip()
-        }
-    }
-
-    impl<T: IntoIp + Copy> IntoIp for &T {
-        fn into_ip(self) -> IpAddr {
-            (*self).into_ip()
         }
     }
 
@@ -520,25 +517,19 @@ pub mod __macro_support {
 
     /// Records an event built by `audit_event!` in `trail`, after checking
     /// that the action belongs to it.
-    pub fn record<A: Action>(
-        trail: &Trail,
-        action: A,
-        event: Result<Event, ValidationError>,
-    ) -> Recording {
-        let spec = action.spec();
+    pub fn record(trail: &Trail, draft: Draft) -> Recording {
+        let spec = draft.spec;
         // An action in the wrong trail would escape that trail's retention
         // rules and readers; refuse it like any other invalid event.
-        let event = event.and_then(|event| {
-            if trail.name() == spec.trail {
-                Ok(event)
-            } else {
-                Err(ValidationError::WrongTrail {
-                    action: spec.name,
-                    expected: spec.trail,
-                    trail: trail.name().to_owned(),
-                })
-            }
-        });
+        let event = if trail.name() == spec.trail {
+            draft.finish()
+        } else {
+            Err(ValidationError::WrongTrail {
+                action: spec.name,
+                expected: spec.trail,
+                trail: trail.name().to_owned(),
+            })
+        };
         let state = match event {
             Ok(event) => {
                 let trail = trail.clone();
