@@ -540,3 +540,9 @@ pub mod __macro_support {
         Recording { state }
     }
 }
+
+// The examples of the embedding guide are compiled and run with the doc
+// tests, so the guide cannot drift from the macros.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/EMBEDDING.md")]
+struct EmbeddingGuide;

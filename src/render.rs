@@ -93,6 +93,14 @@ const GERMAN: Words = Words {
 /// [`HostingAction`](crate::HostingAction)s. For a panel's own actions use
 /// [`Catalog::render`].
 ///
+/// Every value is escaped with [`escape_text`](crate::escape_text) and
+/// inserted in a single pass, so no stored value can break a line, send
+/// terminal escapes, reorder the text or pose as a placeholder. Fields that
+/// were redacted show as `[redacted]` / `[geschwärzt]`, fields never
+/// recorded as `[unknown]` / `[unbekannt]`. A failure adds its reason, an
+/// impersonation the impersonator, unless the template shows them; actions
+/// the catalog does not know get a generic sentence.
+///
 /// ```
 /// # use trailseal::{Body, Entry, EntryKind, Language, Mac, Digest, Salt, render};
 /// # let mut body = Body::new();

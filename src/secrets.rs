@@ -21,8 +21,15 @@ use serde_json::{Map, Value};
 
 use crate::event::{Change, Event, ValidationError};
 
-/// The names that mark a secret, matched as described in the
-/// [module documentation](self). Extend them with [`register_secret_names`].
+/// The names that mark a secret. Extend them with [`register_secret_names`].
+///
+/// A metadata or changed field's name marks a secret when, ignoring case and
+/// the separators `_ - . ` and space, it contains one of these: `password`,
+/// `new_password`, `dbPassword` and `X-Api-Key` all do. Such a field is
+/// refused ([`SecretPolicy::Refuse`], the default) or its value replaced by
+/// [`SECRET_MARKER`] ([`SecretPolicy::Mask`]), whichever the call site chose.
+/// Values are not inspected: a secret inside a field called `note`, or in a
+/// `?debug` rendering of a whole form, is not found.
 pub const SECRET_NAMES: &[&str] = &[
     "password",
     "passwd",
