@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::entry::Body;
 use crate::seal::{Salt, format_timestamp, truncate_to_micros};
+use crate::secrets::SecretPolicy;
 
 /// Longest identifier (login name, tenant, target id, request id …), in bytes.
 pub const MAX_IDENTIFIER_LEN: usize = 256;
@@ -81,6 +82,24 @@ pub enum ValidationError {
         field: &'static str,
         /// The name.
         name: String,
+    },
+    /// The action belongs to another trail than the one it was recorded in.
+    #[error("action {action} belongs to the {expected} trail, not to the {trail} trail")]
+    WrongTrail {
+        /// The action's name.
+        action: &'static str,
+        /// The trail the action belongs to.
+        expected: &'static str,
+        /// The trail it was recorded in.
+        trail: String,
+    },
+    /// A metadata value could not be turned into JSON.
+    #[error("metadata field {key} cannot be recorded: {reason}")]
+    MetadataValue {
+        /// The field.
+        key: String,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -337,6 +356,7 @@ impl Event {
                 occurred_at: None,
                 location: None,
             },
+            secrets: SecretPolicy::Refuse,
         }
     }
 
@@ -376,6 +396,7 @@ impl Event {
             }
         }
         validate_metadata(&self.metadata)?;
+        crate::secrets::refuse_secrets(&self.metadata, &self.changes)?;
         Ok(())
     }
 
@@ -442,6 +463,7 @@ impl Event {
 #[must_use = "an event builder does nothing until built and recorded"]
 pub struct EventBuilder {
     event: Event,
+    secrets: SecretPolicy,
 }
 
 impl EventBuilder {
@@ -549,8 +571,18 @@ impl EventBuilder {
         self
     }
 
+    /// What to do with fields whose names mark secrets (default: refuse
+    /// the event). See [`SecretPolicy`].
+    pub fn secrets(mut self, policy: SecretPolicy) -> Self {
+        self.secrets = policy;
+        self
+    }
+
     /// The validated event.
-    pub fn build(self) -> Result<Event, ValidationError> {
+    pub fn build(mut self) -> Result<Event, ValidationError> {
+        if self.secrets == SecretPolicy::Mask {
+            self.event.mask_secrets();
+        }
         self.event.validate()?;
         Ok(self.event)
     }

@@ -5,19 +5,27 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod action;
 mod checkpoint;
 mod clock;
+mod context;
 mod entry;
 mod error;
 mod event;
 mod export;
+mod hosting;
+mod macros;
+mod render;
 mod seal;
+mod secrets;
 mod store;
 mod trail;
 mod verify;
 
+pub use action::{Action, ActionSpec, Catalog, STANDARD_PLACEHOLDERS};
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::AuditContext;
 pub use entry::{Body, Entry, EntryKind, Field, Head};
 pub use error::{Error, FormatError, KeyError, Result, StoreError};
 pub use event::{
@@ -26,11 +34,19 @@ pub use event::{
     Target, ValidationError, canonical_json, escape_text,
 };
 pub use export::{JsonLinesReader, export_json_lines};
+pub use hosting::HostingAction;
+#[doc(hidden)]
+pub use macros::__macro_support;
+pub use macros::Recording;
+pub use render::{Language, render, render_lines};
 pub use seal::{
     DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,
     MacInput, SEALING_KEY_FILE, Salt, Sealer, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
     body_commitment, describe_schedule, encode_body, field_commitment, format_timestamp,
     genesis_prev_mac, new_key_id, truncate_to_micros,
+};
+pub use secrets::{
+    SECRET_MARKER, SECRET_NAMES, SecretPolicy, is_secret_name, register_secret_names,
 };
 pub use store::{EntryStream, EpochSummary, MemoryStore, Store, check_batch, counts_in_epoch};
 pub use trail::{
