@@ -1,5 +1,6 @@
 //! What a trail stores: sealed entries and their bodies.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -169,7 +170,9 @@ impl fmt::Debug for Field {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Body {
-    fields: BTreeMap<String, Field>,
+    // Names are almost always static (`actor.name`); `Cow` spares an
+    // allocation per field on the sealing path.
+    fields: BTreeMap<Cow<'static, str>, Field>,
 }
 
 impl Body {
@@ -179,14 +182,14 @@ impl Body {
     }
 
     /// Sets a public field.
-    pub fn insert_public(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn insert_public(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
         self.fields.insert(name.into(), Field::Public(value.into()));
     }
 
     /// Sets a personal field with its salt.
     pub fn insert_personal(
         &mut self,
-        name: impl Into<String>,
+        name: impl Into<Cow<'static, str>>,
         value: impl Into<String>,
         salt: Salt,
     ) {
@@ -200,7 +203,7 @@ impl Body {
     }
 
     /// Sets a field as it is.
-    pub fn insert(&mut self, name: impl Into<String>, field: Field) {
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, field: Field) {
         self.fields.insert(name.into(), field);
     }
 
@@ -223,7 +226,7 @@ impl Body {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Field)> {
         self.fields
             .iter()
-            .map(|(name, field)| (name.as_str(), field))
+            .map(|(name, field)| (name.as_ref(), field))
     }
 
     /// Number of fields.
