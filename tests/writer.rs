@@ -1,0 +1,290 @@
+//! The group-commit writer: back-pressure, fail-closed batches, conflicts
+//! between writers, shutdown.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use support::{EPOCH_SECONDS, TRAIL, sample_event, start_time};
+use trailseal::{
+    Entry, EntryKind, EntryStream, EpochSummary, Error, Head, ManualClock, MemoryStore, SealingKey,
+    Store, StoreError, Trail, Verifier,
+};
+
+/// A MemoryStore whose appends can be held back or made to fail, to drive
+/// the writer into the situations under test.
+#[derive(Clone)]
+struct Controlled {
+    inner: MemoryStore,
+    gate: Arc<tokio::sync::Semaphore>,
+    fail_next: Arc<AtomicBool>,
+    appends: Arc<AtomicUsize>,
+}
+
+impl Controlled {
+    fn open() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            gate: Arc::new(tokio::sync::Semaphore::new(1_000_000)),
+            fail_next: Arc::default(),
+            appends: Arc::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Controlled {
+    async fn head(&self, trail: &str) -> Result<Option<Head>, StoreError> {
+        self.inner.head(trail).await
+    }
+    async fn append(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        let _permit = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|err| StoreError::Database(Box::new(err)))?;
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Database("disk full".into()));
+        }
+        self.inner.append(trail, after, entries).await
+    }
+    async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
+        self.inner.epoch_summary(trail, epoch).await
+    }
+    fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
+        self.inner.scan(trail, from)
+    }
+    async fn trails(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.trails().await
+    }
+}
+
+/// Keys for writers on the system clock.
+fn keys() -> (Arc<SealingKey>, trailseal::VerificationKey) {
+    let genesis = chrono::Utc::now() - TimeDelta::hours(1);
+    let (sealing, verification) = SealingKey::generate("k1", genesis, EPOCH_SECONDS).unwrap();
+    (Arc::new(sealing), verification)
+}
+
+#[tokio::test]
+async fn full_queue_is_a_typed_backpressure_error() {
+    let store = Controlled::open();
+    let (sealing, _) = keys();
+    let trail = Trail::builder(TRAIL, Arc::new(store.clone()), sealing)
+        .queue_capacity(2)
+        .max_batch(1)
+        .start()
+        .await
+        .unwrap();
+    // Hold every append back: the writer takes one event and blocks in the
+    // store, two more wait in the queue, the next one is refused at once.
+    let held = store.gate.acquire_many(1_000_000).await.unwrap();
+    let spawn = |i| {
+        let trail = trail.clone();
+        tokio::spawn(async move { trail.record(sample_event(i)).await })
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
+    let mut waiting = vec![spawn(0)];
+    pause().await;
+    waiting.push(spawn(1));
+    waiting.push(spawn(2));
+    pause().await;
+    let refused = trail.record(sample_event(9)).await.unwrap_err();
+    assert!(
+        matches!(refused, Error::Backpressure { capacity: 2, .. }),
+        "{refused}"
+    );
+    drop(held);
+    for call in waiting {
+        call.await.unwrap().unwrap();
+    }
+    // Genesis + the three accepted events; the refused one is not there.
+    assert_eq!(store.inner.dump(TRAIL).len(), 4);
+}
+
+#[tokio::test]
+async fn failed_append_fails_every_event_of_the_batch_and_stores_none() {
+    let store = Controlled::open();
+    let (sealing, verification) = keys();
+    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
+        .await
+        .unwrap();
+    trail.record(sample_event(0)).await.unwrap();
+    let before = store.inner.dump(TRAIL).len();
+
+    let held = store.gate.acquire_many(1_000_000).await.unwrap();
+    store.fail_next.store(true, Ordering::SeqCst);
+    let calls: Vec<_> = (1..=5)
+        .map(|i| {
+            let trail = trail.clone();
+            tokio::spawn(async move { trail.record(sample_event(i)).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(held);
+    let mut failed = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Err(Error::Store(_)) => failed += 1,
+            Ok(_) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert!(failed >= 1, "the failing append failed its callers");
+    let stored = store.inner.dump(TRAIL).len();
+    assert_eq!(
+        stored,
+        before + 5 - failed,
+        "exactly the acknowledged events are stored"
+    );
+
+    // The writer recovers and the trail is intact.
+    trail.record(sample_event(6)).await.unwrap();
+    let report = Verifier::new(verification)
+        .verify_trail(&store.inner, TRAIL)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+}
+
+#[tokio::test]
+async fn two_writers_on_one_trail_make_one_chain_with_one_seal_per_epoch() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(start_time());
+    // Each writer holds its own copy of the sealing key, as two processes do.
+    let dir = tempfile::tempdir().unwrap();
+    let (first_key, _) =
+        SealingKey::create_files(dir.path(), "k1", start_time(), EPOCH_SECONDS).unwrap();
+    let copy = dir.path().join("copy.key");
+    std::fs::copy(dir.path().join("sealing.key"), &copy).unwrap();
+    let second_key = SealingKey::open(&copy).unwrap();
+    let verification =
+        trailseal::VerificationKey::load(dir.path().join("verification.key")).unwrap();
+    let mut writers = Vec::new();
+    for key in [first_key, second_key] {
+        writers.push(
+            Trail::builder(TRAIL, Arc::new(store.clone()), Arc::new(key))
+                .clock(Arc::new(clock.clone()))
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
+    let mut receipts = Vec::new();
+    for round in 0..6 {
+        let calls: Vec<_> = (0..40)
+            .map(|i| {
+                let trail = writers[i % 2].clone();
+                tokio::spawn(async move { trail.record(sample_event(i)).await })
+            })
+            .collect();
+        for call in calls {
+            receipts.push(call.await.unwrap().unwrap().seq);
+        }
+        clock.advance(TimeDelta::minutes(10));
+        if round % 2 == 1 {
+            for writer in &writers {
+                writer.seal_finished_epochs().await.unwrap();
+            }
+        }
+    }
+    receipts.sort_unstable();
+    receipts.dedup();
+    assert_eq!(
+        receipts.len(),
+        240,
+        "every acknowledged event has its own seq"
+    );
+
+    let entries = store.dump(TRAIL);
+    let mut sealed: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::EpochSeal)
+        .map(|e| e.epoch)
+        .collect();
+    let count = sealed.len();
+    sealed.dedup();
+    assert_eq!(sealed.len(), count, "no epoch sealed twice");
+    assert_eq!(
+        sealed,
+        (0..sealed.len() as u64).collect::<Vec<_>>(),
+        "every finished epoch sealed"
+    );
+    let report = Verifier::new(verification)
+        .verify_trail(&store, TRAIL)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, entries.len() as u64);
+}
+
+#[tokio::test]
+async fn shutdown_commits_everything_accepted_before_it() {
+    let store = MemoryStore::new();
+    let (sealing, verification) = keys();
+    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
+        .await
+        .unwrap();
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let trail = trail.clone();
+            tokio::spawn(async move { trail.record(sample_event(i)).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let results: Vec<_> = futures_util::future::join_all(calls).await;
+    trail.shutdown().await.unwrap();
+    let acknowledged = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    assert_eq!(acknowledged, 200);
+    assert_eq!(store.dump(TRAIL).len(), 201);
+    assert!(matches!(
+        trail.record(sample_event(0)).await,
+        Err(Error::Closed { .. })
+    ));
+    let report = Verifier::new(verification)
+        .verify_trail(&store, TRAIL)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+}
+
+#[tokio::test]
+async fn invalid_events_are_refused_before_queueing() {
+    let store = MemoryStore::new();
+    let (sealing, _) = keys();
+    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
+        .await
+        .unwrap();
+    let event = trailseal::Event::builder("database.create");
+    let mut event = event
+        .actor(trailseal::Actor::customer("kunde123"))
+        .build()
+        .unwrap();
+    event.actor = None;
+    let err = trail.record(event).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Invalid(trailseal::ValidationError::MissingActor)
+        ),
+        "{err}"
+    );
+    assert!(
+        store.dump(TRAIL).is_empty(),
+        "nothing written, not even a genesis"
+    );
+    assert!(
+        Trail::open("Bad Name", Arc::new(store.clone()), keys().0)
+            .await
+            .is_err()
+    );
+}
