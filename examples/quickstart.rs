@@ -19,9 +19,9 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::Parser;
 use futures_util::StreamExt;
 use trailseal::{
-    Actor, DEFAULT_EPOCH_SECONDS, Entry, Event, ManualClock, Query, Receipt, SEALING_KEY_FILE,
-    SealingKey, Source, SqliteStore, SqliteStoreOptions, Store, Trail, VERIFICATION_KEY_FILE,
-    VerificationKey, Verifier, new_key_id,
+    Actor, DEFAULT_EPOCH_SECONDS, Entry, Event, Language, ManualClock, Query, Receipt,
+    SEALING_KEY_FILE, SealingKey, Source, SqliteStore, SqliteStoreOptions, Store, Trail,
+    VERIFICATION_KEY_FILE, VerificationKey, Verifier, new_key_id, render,
 };
 
 /// Record an hour of a hosting panel into a tamper-evident trail.
@@ -83,9 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let trails = &trails;
             async move {
                 let (index, event) = next?;
-                let sentence = sentence(&event);
-                let receipt = trails[index].record(event).await?;
-                Ok::<_, trailseal::Error>((receipt, sentence))
+                trails[index].record(event).await
             }
         })
         // About a simulated minute's worth of events at once: a large hour
@@ -93,14 +91,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // own time.
         .buffered((args.events / 60).clamp(1, MAX_IN_FLIGHT) as usize);
     let mut recorded = 0u64;
-    while let Some(result) = receipts.next().await {
-        let (receipt, sentence) = result?;
+    let mut first = Vec::new();
+    while let Some(receipt) = receipts.next().await {
+        let receipt = receipt?;
         if recorded < PRINTED {
-            print_sentence(&receipt, &sentence);
+            first.push(receipt);
         }
         recorded += 1;
     }
     drop(receipts);
+    for receipt in &first {
+        print_sentence(&store, receipt).await?;
+    }
     if recorded > PRINTED {
         println!("  … and {} more events\n", recorded - PRINTED);
     }
@@ -203,61 +205,30 @@ fn open_keys(
     }
 }
 
-fn print_sentence(receipt: &Receipt, sentence: &str) {
+/// Prints a stored entry as the English sentence `trailseal::render` makes
+/// of it (every value escaped, so no field can break the line), with its
+/// German sentence below.
+async fn print_sentence(
+    store: &SqliteStore,
+    receipt: &Receipt,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(entry) = store
+        .scan(&receipt.trail, receipt.seq)
+        .next()
+        .await
+        .transpose()?
+    else {
+        return Ok(());
+    };
     println!(
         "  {}  {:>8}#{:<5} {}",
         receipt.recorded_at.format("%H:%M:%S"),
         receipt.trail,
         receipt.seq,
-        sentence
+        render(&entry, Language::English)
     );
-}
-
-/// A plain "actor action target" sentence. Values are escaped by the event
-/// model, so none of them can break the line.
-fn sentence(event: &Event) -> String {
-    let actor = event.actor.as_ref().map_or_else(
-        || "someone".to_owned(),
-        |actor| format!("{} {}", actor.kind, actor.name),
-    );
-    let verb = match event.action.as_ref() {
-        "panel.login" => "logged in to the panel",
-        "database.create" => "created database",
-        "mailbox.create" => "created mailbox",
-        "mailbox.password.change" => "changed the password of mailbox",
-        "dns.record.update" => "updated the DNS record",
-        "ftp_account.create" => "created FTP account",
-        "cronjob.create" => "created cron job",
-        "mailbox.login" => "logged in to the mailbox",
-        "ftp.login" => "logged in over FTP",
-        "ftp.upload" => "uploaded",
-        "ftp.download" => "downloaded",
-        "php_mail.send" => "sent mail from script",
-        other => other,
-    };
-    let mut text = format!("{actor} {verb}");
-    if let Some(target) = &event.target
-        && !matches!(
-            event.action.as_ref(),
-            "panel.login" | "ftp.login" | "mailbox.login"
-        )
-    {
-        text.push(' ');
-        text.push_str(&trailseal::escape_text(&target.id));
-    }
-    if let Some(impersonator) = &event.impersonator {
-        text.push_str(&format!(
-            " (done by {} {})",
-            impersonator.kind, impersonator.name
-        ));
-    }
-    if let Some(ip) = event.context.ip {
-        text.push_str(&format!(" from {ip}"));
-    }
-    if let trailseal::Outcome::Failure { reason } = &event.outcome {
-        text.push_str(&format!(" — FAILED: {}", trailseal::escape_text(reason)));
-    }
-    text
+    println!("  {:>25} {}", "", render(&entry, Language::German));
+    Ok(())
 }
 
 async fn print_failed_logins(
@@ -268,7 +239,7 @@ async fn print_failed_logins(
         .query(
             &Query::new()
                 .trail("mailbox")
-                .action("mailbox.login")
+                .action("mailbox.access")
                 .failed()
                 .since(since)
                 .newest_first()
@@ -389,7 +360,7 @@ impl Panel {
         let serial = self.serial;
         let user_agent = self.pick(&USER_AGENTS);
         match self.roll(7) {
-            0 => builder("panel.login")
+            0 => builder("session.login")
                 .target("account", customer)
                 .user_agent(user_agent),
             1 => builder("database.create").target("database", format!("db{serial}")),
@@ -402,10 +373,10 @@ impl Panel {
                     Some("198.51.100.8".into()),
                 ),
             4 => builder("ftp_account.create").target("ftp_account", format!("{customer}-deploy")),
-            5 => builder("cronjob.create")
-                .target("cronjob", format!("cron{serial}"))
+            5 => builder("cron_job.create")
+                .target("cron_job", format!("cron{serial}"))
                 .meta("schedule", "*/15 * * * *"),
-            _ => builder("mailbox.password.change")
+            _ => builder("mailbox.password_change")
                 .impersonator(Actor::admin("support-anna"))
                 .target("mailbox", format!("kontakt@{domain}")),
         }
@@ -422,7 +393,7 @@ impl Panel {
             self.pick(&["info", "kontakt", "buchhaltung"])
         );
         let protocol = self.pick(&["imap", "pop3"]);
-        let builder = Event::builder("mailbox.login")
+        let builder = Event::builder("mailbox.access")
             .actor(Actor::customer(mailbox.clone()))
             .tenant(customer)
             .target("mailbox", mailbox)
@@ -483,8 +454,8 @@ impl Panel {
             .actor(Actor::system(format!("php-{customer}")))
             .tenant(customer)
             .target("script", script)
-            .meta("from", format!("noreply@{domain}"))
-            .meta("to", recipient)
+            .meta("sender", format!("noreply@{domain}"))
+            .meta("recipient", recipient)
             .meta(
                 "message_id",
                 format!("<{}.{}@{domain}>", serial, self.roll(1 << 30)),

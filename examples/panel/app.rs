@@ -22,18 +22,16 @@ use trailseal::HostingAction::{
     SessionLogout,
 };
 use trailseal::{
-    Actor, ActorKind, AuditContext, Catalog, Language, MemoryStore, SealingKey, Source, Store,
+    Actor, ActorKind, AuditContext, Catalog, Language, SealingKey, Source, SqliteStore, Store,
     StoreError, Trail, audit, render_lines,
 };
 
 /// Opens the store the panel's trails live in.
 ///
-/// This is the one line to change for a durable trail: with the SQLite
-/// backend it becomes `SqliteStore::open(dir.join("audit.db")).await?` (the
-/// directory is unused by the in-memory store).
+/// The panel's audit trail lives in one SQLite file in `dir`; for a trail
+/// that several panel servers share, this is where PostgreSQL would go.
 pub async fn open_store(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    let _ = dir;
-    Ok(Arc::new(MemoryStore::new()))
+    Ok(Arc::new(SqliteStore::open(dir.join("audit.db")).await?))
 }
 
 /// Demo accounts: login name, password, role. A real panel asks its user

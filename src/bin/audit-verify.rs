@@ -208,9 +208,19 @@ async fn open_source(source: &str) -> Result<Source, Failure> {
     )))
 }
 
+/// Opens a database source read-only: verifying never writes.
 async fn open_database(url: &str) -> Result<Arc<dyn Store>, Failure> {
+    #[cfg(feature = "sqlite")]
+    if url.starts_with("sqlite:") {
+        let store = trailseal::SqliteStoreOptions::from_url(url)?
+            .create_if_missing(false)
+            .read_only(true)
+            .open()
+            .await?;
+        return Ok(Arc::new(store));
+    }
     Err(Failure(format!(
-        "{}: database sources are not available in this build",
+        "{}: this build has no backend for this source",
         escape_text(url)
     )))
 }

@@ -1,0 +1,262 @@
+//! `audit-verify` on a real SQLite trail made by the quickstart example,
+//! tampered with plain SQL: exit codes and JSON findings.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sqlx::Connection;
+
+const BIN: &str = env!("CARGO_BIN_EXE_audit-verify");
+
+/// The quickstart example's binary, built with the tests (or built now).
+fn quickstart() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile folder");
+    let example = profile_dir.join("examples").join("quickstart");
+    if !example.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "quickstart"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the quickstart example failed");
+    }
+    example
+}
+
+struct Trail {
+    dir: tempfile::TempDir,
+}
+
+impl Trail {
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("trail.db")
+    }
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.db().display())
+    }
+    fn key(&self) -> String {
+        self.dir
+            .path()
+            .join("keys/verification.key")
+            .display()
+            .to_string()
+    }
+    fn record(&self, events: u32) {
+        let output = Command::new(quickstart())
+            .args(["--database", &self.url(), "--keys"])
+            .arg(self.dir.path().join("keys"))
+            .args(["--events", &events.to_string()])
+            .output()
+            .expect("quickstart runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    async fn sql(&self, statements: &[&'static str]) {
+        let mut connection =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.db().display()))
+                .await
+                .expect("plain connection");
+        for &statement in statements {
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .expect(statement);
+        }
+        connection.close().await.expect("closed");
+    }
+    fn verify(&self, extra: &[&str]) -> (i32, Vec<(String, String, u64)>) {
+        let mut args = vec![
+            "verify".to_owned(),
+            "--json".into(),
+            "--key".into(),
+            self.key(),
+            self.url(),
+        ];
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        let output = Command::new(BIN)
+            .args(&args)
+            .output()
+            .expect("audit-verify runs");
+        (code(&output), findings(&output))
+    }
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+fn findings(output: &Output) -> Vec<(String, String, u64)> {
+    let Ok(report) = serde_json::from_slice::<Value>(&output.stdout) else {
+        return Vec::new();
+    };
+    report["trails"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|trail| trail["findings"].as_array().cloned().unwrap_or_default())
+        .map(|f| {
+            (
+                f["trail"].as_str().unwrap_or_default().to_owned(),
+                f["kind"].as_str().unwrap_or_default().to_owned(),
+                f["seq"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn made_by_quickstart() -> Trail {
+    let trail = Trail {
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    trail.record(120);
+    trail
+}
+
+fn finding(trail: &str, kind: &str, seq: u64) -> (String, String, u64) {
+    (trail.to_owned(), kind.to_owned(), seq)
+}
+
+#[tokio::test]
+async fn quickstart_trail_verifies_intact() {
+    let trail = made_by_quickstart();
+    let (code, findings) = trail.verify(&[]);
+    assert_eq!((code, findings), (0, vec![]));
+}
+
+#[tokio::test]
+async fn updated_field_is_modified() {
+    let trail = made_by_quickstart();
+    trail
+        .sql(&[
+            "UPDATE entries SET recorded_at = recorded_at + 1 WHERE trail = 'admin' AND seq = 5",
+        ])
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "modified", 5)])
+    );
+}
+
+#[tokio::test]
+async fn deleted_row_is_missing() {
+    let trail = made_by_quickstart();
+    trail
+        .sql(&["DELETE FROM entries WHERE trail = 'admin' AND seq = 3"])
+        .await;
+    let (code, findings) = trail.verify(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        findings.first(),
+        Some(&finding("admin", "missing", 3)),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn swapped_seqs_are_reordered() {
+    let trail = made_by_quickstart();
+    trail
+        .sql(&[
+            "UPDATE entries SET seq = 1000000 WHERE trail = 'admin' AND seq = 7",
+            "UPDATE entries SET seq = 7 WHERE trail = 'admin' AND seq = 8",
+            "UPDATE entries SET seq = 8 WHERE trail = 'admin' AND seq = 1000000",
+        ])
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (
+            1,
+            vec![
+                finding("admin", "reordered", 8),
+                finding("admin", "reordered", 7)
+            ]
+        )
+    );
+}
+
+#[tokio::test]
+async fn deleted_newest_rows_and_rollback_are_caught_by_a_checkpoint() {
+    let trail = made_by_quickstart();
+    let older_copy = trail.dir.path().join("older.db");
+    std::fs::copy(trail.db(), &older_copy).expect("copy");
+    trail.record(40);
+    let output = Command::new(BIN)
+        .args(["checkpoint", "--key", &trail.key(), &trail.url()])
+        .output()
+        .expect("checkpoint runs");
+    assert_eq!(
+        code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let checkpoints = trail.dir.path().join("checkpoints.txt");
+    std::fs::write(&checkpoints, &output.stdout).expect("written");
+    let with_checkpoints = ["--checkpoint", checkpoints.to_str().expect("UTF-8 path")];
+    assert_eq!(trail.verify(&with_checkpoints), (0, vec![]));
+
+    // The newest rows of the admin trail deleted.
+    let backup = trail.dir.path().join("backup.db");
+    std::fs::copy(trail.db(), &backup).expect("copy");
+    trail
+        .sql(&["DELETE FROM entries WHERE trail = 'admin' AND seq >= (SELECT max(seq) - 1 FROM entries WHERE trail = 'admin')"])
+        .await;
+    let (code, findings) = trail.verify(&with_checkpoints);
+    assert_eq!(code, 1);
+    assert!(
+        findings
+            .iter()
+            .all(|(t, kind, _)| t == "admin" && kind == "truncated"),
+        "{findings:?}"
+    );
+    assert_eq!(findings.len(), 1);
+
+    // An older copy of the whole file restored.
+    std::fs::copy(&older_copy, trail.db()).expect("restore");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", trail.db().display()));
+    }
+    let (code, findings) = trail.verify(&with_checkpoints);
+    assert_eq!(code, 1);
+    assert!(
+        !findings.is_empty() && findings.iter().all(|(_, kind, _)| kind == "truncated"),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn export_verifies_like_the_database() {
+    let trail = made_by_quickstart();
+    trail
+        .sql(&["UPDATE entries SET prev_mac = zeroblob(32) WHERE trail = 'admin' AND seq = 4"])
+        .await;
+    let from_database = trail.verify(&[]);
+    let export = Command::new(BIN)
+        .args(["export", &trail.url()])
+        .output()
+        .expect("export runs");
+    assert_eq!(code(&export), 0);
+    let jsonl = trail.dir.path().join("trail.jsonl");
+    std::fs::write(&jsonl, &export.stdout).expect("written");
+    let output = Command::new(BIN)
+        .args([
+            "verify",
+            "--json",
+            "--key",
+            &trail.key(),
+            jsonl.to_str().expect("UTF-8 path"),
+        ])
+        .output()
+        .expect("audit-verify runs");
+    assert_eq!((code(&output), findings(&output)), from_database);
+    assert_eq!(from_database.0, 1);
+}
