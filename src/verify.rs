@@ -340,10 +340,20 @@ impl Verifier {
         let mut entries = std::pin::pin!(entries.ready_chunks(VERIFY_BATCH));
         let mut run = self.start(trail);
         while let Some(chunk) = entries.next().await {
-            let chunk = chunk
-                .into_iter()
-                .collect::<Result<Vec<Entry>, StoreError>>()?;
-            run.push_batch(chunk)?;
+            let mut batch = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                match item {
+                    Ok(entry) => batch.push(entry),
+                    // A row damaged beyond decoding is tampering to report,
+                    // not a reason to stop reading.
+                    Err(StoreError::Corrupt { seq, reason, .. }) => {
+                        run.push_batch(std::mem::take(&mut batch))?;
+                        run.push_undecodable(seq, &reason);
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            run.push_batch(batch)?;
         }
         run.finish()
     }
@@ -376,6 +386,7 @@ impl Verifier {
                 .filter(|checkpoint| checkpoint.next_seq > 0)
                 .cloned()
                 .collect(),
+            undecodable: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -485,6 +496,8 @@ pub struct TrailVerification<'v> {
     epochs: EpochTracker,
     /// Checkpoints not yet matched against the trail.
     checkpoints: Vec<Checkpoint>,
+    /// Seqs whose stored entry could not be decoded.
+    undecodable: std::collections::BTreeSet<u64>,
 }
 
 impl TrailVerification<'_> {
@@ -584,6 +597,18 @@ impl TrailVerification<'_> {
             self.drain(false);
         }
         self.confirm_key(false)
+    }
+
+    /// Records that the stored entry at `seq` could not even be decoded
+    /// (e.g. its kind or body was overwritten with garbage).
+    pub fn push_undecodable(&mut self, seq: u64, reason: &str) {
+        self.report.entries += 1;
+        self.undecodable.insert(seq);
+        let detail = format!(
+            "the stored entry cannot be decoded: {}",
+            crate::event::escape_text(reason)
+        );
+        self.finding(seq, None, FindingKind::Modified, detail);
     }
 
     /// Finishes the verification and returns the report.
@@ -788,6 +813,16 @@ impl TrailVerification<'_> {
                 return;
             };
             let later_arrived = self.slots.len() > 1;
+            // Undecodable entries were reported already; their seqs are not
+            // missing.
+            while lowest > self.next_seq && self.undecodable.remove(&self.next_seq) {
+                // Counted where it stands, like any entry that fails its MAC.
+                if self.epochs.counting.is_some() {
+                    self.epochs.seen.count += 1;
+                }
+                self.next_seq += 1;
+                self.previous = None;
+            }
             if lowest > self.next_seq {
                 if !finished && self.buffered < self.verifier.reorder_window {
                     return;

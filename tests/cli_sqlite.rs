@@ -260,3 +260,24 @@ async fn export_verifies_like_the_database() {
     assert_eq!((code(&output), findings(&output)), from_database);
     assert_eq!(from_database.0, 1);
 }
+
+#[tokio::test]
+async fn rows_damaged_beyond_decoding_are_findings() {
+    let trail = made_by_quickstart();
+    trail
+        .sql(&[
+            "UPDATE entries SET kind = 'bogus' WHERE trail = 'admin' AND seq = 6",
+            "UPDATE entries SET body = '{not json' WHERE trail = 'admin' AND seq = 9",
+        ])
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (
+            1,
+            vec![
+                finding("admin", "modified", 6),
+                finding("admin", "modified", 9)
+            ]
+        )
+    );
+}

@@ -423,7 +423,14 @@ impl SqliteStore {
         }
     }
 
-    async fn read_chunk(&self, trail: &str, from: i64) -> Result<Vec<Entry>, StoreError> {
+    /// One chunk of a scan: every row decoded on its own, so a row that was
+    /// damaged in storage is reported (by the verifier, as a finding) without
+    /// hiding the rows after it; and the highest seq read, to continue from.
+    async fn read_chunk(
+        &self,
+        trail: &str,
+        from: i64,
+    ) -> Result<(Vec<Result<Entry, StoreError>>, Option<i64>), StoreError> {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| {
             format!(
@@ -437,7 +444,9 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|err| self.classify(err))?;
-        rows.iter().map(|row| decode_entry(trail, row)).collect()
+        let last_seq = rows.last().and_then(|row| row.try_get::<i64, _>(1).ok());
+        let entries = rows.iter().map(|row| decode_entry(trail, row)).collect();
+        Ok((entries, last_seq))
     }
 }
 
@@ -558,11 +567,9 @@ impl Store for SqliteStore {
             let Some(from) = next else {
                 return Ok(None);
             };
-            let chunk = self.read_chunk(trail, from).await?;
-            let next = match chunk.last() {
-                Some(last) if chunk.len() as i64 == SCAN_CHUNK => i64::try_from(last.seq)
-                    .ok()
-                    .and_then(|seq| seq.checked_add(1)),
+            let (chunk, last_seq) = self.read_chunk(trail, from).await?;
+            let next = match last_seq {
+                Some(last) if chunk.len() as i64 == SCAN_CHUNK => last.checked_add(1),
                 _ => None,
             };
             if chunk.is_empty() {
@@ -571,7 +578,9 @@ impl Store for SqliteStore {
             let entries = futures_util::stream::iter(chunk.into_iter().map(Ok));
             Ok(Some((entries, next)))
         });
-        Box::pin(chunks.try_flatten())
+        Box::pin(futures_util::StreamExt::map(chunks.try_flatten(), |item| {
+            item.and_then(|entry| entry)
+        }))
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {
