@@ -128,9 +128,7 @@ pub(super) fn parse_vsftpd(
         Some(("FAIL", verb)) => (false, verb),
         _ => (true, command),
     };
-    let path = details
-        .strip_prefix(", \"")
-        .and_then(|d| d.split_once('"'));
+    let path = details.strip_prefix(", \"").and_then(|d| d.split_once('"'));
     let event = match (verb, path) {
         ("LOGIN", _) => {
             let account = if user.is_empty() { "unknown" } else { user };
