@@ -14,6 +14,7 @@ mod error;
 mod event;
 mod export;
 mod hosting;
+pub mod ingest;
 mod macros;
 mod render;
 mod seal;

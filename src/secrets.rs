@@ -15,7 +15,7 @@
 //! called `note`, or inside a `?debug` rendering of a whole struct, is not
 //! found, so record fields, not forms.
 
-use std::sync::RwLock;
+use std::sync::{LazyLock, RwLock};
 
 use serde_json::{Map, Value};
 
@@ -68,6 +68,14 @@ pub enum SecretPolicy {
 /// every recording reads it.
 static REGISTERED: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
+/// [`SECRET_NAMES`], normalized once rather than for every field checked.
+static NORMALIZED_SECRET_NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    SECRET_NAMES
+        .iter()
+        .map(|secret| normalize(secret))
+        .collect()
+});
+
 /// Adds names that mark a secret in this process, e.g. a panel's own
 /// `"pin"` or `"tan"`. Call it at start-up, before recording. Names without
 /// any letter or digit are ignored: they would mark every field.
@@ -90,9 +98,9 @@ where
 /// Whether a field name marks a secret.
 pub fn is_secret_name(name: &str) -> bool {
     let name = normalize(name);
-    if SECRET_NAMES
+    if NORMALIZED_SECRET_NAMES
         .iter()
-        .any(|secret| name.contains(normalize(secret).as_str()))
+        .any(|secret| name.contains(secret.as_str()))
     {
         return true;
     }

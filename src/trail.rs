@@ -88,8 +88,15 @@ struct Pending {
     reply: oneshot::Sender<Result<Receipt>>,
 }
 
+/// Events that must be committed together, in one append.
+struct PendingBatch {
+    events: Vec<(Body, Digest)>,
+    reply: oneshot::Sender<Result<Vec<Receipt>>>,
+}
+
 enum Command {
     Record(Pending),
+    RecordBatch(PendingBatch),
     SealFinishedEpochs(oneshot::Sender<Result<()>>),
     Shutdown(oneshot::Sender<Result<()>>),
 }
@@ -233,6 +240,37 @@ impl Trail {
         receipt.await.map_err(|_| self.closed())?
     }
 
+    /// Records several events atomically: they are sealed in the given
+    /// order as consecutive entries and appended in one store call, so
+    /// either all of them are committed or none is. Waits until committed.
+    ///
+    /// This is what lets a log follower commit a read position together
+    /// with the lines read up to it: no later batch can be committed while
+    /// an earlier one was lost.
+    pub async fn record_batch(&self, events: Vec<Event>) -> Result<Vec<Receipt>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let events = with_salts(|salts| {
+            events
+                .iter()
+                .map(|event| {
+                    event.validate()?;
+                    let body = event.to_body(&mut &mut *salts);
+                    let commitment = body_commitment(&body);
+                    Ok((body, commitment))
+                })
+                .collect::<Result<Vec<_>>>()
+        })??;
+        let (reply, receipts) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::RecordBatch(PendingBatch { events, reply }))
+            .await
+            .map_err(|_| self.closed())?;
+        receipts.await.map_err(|_| self.closed())?
+    }
+
     /// Seals every epoch that has ended, now rather than at the writer's
     /// next check. Useful before a verification and with a manual clock.
     pub async fn seal_finished_epochs(&self) -> Result<()> {
@@ -345,6 +383,10 @@ impl Writer {
                     Some(command) => Box::pin(self.handle(command, commands)).await,
                     None => std::ops::ControlFlow::Continue(()),
                 }
+            }
+            Command::RecordBatch(batch) => {
+                let _ = batch.reply.send(self.commit(batch.events).await);
+                std::ops::ControlFlow::Continue(())
             }
             Command::SealFinishedEpochs(reply) => {
                 let _ = reply.send(self.commit(Vec::new()).await.map(drop));

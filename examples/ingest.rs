@@ -1,0 +1,248 @@
+//! Seals server log files into SQLite trails, then verifies what it wrote.
+//!
+//! ```sh
+//! cargo run --release --example ingest -- /var/log/nginx/access.log
+//! cargo run --release --example ingest -- --database sqlite://trailseal-data/trail.db \
+//!     --keys trailseal-data/keys --format postfix /var/log/mail.log
+//! ```
+//!
+//! Each file's format is detected from its first lines unless `--format`
+//! names it. A rerun continues every file where the last run stopped: the
+//! read position is sealed with the lines.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use trailseal::ingest::{Follower, IngestStats, LogFormat};
+use trailseal::{
+    DEFAULT_EPOCH_SECONDS, SEALING_KEY_FILE, SealingKey, SqliteStore, SqliteStoreOptions, Store,
+    Trail, VERIFICATION_KEY_FILE, VerificationKey, Verifier, new_key_id,
+};
+
+/// Seal server log files into tamper-evident trails.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The SQLite database, as a URL or a path.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "sqlite://trailseal-data/trail.db"
+    )]
+    database: String,
+    /// The folder with `verification.key` and `sealing.key`; both are
+    /// created when missing.
+    #[arg(long, value_name = "DIR", default_value = "trailseal-data/keys")]
+    keys: PathBuf,
+    /// The format of every file (web, postfix, dovecot, mailman, php-mail,
+    /// pure-ftpd, vsftpd); detected per file when left out.
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<LogFormat>,
+    /// The log files.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let store = open_store(SqliteStoreOptions::from_url(&args.database)?).await?;
+    let (sealing, verification) = open_keys(&args.keys, Utc::now())?;
+    let sealing = Arc::new(sealing);
+
+    // One trail per format's trail name, one follower per file.
+    let mut trails: BTreeMap<&str, Trail> = BTreeMap::new();
+    let mut followers = Vec::new();
+    let mut to_read = 0;
+    for path in &args.files {
+        let format = match args.format {
+            Some(format) => format,
+            None => detect(path)?,
+        };
+        let trail = match trails.get(format.trail()) {
+            Some(trail) => trail.clone(),
+            None => {
+                let trail =
+                    Trail::open(format.trail(), Arc::new(store.clone()), sealing.clone()).await?;
+                trails.insert(format.trail(), trail.clone());
+                trail
+            }
+        };
+        // The absolute path names the source, so that a rerun from another
+        // folder continues it.
+        let source = std::path::absolute(path)?.display().to_string();
+        let follower = Follower::builder(trail, Arc::new(store.clone()), path, format)
+            .source(source)
+            .start()
+            .await?;
+        let offset = follower.position().map_or(0, |position| position.offset);
+        to_read += lines_after(path, offset)?;
+        println!("{} ({format}) → trail {}", path.display(), format.trail());
+        followers.push((path.clone(), format, follower));
+    }
+
+    // Seal every file at once; the bar counts the entries appearing in the
+    // trails.
+    let bar = ProgressBar::new(to_read);
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} lines, {per_sec}, {elapsed}",
+    )?);
+    let heads = sealed_entries(&store, &trails).await?;
+    let started = Instant::now();
+    let tasks: Vec<_> = followers
+        .into_iter()
+        .map(|(path, format, mut follower)| {
+            tokio::spawn(async move {
+                follower.poll().await?;
+                let done = Instant::now();
+                Ok::<_, trailseal::ingest::IngestError>((path, format, follower.stats(), done))
+            })
+        })
+        .collect();
+    while !tasks.iter().all(|task| task.is_finished()) {
+        let sealed = sealed_entries(&store, &trails).await? - heads;
+        bar.set_position(sealed.min(to_read));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bar.finish_and_clear();
+
+    let mut total = IngestStats::default();
+    let mut finished = started;
+    for task in tasks {
+        let (path, format, stats, done) = task.await??;
+        finished = finished.max(done);
+        println!(
+            "{}: {} lines as {format}, {} unparsed, {} not UTF-8",
+            path.display(),
+            stats.lines,
+            stats.unparsed,
+            stats.invalid_utf8
+        );
+        total.lines += stats.lines;
+        total.bytes += stats.bytes;
+    }
+    let elapsed = finished - started;
+    println!(
+        "\nSealed {} lines ({:.1} MB) in {:.2} s: {:.0} lines/s\n",
+        total.lines,
+        total.bytes as f64 / 1e6,
+        elapsed.as_secs_f64(),
+        total.lines as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+
+    let verifier = Verifier::new(verification);
+    let mut intact = true;
+    for (name, trail) in &trails {
+        trail.shutdown().await?;
+        let report = verifier.verify_trail(&store, name).await?;
+        intact &= report.is_intact();
+        print!("{report}");
+    }
+    store.close().await;
+    println!(
+        "\n{}",
+        if intact {
+            "Every trail written is intact."
+        } else {
+            "TAMPERING FOUND: see the findings above."
+        }
+    );
+    if !intact {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The format that parses most of the file's first lines.
+fn detect(path: &Path) -> Result<LogFormat, Box<dyn std::error::Error>> {
+    let mut head = Vec::new();
+    std::fs::File::open(path)?
+        .take(64 * 1024)
+        .read_to_end(&mut head)?;
+    LogFormat::detect(head.split(|&b| b == b'\n')).ok_or_else(|| {
+        format!(
+            "{}: format not recognised, name it with --format",
+            path.display()
+        )
+        .into()
+    })
+}
+
+/// Complete lines from `offset` to the end of the file.
+fn lines_after(path: &Path, offset: u64) -> std::io::Result<u64> {
+    let mut file = BufReader::new(std::fs::File::open(path)?);
+    file.seek(SeekFrom::Start(offset))?;
+    let mut lines = 0;
+    loop {
+        let chunk = file.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(lines);
+        }
+        lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        let len = chunk.len();
+        file.consume(len);
+    }
+}
+
+/// Entries in `trails` so far (the seq of each head, summed).
+async fn sealed_entries(
+    store: &SqliteStore,
+    trails: &BTreeMap<&str, Trail>,
+) -> Result<u64, trailseal::StoreError> {
+    let mut entries = 0;
+    for trail in trails.keys() {
+        entries += store.head(trail).await?.map_or(0, |head| head.seq);
+    }
+    Ok(entries)
+}
+
+async fn open_store(
+    options: SqliteStoreOptions,
+) -> Result<SqliteStore, Box<dyn std::error::Error>> {
+    let store = options.clone().open().await;
+    if let Err(trailseal::StoreError::Io { path, .. }) = &store
+        && let Some(folder) = path.parent().filter(|folder| !folder.exists())
+    {
+        // First run: make the data folder, then try again.
+        std::fs::create_dir_all(folder)?;
+        return Ok(options.open().await?);
+    }
+    Ok(store?)
+}
+
+/// Opens the key pair in `dir`, or creates it there when both files are
+/// missing.
+fn open_keys(
+    dir: &Path,
+    genesis: DateTime<Utc>,
+) -> Result<(SealingKey, VerificationKey), Box<dyn std::error::Error>> {
+    let sealing_path = dir.join(SEALING_KEY_FILE);
+    let verification_path = dir.join(VERIFICATION_KEY_FILE);
+    match (sealing_path.exists(), verification_path.exists()) {
+        (true, true) => Ok((
+            SealingKey::open(&sealing_path)?,
+            VerificationKey::load(&verification_path)?,
+        )),
+        (false, false) => {
+            let key_id = new_key_id(Utc::now())?;
+            let keys = SealingKey::create_files(dir, &key_id, genesis, DEFAULT_EPOCH_SECONDS)?;
+            println!(
+                "Created key {key_id} in {}: {} (keep it offline) and {}\n",
+                dir.display(),
+                VERIFICATION_KEY_FILE,
+                SEALING_KEY_FILE
+            );
+            Ok(keys)
+        }
+        _ => Err(format!(
+            "{} must hold both {VERIFICATION_KEY_FILE} and {SEALING_KEY_FILE}, or neither",
+            dir.display()
+        )
+        .into()),
+    }
+}
