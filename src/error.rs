@@ -104,6 +104,59 @@ pub enum StoreError {
     /// The database is not a trailseal database (or not a database at all).
     #[error("{0}")]
     NotATrailStore(String),
+    /// The file is not a database at all (or its header is destroyed).
+    #[error(
+        "{path} is not a database file (or it is damaged beyond recognition); check the path, or restore the file from a backup"
+    )]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The database file is damaged.
+    #[error(
+        "the database {path} is damaged ({detail}); restore it from a backup and verify the trail"
+    )]
+    DatabaseCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the database engine reported.
+        detail: String,
+    },
+    /// The database cannot be written: the file, its folder or the file
+    /// system is read-only.
+    #[error(
+        "the database {path} is read-only; make the file and its folder writable, or open it read-only to verify"
+    )]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Another connection held the database lock for longer than the busy
+    /// timeout. Nothing was written.
+    #[error(
+        "the database {path} stayed locked by another connection for longer than the busy timeout; nothing was written"
+    )]
+    Busy {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The database was created or upgraded by a newer trailseal: its schema
+    /// has migrations this version does not know.
+    #[error(
+        "the database {path} has schema version {version}, newer than this trailseal supports; upgrade trailseal"
+    )]
+    UnsupportedSchema {
+        /// The file.
+        path: PathBuf,
+        /// The unknown schema version found.
+        version: i64,
+    },
+    /// A database URL cannot be used by this store.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// A query cannot be run as given (e.g. a malformed cursor).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     /// The database driver failed.
     #[error("database error: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),

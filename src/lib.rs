@@ -48,7 +48,13 @@ pub use seal::{
 pub use secrets::{
     SECRET_MARKER, SECRET_NAMES, SecretPolicy, is_secret_name, register_secret_names,
 };
-pub use store::{EntryStream, EpochSummary, MemoryStore, Store, check_batch, counts_in_epoch};
+pub use store::{
+    Cursor, DEFAULT_PAGE_SIZE, EntryStream, EpochSummary, MAX_PAGE_SIZE, MemoryStore, Order, Page,
+    Query, Store, check_batch, counts_in_epoch, query_by_scan,
+};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::{SqliteStore, SqliteStoreOptions, SqliteSync};
 pub use trail::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_CONFLICTS, DEFAULT_QUEUE_CAPACITY, MAX_TRAIL_NAME_LEN, Receipt,
     Trail, TrailBuilder, validate_trail_name,

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{EntryStream, EpochSummary, Store, check_batch, counts_in_epoch};
+use super::query::PageCollector;
+use super::{EntryStream, EpochSummary, Page, Query, Store, check_batch, counts_in_epoch};
 use crate::StoreError;
 use crate::entry::{Entry, Head};
 
@@ -67,15 +68,24 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         check_batch(trail, after, entries)?;
         let mut trails = self.lock();
-        let stored = trails.entry(trail.to_owned()).or_default();
-        let head = stored.last().map(|entry| entry.seq);
+        let head = trails
+            .get(trail)
+            .and_then(|stored| stored.last())
+            .map(|entry| entry.seq);
         if head != after {
             return Err(StoreError::Conflict {
                 trail: trail.to_owned(),
                 seq: after.map_or(0, |seq| seq + 1),
             });
         }
-        stored.extend_from_slice(entries);
+        // A trail exists from its first stored entry on: a refused or empty
+        // batch leaves no trace.
+        if !entries.is_empty() {
+            trails
+                .entry(trail.to_owned())
+                .or_default()
+                .extend_from_slice(entries);
+        }
         Ok(())
     }
 
@@ -124,5 +134,20 @@ impl Store for MemoryStore {
         let mut names: Vec<String> = self.lock().keys().cloned().collect();
         names.sort();
         Ok(names)
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        query.validate()?;
+        let trails = self.lock();
+        let mut collector = PageCollector::new(query);
+        let selected = trails
+            .iter()
+            .filter(|(name, _)| query.trail.as_ref().is_none_or(|trail| trail == *name));
+        for (_, entries) in selected {
+            for entry in entries.iter().filter(|entry| query.matches(entry)) {
+                collector.offer(entry);
+            }
+        }
+        Ok(collector.into_page())
     }
 }

@@ -1,8 +1,14 @@
 //! Pluggable storage: the [`Store`] trait and its backends.
 
 mod memory;
+mod query;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use memory::MemoryStore;
+pub use query::{Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Order, Page, Query, query_by_scan};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteStore, SqliteStoreOptions, SqliteSync};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -64,6 +70,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The names of all trails in the store.
     async fn trails(&self) -> Result<Vec<String>, StoreError>;
+
+    /// One page of the entries that match a query, in the query's order
+    /// (see [`Query`]); [`Page::next`] continues it.
+    ///
+    /// The provided implementation scans the trails concerned
+    /// ([`query_by_scan`]); backends with indexes answer it themselves.
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        query_by_scan(self, query).await
+    }
 }
 
 /// Checks that a batch continues `after` contiguously and belongs to `trail`;
@@ -73,7 +88,12 @@ pub fn check_batch(trail: &str, after: Option<u64>, entries: &[Entry]) -> Result
         trail: trail.to_owned(),
         reason,
     };
-    let first = after.map_or(0, |seq| seq + 1);
+    let first = match after {
+        Some(seq) => seq
+            .checked_add(1)
+            .ok_or_else(|| invalid(format!("seq {seq} is the last possible seq")))?,
+        None => 0,
+    };
     for (expected, entry) in (first..).zip(entries) {
         if entry.trail != trail {
             return Err(invalid(format!(

@@ -1,0 +1,858 @@
+//! The SQLite backend: [`SqliteStore`], the embedded default.
+//!
+//! One database file holds every trail. The file runs in WAL mode, so
+//! readers (queries, the verifier) never block the writer; appends take the
+//! write lock up front (`BEGIN IMMEDIATE`), and the primary key on
+//! `(trail, seq)` makes a fork impossible even when several processes write
+//! to the same file.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite};
+
+use super::query::{IndexedFields, page_from_sorted};
+use super::{EntryStream, EpochSummary, Order, Page, Query, Store, check_batch};
+use crate::StoreError;
+use crate::entry::{Body, Entry, EntryKind, Head};
+use crate::seal::{Digest, Mac};
+
+/// The schema, one migration per version; applied when a store is opened.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// `PRAGMA application_id` of a trailseal database ("tsl1"): marks the
+/// file as ours, so a store never writes into another application's data.
+const APPLICATION_ID: i64 = 0x7473_6c31;
+
+/// Entries read per query while scanning: large enough that the per-query
+/// cost vanishes, small enough that memory stays flat on any trail.
+const SCAN_CHUNK: i64 = 1000;
+
+/// SQLite's limit on bound parameters per statement (the bundled SQLite's
+/// `SQLITE_MAX_VARIABLE_NUMBER`).
+const MAX_BOUND_PARAMETERS: usize = 32_766;
+
+/// The columns an insert binds, in order.
+const INSERT_COLUMNS: [&str; 18] = [
+    "trail",
+    "seq",
+    "epoch",
+    "key_id",
+    "recorded_at",
+    "kind",
+    "body",
+    "prev_mac",
+    "body_commitment",
+    "mac",
+    "action",
+    "tenant",
+    "actor",
+    "target_type",
+    "target_id",
+    "ip",
+    "outcome",
+    "request_id",
+];
+
+/// The largest multi-row insert: a power of two, so that every batch splits
+/// into at most a dozen statement shapes that stay prepared in the cache.
+const MAX_INSERT_ROWS: usize = {
+    let fit = MAX_BOUND_PARAMETERS / INSERT_COLUMNS.len();
+    let mut rows = 1;
+    while rows * 2 <= fit && rows * 2 <= 1024 {
+        rows *= 2;
+    }
+    rows
+};
+
+/// The columns an entry is rebuilt from, in the order [`decode_entry`]
+/// reads them.
+const ENTRY_COLUMNS: &str =
+    "trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, body_commitment, mac";
+
+/// How much an acknowledged event survives, as SQLite's `synchronous`
+/// setting in WAL mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SqliteSync {
+    /// `synchronous = FULL`: every commit is flushed to stable storage
+    /// before it is acknowledged, so an acknowledged event survives a crash
+    /// of the process, of the operating system and a power loss. The
+    /// default: an audit trail that loses acknowledged events loses its
+    /// point.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: an acknowledged event survives a crash of
+    /// the process, but the last commits before an operating system crash
+    /// or a power loss may be lost (the trail stays consistent and
+    /// verifiable, only shorter).
+    Normal,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone, Debug)]
+pub struct SqliteStoreOptions {
+    path: PathBuf,
+    create_if_missing: bool,
+    read_only: bool,
+    busy_timeout: Duration,
+    sync: SqliteSync,
+    max_connections: u32,
+}
+
+impl SqliteStoreOptions {
+    /// Options for the database file at `path`: created when missing,
+    /// read-write, [`SqliteSync::Full`], a busy timeout of 5 seconds.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            create_if_missing: true,
+            read_only: false,
+            busy_timeout: Duration::from_secs(5),
+            sync: SqliteSync::Full,
+            max_connections: 4,
+        }
+    }
+
+    /// Options for a database URL: `sqlite://path/to/file.db` (a relative
+    /// path), `sqlite:///absolute/path.db`, `sqlite:path` or a plain path.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        let path = if let Some(rest) = url.strip_prefix("sqlite://") {
+            rest
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            rest
+        } else if url.contains("://") {
+            return Err(StoreError::InvalidUrl(format!(
+                "{url:?} is not an SQLite URL; use sqlite://path/to/file.db"
+            )));
+        } else {
+            url
+        };
+        if path.is_empty() || path.contains('?') {
+            return Err(StoreError::InvalidUrl(format!(
+                "{url:?} names no file; use sqlite://path/to/file.db (options go in SqliteStoreOptions)"
+            )));
+        }
+        Ok(Self::new(path))
+    }
+
+    /// Whether a missing file is created (default: yes).
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+
+    /// Opens the file read-only, e.g. to verify or query an archived copy:
+    /// nothing is ever written, appends fail with [`StoreError::ReadOnly`].
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// How long to wait for another connection's lock before failing with
+    /// [`StoreError::Busy`] (default: 5 seconds).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// What an acknowledged event survives (default: [`SqliteSync::Full`]).
+    pub fn sync(mut self, sync: SqliteSync) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Most connections kept open (default: 4). Writes take turns on the
+    /// file's single write lock; more connections let reads run alongside.
+    pub fn max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// Opens the store: checks that the file is a trailseal database (or
+    /// new), applies pending schema migrations and sets up WAL mode.
+    ///
+    /// A file that is a directory, not a database, damaged, another
+    /// application's database, read-only (unless opened read-only) or from
+    /// a newer trailseal is refused with a typed error, and nothing is
+    /// written to it.
+    pub async fn open(self) -> Result<SqliteStore, StoreError> {
+        let exists = self.check_path()?;
+        let identity = if exists {
+            self.probe().await?
+        } else {
+            Identity::Fresh
+        };
+        if identity == Identity::Foreign {
+            return Err(StoreError::NotATrailStore(format!(
+                "{} is an SQLite database of another application (it has tables but no trailseal marker); refusing to use it",
+                self.path.display()
+            )));
+        }
+        let path = Arc::new(self.path.clone());
+        let pool = SqlitePoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.busy_timeout + Duration::from_secs(5))
+            .connect_with(self.connect_options())
+            .await
+            .map_err(|err| classify(&path, err))?;
+        let store = SqliteStore { pool, path };
+        if self.read_only {
+            store.check_schema_read_only(identity).await?;
+        } else {
+            store.migrate(identity).await?;
+        }
+        Ok(store)
+    }
+
+    /// Refuses what is not a database file before SQLite touches it; tells
+    /// whether the file exists.
+    fn check_path(&self) -> Result<bool, StoreError> {
+        let io = |source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.is_dir() => Err(io(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "this is a directory; give the path of a database file inside it",
+            ))),
+            // A file marked read-only was made so on purpose (an archived
+            // trail); even a privileged process must not append to it.
+            Ok(meta) if meta.permissions().readonly() && !self.read_only => {
+                Err(StoreError::ReadOnly {
+                    path: self.path.clone(),
+                })
+            }
+            Ok(_) => Ok(true),
+            Err(err)
+                if err.kind() == std::io::ErrorKind::NotFound
+                    && self.create_if_missing
+                    && !self.read_only =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(io(err)),
+        }
+    }
+
+    /// Reads the file's marker through a read-only connection, so that
+    /// nothing is written to a file that turns out not to be ours.
+    async fn probe(&self) -> Result<Identity, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .read_only(true)
+            .busy_timeout(self.busy_timeout);
+        let classify = |err| classify(&self.path, err);
+        let mut connection = options.connect().await.map_err(classify)?;
+        let application_id: i64 = sqlx::query_scalar("PRAGMA application_id")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(classify)?;
+        let objects: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(classify)?;
+        connection.close().await.map_err(classify)?;
+        Ok(match (application_id, objects) {
+            (APPLICATION_ID, _) => Identity::Ours,
+            (0, 0) => Identity::Fresh,
+            _ => Identity::Foreign,
+        })
+    }
+
+    fn connect_options(&self) -> SqliteConnectOptions {
+        let options = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .busy_timeout(self.busy_timeout)
+            .statement_cache_capacity(256)
+            // Rows cross from SQLite's thread to the caller through this
+            // buffer; a deep one lets a scan chunk arrive in a few wake-ups.
+            .row_buffer_size(1024);
+        if self.read_only {
+            return options.read_only(true);
+        }
+        options
+            .create_if_missing(self.create_if_missing)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match self.sync {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
+    }
+}
+
+/// What a database file is, judged before anything is written to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Identity {
+    /// Missing or empty: ours to set up.
+    Fresh,
+    /// Marked as a trailseal database.
+    Ours,
+    /// Somebody else's data.
+    Foreign,
+}
+
+/// A [`Store`] in one SQLite database file. Clones share the connections.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), trailseal::StoreError> {
+/// use trailseal::SqliteStore;
+///
+/// let store = SqliteStore::open("trailseal-data/trail.db").await?;
+/// # store.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: Arc<PathBuf>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file at `path` with the default
+    /// [`SqliteStoreOptions`].
+    pub async fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        SqliteStoreOptions::new(path).open().await
+    }
+
+    /// Opens (or creates) the database a URL names; see
+    /// [`SqliteStoreOptions::from_url`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        SqliteStoreOptions::from_url(url)?.open().await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection, after which SQLite folds the WAL back into
+    /// the database file. Call it before the process exits.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn classify(&self, err: sqlx::Error) -> StoreError {
+        classify(&self.path, err)
+    }
+
+    async fn migrate(&self, identity: Identity) -> Result<(), StoreError> {
+        if identity == Identity::Fresh {
+            // The marker goes first: if the process dies during the
+            // migrations, the next open still knows the file is ours.
+            sqlx::query("PRAGMA application_id = 1953721393")
+                .execute(&self.pool)
+                .await
+                .map_err(|err| self.classify(err))?;
+        }
+        if !self.pending_migrations().await? {
+            return Ok(());
+        }
+        match MIGRATOR.run(&self.pool).await {
+            Ok(()) => Ok(()),
+            // Another process may have applied them at the same moment.
+            Err(_) if !self.pending_migrations().await? => Ok(()),
+            Err(err) => Err(self.migrate_error(err)),
+        }
+    }
+
+    async fn check_schema_read_only(&self, identity: Identity) -> Result<(), StoreError> {
+        if identity == Identity::Ours && !self.pending_migrations().await? {
+            return Ok(());
+        }
+        Err(StoreError::NotATrailStore(format!(
+            "{} has no complete trailseal schema; open it read-write once to set it up",
+            self.path.display()
+        )))
+    }
+
+    /// Whether migrations this version knows are missing; fails if the
+    /// database has migrations this version does not know.
+    async fn pending_migrations(&self) -> Result<bool, StoreError> {
+        let table: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        if table == 0 {
+            return Ok(true);
+        }
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        if let Some(&unknown) = applied
+            .iter()
+            .find(|&&version| !MIGRATOR.version_exists(version))
+        {
+            return Err(StoreError::UnsupportedSchema {
+                path: self.path.to_path_buf(),
+                version: unknown,
+            });
+        }
+        Ok(MIGRATOR
+            .iter()
+            .any(|migration| !applied.contains(&migration.version)))
+    }
+
+    fn migrate_error(&self, err: MigrateError) -> StoreError {
+        match err {
+            MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _) => {
+                self.classify(err)
+            }
+            MigrateError::VersionMissing(version) => StoreError::UnsupportedSchema {
+                path: self.path.to_path_buf(),
+                version,
+            },
+            other => StoreError::Database(Box::new(other)),
+        }
+    }
+
+    async fn read_chunk(&self, trail: &str, from: i64) -> Result<Vec<Entry>, StoreError> {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?"
+            )
+        });
+        let rows = sqlx::query(sql.as_str())
+            .bind(trail)
+            .bind(from)
+            .bind(SCAN_CHUNK)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| self.classify(err))?;
+        rows.iter().map(|row| decode_entry(trail, row)).collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn head(&self, trail: &str) -> Result<Option<Head>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq, epoch, kind, recorded_at, mac FROM entries \
+             WHERE trail = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(trail)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        row.map(|row| decode_head(trail, &row)).transpose()
+    }
+
+    async fn append(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        check_batch(trail, after, entries)?;
+        // Encode before taking the write lock, so the lock is held only
+        // for the statements themselves.
+        let bodies = entries
+            .iter()
+            .map(|entry| encode_body(trail, entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        let after = after.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
+        let conflict = || StoreError::Conflict {
+            trail: trail.to_owned(),
+            seq: after.map_or(0, |seq| seq as u64 + 1),
+        };
+
+        // IMMEDIATE takes the write lock now: the head read below cannot
+        // go stale before the insert, whichever process writes next.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|err| self.classify(err))?;
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM entries WHERE trail = ?")
+            .bind(trail)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|err| self.classify(err))?;
+        if head != after {
+            return Err(conflict());
+        }
+        if after.is_none() && !entries.is_empty() {
+            sqlx::query("INSERT OR IGNORE INTO trails (name) VALUES (?)")
+                .bind(trail)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| self.classify(err))?;
+        }
+        let mut rest = entries.iter().zip(bodies);
+        let mut remaining = entries.len();
+        while remaining > 0 {
+            let rows = chunk_rows(remaining);
+            let mut insert = sqlx::query_with(insert_sql(rows), SqliteArguments::default());
+            for (entry, body) in rest.by_ref().take(rows) {
+                insert = bind_entry(insert, entry, body);
+            }
+            remaining -= rows;
+            insert.execute(&mut *tx).await.map_err(|err| {
+                // The head check makes this unreachable for writers that
+                // follow the protocol; the key still stops a fork.
+                if is_unique_violation(&err) {
+                    conflict()
+                } else {
+                    self.classify(err)
+                }
+            })?;
+        }
+        tx.commit().await.map_err(|err| self.classify(err))
+    }
+
+    async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
+        let epoch = to_i64(trail, "epoch", epoch)?;
+        let row = sqlx::query(
+            "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
+             WHERE trail = ? AND epoch = ? AND kind <> ?",
+        )
+        .bind(trail)
+        .bind(epoch)
+        .bind(EntryKind::EpochSeal.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            trail: trail.to_owned(),
+            seq: 0,
+            reason,
+        };
+        let get_time = |index| -> Result<Option<DateTime<Utc>>, StoreError> {
+            let micros: Option<i64> = row.try_get(index).map_err(|err| corrupt(err.to_string()))?;
+            micros
+                .map(|micros| decode_time(micros).map_err(corrupt))
+                .transpose()
+        };
+        let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
+        Ok(EpochSummary {
+            count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
+            first_at: get_time(1)?,
+            last_at: get_time(2)?,
+        })
+    }
+
+    fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
+        // Keyset pagination: each chunk is one short query on the primary
+        // key, so memory stays flat and no read holds a snapshot for the
+        // whole scan of a huge trail.
+        let start = i64::try_from(from).ok();
+        let chunks = futures_util::stream::try_unfold(start, move |next| async move {
+            let Some(from) = next else {
+                return Ok(None);
+            };
+            let chunk = self.read_chunk(trail, from).await?;
+            let next = match chunk.last() {
+                Some(last) if chunk.len() as i64 == SCAN_CHUNK => i64::try_from(last.seq)
+                    .ok()
+                    .and_then(|seq| seq.checked_add(1)),
+                _ => None,
+            };
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            let entries = futures_util::stream::iter(chunk.into_iter().map(Ok));
+            Ok(Some((entries, next)))
+        });
+        Box::pin(chunks.try_flatten())
+    }
+
+    async fn trails(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT name FROM trails ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| self.classify(err))
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        query.validate()?;
+        let (sql, arguments) = query_sql(query)?;
+        let rows = sqlx::query_with(AssertSqlSafe(sql), arguments)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| self.classify(err))?;
+        let entries = rows
+            .iter()
+            .map(|row| decode_entry("", row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page_from_sorted(entries, query.limit))
+    }
+}
+
+/// The SQL and arguments of one page of a query. Every value is a bound
+/// parameter; only fixed fragments of this function go into the text.
+fn query_sql(query: &Query) -> Result<(String, SqliteArguments), StoreError> {
+    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE 1 = 1");
+    let mut arguments = SqliteArguments::default();
+    let mut add = |condition: &str, value: Argument| -> Result<(), StoreError> {
+        sql.push_str(" AND ");
+        sql.push_str(condition);
+        let added = match value {
+            Argument::Text(text) => sqlx::Arguments::add(&mut arguments, text),
+            Argument::Integer(integer) => sqlx::Arguments::add(&mut arguments, integer),
+        };
+        added.map_err(|err| StoreError::InvalidQuery(err.to_string()))
+    };
+    let text = |value: &Option<String>| value.clone().map(Argument::Text);
+    let filters = [
+        ("trail = ?", text(&query.trail)),
+        (
+            "kind = ?",
+            query
+                .kind
+                .map(|kind| Argument::Text(kind.as_str().to_owned())),
+        ),
+        (
+            "recorded_at >= ?",
+            query.since.map(|t| Argument::Integer(t.timestamp_micros())),
+        ),
+        (
+            "recorded_at < ?",
+            query.until.map(|t| Argument::Integer(t.timestamp_micros())),
+        ),
+        ("action = ?", text(&query.action)),
+        ("tenant = ?", text(&query.tenant)),
+        ("actor = ?", text(&query.actor)),
+        ("target_type = ?", text(&query.target_type)),
+        ("target_id = ?", text(&query.target_id)),
+        ("outcome = ?", text(&query.outcome)),
+        ("ip = ?", query.ip.map(|ip| Argument::Text(ip.to_string()))),
+        ("request_id = ?", text(&query.request_id)),
+    ];
+    for (condition, value) in filters {
+        if let Some(value) = value {
+            add(condition, value)?;
+        }
+    }
+    let (comparison, direction) = match query.order {
+        Order::OldestFirst => (">", "ASC"),
+        Order::NewestFirst => ("<", "DESC"),
+    };
+    if let Some(cursor) = &query.after {
+        let seq = i64::try_from(cursor.seq())
+            .map_err(|_| StoreError::InvalidQuery("cursor seq out of range".to_owned()))?;
+        sql.push_str(&format!(
+            " AND (recorded_at, trail, seq) {comparison} (?, ?, ?)"
+        ));
+        for value in [
+            Argument::Integer(cursor.recorded_at_micros()),
+            Argument::Text(cursor.trail().to_owned()),
+            Argument::Integer(seq),
+        ] {
+            let added = match value {
+                Argument::Text(text) => sqlx::Arguments::add(&mut arguments, text),
+                Argument::Integer(integer) => sqlx::Arguments::add(&mut arguments, integer),
+            };
+            added.map_err(|err| StoreError::InvalidQuery(err.to_string()))?;
+        }
+    }
+    sql.push_str(&format!(
+        " ORDER BY recorded_at {direction}, trail {direction}, seq {direction} LIMIT ?"
+    ));
+    // One more than the page, to learn whether a next page exists.
+    let fetch = i64::try_from(query.limit + 1).unwrap_or(i64::MAX);
+    sqlx::Arguments::add(&mut arguments, fetch)
+        .map_err(|err| StoreError::InvalidQuery(err.to_string()))?;
+    Ok((sql, arguments))
+}
+
+enum Argument {
+    Text(String),
+    Integer(i64),
+}
+
+/// Rows in the next insert statement of a batch with `remaining` rows: the
+/// largest power of two that fits, so statement shapes repeat.
+fn chunk_rows(remaining: usize) -> usize {
+    let mut rows = MAX_INSERT_ROWS;
+    while rows > remaining {
+        rows /= 2;
+    }
+    rows
+}
+
+/// The multi-row insert for `rows` rows (a power of two up to
+/// [`MAX_INSERT_ROWS`]), built once per shape.
+fn insert_sql(rows: usize) -> &'static str {
+    const SHAPES: usize = MAX_INSERT_ROWS.trailing_zeros() as usize + 1;
+    static SQL: [OnceLock<String>; SHAPES] = [const { OnceLock::new() }; SHAPES];
+    let shape = rows.trailing_zeros() as usize;
+    SQL[shape.min(SHAPES - 1)].get_or_init(|| {
+        let placeholders = format!("({})", vec!["?"; INSERT_COLUMNS.len()].join(", "));
+        let mut sql = format!(
+            "INSERT INTO entries ({}) VALUES ",
+            INSERT_COLUMNS.join(", ")
+        );
+        let values = vec![placeholders.as_str(); 1 << shape.min(SHAPES - 1)];
+        sql.push_str(&values.join(", "));
+        sql
+    })
+}
+
+type InsertQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+/// Binds one entry's columns, in [`INSERT_COLUMNS`] order.
+fn bind_entry<'q>(insert: InsertQuery<'q>, entry: &Entry, body: String) -> InsertQuery<'q> {
+    let fields = IndexedFields::of(entry);
+    let owned = |value: Option<&str>| value.map(str::to_owned);
+    // `check_batch` and `encode_body` have checked that seq and epoch fit.
+    insert
+        .bind(entry.trail.clone())
+        .bind(entry.seq as i64)
+        .bind(entry.epoch as i64)
+        .bind(entry.key_id.clone())
+        .bind(entry.recorded_at.timestamp_micros())
+        .bind(entry.kind.as_str())
+        .bind(body)
+        .bind(entry.prev_mac.as_bytes().to_vec())
+        .bind(entry.body_commitment.as_bytes().to_vec())
+        .bind(entry.mac.as_bytes().to_vec())
+        .bind(owned(fields.action))
+        .bind(owned(fields.tenant))
+        .bind(owned(fields.actor))
+        .bind(owned(fields.target_type))
+        .bind(owned(fields.target_id))
+        .bind(owned(fields.ip))
+        .bind(owned(fields.outcome))
+        .bind(owned(fields.request_id))
+}
+
+/// The stored text of an entry's body; also checks the integer columns.
+fn encode_body(trail: &str, entry: &Entry) -> Result<String, StoreError> {
+    to_i64(trail, "seq", entry.seq)?;
+    to_i64(trail, "epoch", entry.epoch)?;
+    serde_json::to_string(&entry.body).map_err(|err| StoreError::InvalidBatch {
+        trail: trail.to_owned(),
+        reason: format!(
+            "entry {} has a body that cannot be stored: {err}",
+            entry.seq
+        ),
+    })
+}
+
+fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::InvalidBatch {
+        trail: trail.to_owned(),
+        reason: format!("{what} {value} is beyond what SQLite can store"),
+    })
+}
+
+fn decode_time(micros: i64) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| format!("timestamp {micros} µs is out of range"))
+}
+
+/// Rebuilds an entry from a row of [`ENTRY_COLUMNS`]. Stored data may have
+/// been tampered with, so every column is checked, never trusted.
+fn decode_entry(trail_hint: &str, row: &SqliteRow) -> Result<Entry, StoreError> {
+    let trail: String = row.try_get(0).unwrap_or_else(|_| trail_hint.to_owned());
+    let seq: i64 = row.try_get(1).unwrap_or(-1);
+    let corrupt = |reason: String| StoreError::Corrupt {
+        trail: trail.clone(),
+        seq: u64::try_from(seq).unwrap_or(0),
+        reason,
+    };
+    let column = |reason: sqlx::Error| corrupt(reason.to_string());
+    let seq = u64::try_from(seq).map_err(|_| corrupt(format!("invalid seq {seq}")))?;
+    let epoch: i64 = row.try_get(2).map_err(column)?;
+    let kind: &str = row.try_get(5).map_err(column)?;
+    let body: &str = row.try_get(6).map_err(column)?;
+    let mac = |index: usize, what: &str| -> Result<[u8; 32], StoreError> {
+        let bytes: &[u8] = row.try_get(index).map_err(column)?;
+        <[u8; 32]>::try_from(bytes)
+            .map_err(|_| corrupt(format!("{what} is {} bytes, not 32", bytes.len())))
+    };
+    let entry = Entry {
+        trail: trail.clone(),
+        seq,
+        epoch: u64::try_from(epoch).map_err(|_| corrupt(format!("invalid epoch {epoch}")))?,
+        key_id: row.try_get(3).map_err(column)?,
+        recorded_at: decode_time(row.try_get(4).map_err(column)?).map_err(corrupt)?,
+        kind: EntryKind::from_name(kind).map_err(|err| corrupt(err.to_string()))?,
+        body: serde_json::from_str::<Body>(body)
+            .map_err(|err| corrupt(format!("the body is not valid: {err}")))?,
+        prev_mac: Mac::from_bytes(mac(7, "prev_mac")?),
+        body_commitment: Digest::from_bytes(mac(8, "body_commitment")?),
+        mac: Mac::from_bytes(mac(9, "mac")?),
+    };
+    Ok(entry)
+}
+
+fn decode_head(trail: &str, row: &SqliteRow) -> Result<Head, StoreError> {
+    let seq: i64 = row.try_get(0).unwrap_or(-1);
+    let corrupt = |reason: String| StoreError::Corrupt {
+        trail: trail.to_owned(),
+        seq: u64::try_from(seq).unwrap_or(0),
+        reason,
+    };
+    let column = |err: sqlx::Error| corrupt(err.to_string());
+    let epoch: i64 = row.try_get(1).map_err(column)?;
+    let kind: &str = row.try_get(2).map_err(column)?;
+    let mac: &[u8] = row.try_get(4).map_err(column)?;
+    Ok(Head {
+        seq: u64::try_from(seq).map_err(|_| corrupt(format!("invalid seq {seq}")))?,
+        epoch: u64::try_from(epoch).map_err(|_| corrupt(format!("invalid epoch {epoch}")))?,
+        kind: EntryKind::from_name(kind).map_err(|err| corrupt(err.to_string()))?,
+        recorded_at: decode_time(row.try_get(3).map_err(column)?).map_err(corrupt)?,
+        mac: Mac::from_slice(mac).map_err(|err| corrupt(err.to_string()))?,
+    })
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation)
+}
+
+/// SQLite's primary result codes that callers handle differently
+/// (<https://www.sqlite.org/rescode.html>).
+mod result_code {
+    pub(super) const BUSY: i32 = 5;
+    pub(super) const LOCKED: i32 = 6;
+    pub(super) const READONLY: i32 = 8;
+    pub(super) const CORRUPT: i32 = 11;
+    pub(super) const CANTOPEN: i32 = 14;
+    pub(super) const NOTADB: i32 = 26;
+}
+
+/// Turns a driver error into the store error a caller can act on, by the
+/// result code SQLite reports (never by message text).
+fn classify(path: &Path, err: sqlx::Error) -> StoreError {
+    let code = match &err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| i32::from_str(&code).ok())
+            .map(|extended| extended & 0xff),
+        _ => None,
+    };
+    let path = path.to_path_buf();
+    match code {
+        Some(result_code::BUSY | result_code::LOCKED) => StoreError::Busy { path },
+        Some(result_code::READONLY) => StoreError::ReadOnly { path },
+        Some(result_code::NOTADB) => StoreError::NotADatabase { path },
+        Some(result_code::CORRUPT) => StoreError::DatabaseCorrupt {
+            path,
+            detail: err.to_string(),
+        },
+        Some(result_code::CANTOPEN) => StoreError::Io {
+            path,
+            source: std::io::Error::other(err.to_string()),
+        },
+        _ => StoreError::Database(Box::new(err)),
+    }
+}

@@ -1,0 +1,352 @@
+//! `SqliteStore` on files that are not what they should be: each is refused
+//! with a typed error, and nothing is written to it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use futures_util::TryStreamExt;
+use sqlx::{ConnectOptions, Connection};
+use trailseal::{
+    Actor, Error, Event, ManualClock, SealingKey, SqliteStore, SqliteStoreOptions, Store,
+    StoreError, Trail, Verifier,
+};
+
+fn start() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap()
+}
+
+/// The file's bytes and the names of the files next to it, to prove that
+/// nothing was written.
+fn snapshot(path: &Path) -> (Vec<u8>, Vec<PathBuf>) {
+    let bytes = std::fs::read(path).unwrap();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    names.sort();
+    (bytes, names)
+}
+
+fn event(i: usize) -> Event {
+    Event::builder("database.create")
+        .actor(Actor::customer("kunde123"))
+        .target("database", format!("db{i}"))
+        .build()
+        .unwrap()
+}
+
+/// A trailseal database with a short trail, closed; returns its
+/// verification key.
+async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
+    let store = SqliteStore::open(path).await.unwrap();
+    let (sealing, verification) = SealingKey::generate("k1", start(), 900).unwrap();
+    let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
+        .clock(Arc::new(ManualClock::new(start())))
+        .start()
+        .await
+        .unwrap();
+    for i in 0..events {
+        trail.record(event(i)).await.unwrap();
+    }
+    trail.shutdown().await.unwrap();
+    store.close().await;
+    verification
+}
+
+#[tokio::test]
+async fn file_that_is_not_a_database_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&path, &garbage).unwrap();
+    let before = snapshot(&path);
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotADatabase { ref path } if path.ends_with("trail.db")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not a database"), "{err}");
+    assert_eq!(snapshot(&path), before);
+}
+
+#[tokio::test]
+async fn damaged_trailseal_database_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    make_trail(&path, 50).await;
+    // Keep the header page, destroy every page after it.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+    assert!(bytes.len() > 2 * page);
+    for (i, byte) in bytes[page..].iter_mut().enumerate() {
+        *byte = (i * 31 % 251) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let result = match SqliteStore::open(&path).await {
+        Err(err) => Err(err),
+        Ok(store) => store
+            .scan("admin", 0)
+            .try_collect::<Vec<_>>()
+            .await
+            .map(drop),
+    };
+    let err = result.unwrap_err();
+    assert!(matches!(err, StoreError::DatabaseCorrupt { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn another_applications_database_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("panel.db");
+    {
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO customers (name) VALUES ('kunde123')")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+    }
+    let before = snapshot(&path);
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotATrailStore(_)), "{err:?}");
+    assert!(err.to_string().contains("another application"), "{err}");
+    assert_eq!(snapshot(&path), before);
+}
+
+#[tokio::test]
+async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let verification = make_trail(&path, 20).await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = snapshot(&path);
+
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+    assert_eq!(snapshot(&path), before);
+
+    // An archived trail can still be verified and queried, read-only.
+    let store = SqliteStoreOptions::new(&path)
+        .read_only(true)
+        .open()
+        .await
+        .unwrap();
+    let report = Verifier::new(verification)
+        .verify_trail(&store, "admin")
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, 21);
+    let entries: Vec<_> = store.scan("admin", 0).try_collect().await.unwrap();
+    let head = entries.last().unwrap();
+    let more = vec![trailseal::Entry {
+        seq: head.seq + 1,
+        ..head.clone()
+    }];
+    let err = store
+        .append("admin", Some(head.seq), &more)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+    store.close().await;
+    assert_eq!(snapshot(&path).0, before.0);
+}
+
+#[tokio::test]
+async fn directory_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SqliteStore::open(dir.path()).await.unwrap_err();
+    match err {
+        StoreError::Io { ref source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::IsADirectory, "{err}")
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn missing_file_is_refused_when_creation_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    let err = SqliteStoreOptions::new(&path)
+        .create_if_missing(false)
+        .open()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+    assert!(!path.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_database_refuses_appends_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    make_trail(&path, 5).await;
+    let store = SqliteStoreOptions::new(&path)
+        .busy_timeout(Duration::from_millis(300))
+        .open()
+        .await
+        .unwrap();
+    let head = store.head("admin").await.unwrap().unwrap();
+
+    // Another connection (as another process would) holds the write lock.
+    let mut holder = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let (sealing, _) = SealingKey::generate("k2", start(), 900).unwrap();
+    let trail = Trail::builder("ftp", Arc::new(store.clone()), Arc::new(sealing))
+        .clock(Arc::new(ManualClock::new(start())))
+        .start()
+        .await
+        .unwrap();
+    let began = Instant::now();
+    let err = trail.record(event(0)).await.unwrap_err();
+    match &err {
+        Error::Store(store_err) => {
+            assert!(matches!(**store_err, StoreError::Busy { .. }), "{err:?}")
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    assert!(began.elapsed() >= Duration::from_millis(250));
+    assert!(err.to_string().contains("locked"), "{err}");
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.close().await.unwrap();
+    assert_eq!(store.head("ftp").await.unwrap(), None);
+    assert_eq!(store.head("admin").await.unwrap(), Some(head));
+    assert_eq!(store.trails().await.unwrap(), vec!["admin".to_owned()]);
+    // Once the lock is gone, the same trail handle records again.
+    trail.record(event(1)).await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusively_locked_database_cannot_be_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    make_trail(&path, 5).await;
+    let mut holder = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .pragma("locking_mode", "EXCLUSIVE")
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM trails WHERE name = 'nothing'")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let err = SqliteStoreOptions::new(&path)
+        .busy_timeout(Duration::from_millis(200))
+        .open()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    holder.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn schema_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    make_trail(&path, 1).await;
+    {
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'from the future', 1, x'00', 0)",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        connection.close().await.unwrap();
+    }
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnsupportedSchema { version: 9999, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn database_urls_name_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("url.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    assert_eq!(store.path(), path);
+    store.close().await;
+    assert!(path.exists());
+    for url in [
+        "postgres://localhost/trail",
+        "sqlite://",
+        "sqlite://trail.db?mode=ro",
+    ] {
+        let err = SqliteStore::connect(url).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidUrl(_)), "{url}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn reopened_store_continues_the_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let keys = dir.path().join("keys");
+    let (_, verification) = SealingKey::create_files(&keys, "k1", start(), 900).unwrap();
+    let clock = ManualClock::new(start());
+    for round in 0..3 {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let key = SealingKey::open(keys.join("sealing.key")).unwrap();
+        let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(key))
+            .clock(Arc::new(clock.clone()))
+            .start()
+            .await
+            .unwrap();
+        for i in 0..40 {
+            trail.record(event(round * 100 + i)).await.unwrap();
+            clock.advance(TimeDelta::seconds(10));
+        }
+        trail.shutdown().await.unwrap();
+        store.close().await;
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let report = Verifier::new(verification)
+        .verify_trail(&store, "admin")
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    // 120 events over 20 minutes: genesis, 120 events, one epoch seal.
+    assert_eq!(report.entries, 122);
+}

@@ -1,0 +1,19 @@
+//! The backend conformance suite against `SqliteStore`, on real database
+//! files in temporary folders.
+
+mod conformance;
+
+use std::sync::Arc;
+
+use tempfile::TempDir;
+use trailseal::{SqliteStore, Store};
+
+async fn fresh() -> (Arc<dyn Store>, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("trail.db"))
+        .await
+        .unwrap();
+    (Arc::new(store), dir)
+}
+
+all_conformance_tests!(fresh());
