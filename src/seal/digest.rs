@@ -8,10 +8,7 @@ use subtle::ConstantTimeEq;
 macro_rules! hex_bytes {
     ($(#[$doc:meta])* $name:ident, $len:expr, $what:expr) => {
         $(#[$doc])*
-        // The manual `PartialEq` below is byte equality in constant time,
-        // so it agrees with the derived `Hash`.
-        #[allow(clippy::derived_hash_with_manual_eq)]
-        #[derive(Clone, Copy, Eq, Hash)]
+        #[derive(Clone, Copy, Eq)]
         pub struct $name([u8; $len]);
 
         impl $name {
