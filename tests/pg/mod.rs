@@ -32,16 +32,20 @@ pub fn server_url() -> String {
 /// A new, empty database on the server, so every test has its own; returns
 /// its URL.
 pub async fn fresh_database() -> String {
-    let url = server_url();
+    fresh_database_on(&server_url()).await
+}
+
+/// A new, empty database on the server at `url`; returns its URL.
+pub async fn fresh_database_on(url: &str) -> String {
     let name = format!("trailseal_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&url).await.unwrap();
+    let mut admin = PgConnection::connect(url).await.unwrap();
     // The name is made here from a UUID, never from outside input.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .unwrap();
     admin.close().await.unwrap();
-    with_database(&url, &name)
+    with_database(url, &name)
 }
 
 /// `url` with its database replaced by `database`.
