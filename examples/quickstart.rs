@@ -1,23 +1,494 @@
-//! Records a few panel actions into an in-memory trail and verifies it.
+//! Records an hour of a hosting control panel into a SQLite trail, prints
+//! it, and verifies it.
+//!
+//! ```sh
+//! cargo run --example quickstart
+//! cargo run --example quickstart -- --database sqlite://trailseal-data/trail.db \
+//!     --keys trailseal-data/keys --events 100000
+//! ```
+//!
+//! The database and the key folder are created on the first run and reused
+//! afterwards: every run appends another hour to the same trails. The hour
+//! runs on a simulated clock, so it takes no longer than the writing does.
 
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use trailseal::{Actor, Event, MemoryStore, SealingKey, Trail, Verifier};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use clap::Parser;
+use futures_util::StreamExt;
+use trailseal::{
+    Actor, DEFAULT_EPOCH_SECONDS, Entry, Event, ManualClock, Query, Receipt, SEALING_KEY_FILE,
+    SealingKey, Source, SqliteStore, SqliteStoreOptions, Store, Trail, VERIFICATION_KEY_FILE,
+    VerificationKey, Verifier, new_key_id,
+};
+
+/// Record an hour of a hosting panel into a tamper-evident trail.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The SQLite database, as a URL or a path.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "sqlite://trailseal-data/trail.db"
+    )]
+    database: String,
+    /// The folder with `verification.key` and `sealing.key`; both are
+    /// created when missing.
+    #[arg(long, value_name = "DIR", default_value = "trailseal-data/keys")]
+    keys: PathBuf,
+    /// How many events the hour holds.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    events: u64,
+}
+
+/// Sentences printed one by one; beyond this only a summary.
+const PRINTED: u64 = 60;
+/// Most events waiting for their commit at once: enough for the writers to
+/// form large batches, far below their queue capacity.
+const MAX_IN_FLIGHT: u64 = 1024;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (sealing, verification) = SealingKey::generate("quickstart", chrono::Utc::now(), 900)?;
-    let store = MemoryStore::new();
-    let trail = Trail::open("admin", Arc::new(store.clone()), Arc::new(sealing)).await?;
-    let event = Event::builder("database.create")
-        .actor(Actor::customer("kunde123"))
-        .target("database", "abc456")
-        .build()?;
-    let receipt = trail.record(event).await?;
-    println!("recorded admin#{}", receipt.seq);
-    let report = Verifier::new(verification)
-        .verify_trail(&store, "admin")
-        .await?;
-    print!("{report}");
+    let args = Args::parse();
+    let options = SqliteStoreOptions::from_url(&args.database)?;
+    let store = open_store(options).await?;
+    let hour_start = next_hour_start(&store).await?;
+    let (sealing, verification) = open_keys(&args.keys, hour_start)?;
+    let sealing = Arc::new(sealing);
+    let clock = ManualClock::new(hour_start);
+
+    let mut trails = Vec::new();
+    for name in ["admin", "mailbox", "ftp", "php-mail"] {
+        let trail = Trail::builder(name, Arc::new(store.clone()), sealing.clone())
+            .clock(Arc::new(clock.clone()))
+            .start()
+            .await?;
+        trails.push(trail);
+    }
+    println!(
+        "Recording {} events of the hour from {} UTC into {}\n",
+        args.events,
+        hour_start.format("%Y-%m-%d %H:%M"),
+        store.path().display()
+    );
+
+    let step = TimeDelta::microseconds(3_600_000_000 / args.events.max(1) as i64);
+    let mut panel = Panel::new(hour_start.timestamp() as u64);
+    let mut receipts = futures_util::stream::iter(0..args.events)
+        .map(|_| {
+            let next = panel.next_event();
+            clock.advance(step);
+            let trails = &trails;
+            async move {
+                let (index, event) = next?;
+                let sentence = sentence(&event);
+                let receipt = trails[index].record(event).await?;
+                Ok::<_, trailseal::Error>((receipt, sentence))
+            }
+        })
+        // About a simulated minute's worth of events at once: a large hour
+        // is written in batches, a small one event by event, each at its
+        // own time.
+        .buffered((args.events / 60).clamp(1, MAX_IN_FLIGHT) as usize);
+    let mut recorded = 0u64;
+    while let Some(result) = receipts.next().await {
+        let (receipt, sentence) = result?;
+        if recorded < PRINTED {
+            print_sentence(&receipt, &sentence);
+        }
+        recorded += 1;
+    }
+    drop(receipts);
+    if recorded > PRINTED {
+        println!("  … and {} more events\n", recorded - PRINTED);
+    }
+
+    // Close the hour: seal every epoch that ended, then stop the writers.
+    clock.set(hour_start + TimeDelta::hours(1));
+    for trail in &trails {
+        trail.seal_finished_epochs().await?;
+        trail.shutdown().await?;
+    }
+
+    print_failed_logins(&store, hour_start).await?;
+
+    println!("Verifying every trail in {}:\n", store.path().display());
+    let reports = Verifier::new(verification).verify_store(&store).await?;
+    let intact = reports.iter().all(|report| report.is_intact());
+    for report in &reports {
+        print!("{report}");
+    }
+    store.close().await;
+
+    println!(
+        "\n{}",
+        if intact {
+            "Every trail is intact."
+        } else {
+            "TAMPERING FOUND: see the findings above."
+        }
+    );
+    println!(
+        "\nTo check the file yourself, as an auditor would:\n\n    \
+         cargo run --bin audit-verify -- verify --key {} sqlite://{}\n",
+        args.keys.join(VERIFICATION_KEY_FILE).display(),
+        store.path().display()
+    );
+    println!(
+        "Keep {} offline: it proves the trail, and whoever holds it could forge one.",
+        args.keys.join(VERIFICATION_KEY_FILE).display()
+    );
+    if !intact {
+        std::process::exit(1);
+    }
     Ok(())
+}
+
+async fn open_store(
+    options: SqliteStoreOptions,
+) -> Result<SqliteStore, Box<dyn std::error::Error>> {
+    let store = options.clone().open().await;
+    if let Err(trailseal::StoreError::Io { path, .. }) = &store
+        && let Some(folder) = path.parent().filter(|folder| !folder.exists())
+    {
+        // First run: make the data folder, then try again.
+        std::fs::create_dir_all(folder)?;
+        return Ok(options.open().await?);
+    }
+    Ok(store?)
+}
+
+/// Where this run's hour starts: an hour ago on a first run, otherwise
+/// right after the newest entry, so that reruns extend the trails.
+async fn next_hour_start(store: &SqliteStore) -> Result<DateTime<Utc>, Box<dyn std::error::Error>> {
+    let newest = store.query(&Query::new().newest_first().limit(1)).await?;
+    let hour_ago = (Utc::now() - TimeDelta::hours(1)).duration_trunc(TimeDelta::minutes(1))?;
+    Ok(match newest.entries.first() {
+        Some(entry) => hour_ago.max(entry.recorded_at + TimeDelta::seconds(1)),
+        None => hour_ago,
+    })
+}
+
+/// Opens the key pair in `dir`, or creates it there when both files are
+/// missing.
+fn open_keys(
+    dir: &Path,
+    genesis: DateTime<Utc>,
+) -> Result<(SealingKey, VerificationKey), Box<dyn std::error::Error>> {
+    let sealing_path = dir.join(SEALING_KEY_FILE);
+    let verification_path = dir.join(VERIFICATION_KEY_FILE);
+    match (sealing_path.exists(), verification_path.exists()) {
+        (true, true) => Ok((
+            SealingKey::open(&sealing_path)?,
+            VerificationKey::load(&verification_path)?,
+        )),
+        (false, false) => {
+            let key_id = new_key_id(Utc::now())?;
+            let keys = SealingKey::create_files(dir, &key_id, genesis, DEFAULT_EPOCH_SECONDS)?;
+            println!(
+                "Created key {key_id} in {}: {} (keep it offline) and {}\n",
+                dir.display(),
+                VERIFICATION_KEY_FILE,
+                SEALING_KEY_FILE
+            );
+            Ok(keys)
+        }
+        _ => Err(format!(
+            "{} must hold both {VERIFICATION_KEY_FILE} and {SEALING_KEY_FILE}, or neither",
+            dir.display()
+        )
+        .into()),
+    }
+}
+
+fn print_sentence(receipt: &Receipt, sentence: &str) {
+    println!(
+        "  {}  {:>8}#{:<5} {}",
+        receipt.recorded_at.format("%H:%M:%S"),
+        receipt.trail,
+        receipt.seq,
+        sentence
+    );
+}
+
+/// A plain "actor action target" sentence. Values are escaped by the event
+/// model, so none of them can break the line.
+fn sentence(event: &Event) -> String {
+    let actor = event.actor.as_ref().map_or_else(
+        || "someone".to_owned(),
+        |actor| format!("{} {}", actor.kind, actor.name),
+    );
+    let verb = match event.action.as_ref() {
+        "panel.login" => "logged in to the panel",
+        "database.create" => "created database",
+        "mailbox.create" => "created mailbox",
+        "mailbox.password.change" => "changed the password of mailbox",
+        "dns.record.update" => "updated the DNS record",
+        "ftp_account.create" => "created FTP account",
+        "cronjob.create" => "created cron job",
+        "mailbox.login" => "logged in to the mailbox",
+        "ftp.login" => "logged in over FTP",
+        "ftp.upload" => "uploaded",
+        "ftp.download" => "downloaded",
+        "php_mail.send" => "sent mail from script",
+        other => other,
+    };
+    let mut text = format!("{actor} {verb}");
+    if let Some(target) = &event.target
+        && !matches!(
+            event.action.as_ref(),
+            "panel.login" | "ftp.login" | "mailbox.login"
+        )
+    {
+        text.push(' ');
+        text.push_str(&trailseal::escape_text(&target.id));
+    }
+    if let Some(impersonator) = &event.impersonator {
+        text.push_str(&format!(
+            " (done by {} {})",
+            impersonator.kind, impersonator.name
+        ));
+    }
+    if let Some(ip) = event.context.ip {
+        text.push_str(&format!(" from {ip}"));
+    }
+    if let trailseal::Outcome::Failure { reason } = &event.outcome {
+        text.push_str(&format!(" — FAILED: {}", trailseal::escape_text(reason)));
+    }
+    text
+}
+
+async fn print_failed_logins(
+    store: &SqliteStore,
+    since: DateTime<Utc>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let page = store
+        .query(
+            &Query::new()
+                .trail("mailbox")
+                .action("mailbox.login")
+                .failed()
+                .since(since)
+                .newest_first()
+                .limit(5),
+        )
+        .await?;
+    println!("\nThe latest failed mailbox logins of the hour (a query on the trail):");
+    for entry in &page.entries {
+        println!(
+            "  {}  {} from {}: {}",
+            entry.recorded_at.format("%H:%M:%S"),
+            value(entry, "target.id"),
+            value(entry, "context.ip"),
+            value(entry, "outcome.reason")
+        );
+    }
+    if page.entries.is_empty() {
+        println!("  none");
+    }
+    println!();
+    Ok(())
+}
+
+fn value<'a>(entry: &'a Entry, name: &str) -> std::borrow::Cow<'a, str> {
+    trailseal::escape_text(entry.value(name).unwrap_or("-"))
+}
+
+/// A deterministic simulation of a small hosting panel's hour.
+struct Panel {
+    state: u64,
+    serial: u64,
+}
+
+const CUSTOMERS: [&str; 5] = [
+    "kunde123",
+    "kunde204",
+    "kunde311",
+    "web-agentur",
+    "praxis-lenz",
+];
+const DOMAINS: [&str; 5] = [
+    "baeckerei-mueller.de",
+    "zahnarzt-koeln.de",
+    "fahrradladen.example",
+    "agentur.example",
+    "praxis-lenz.de",
+];
+const USER_AGENTS: [&str; 3] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/128.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Safari/605.1.15",
+    "Thunderbird/128.3.0",
+];
+
+impl Panel {
+    fn new(seed: u64) -> Self {
+        Self {
+            state: seed | 1,
+            serial: seed % 1000,
+        }
+    }
+
+    /// xorshift: reproducible without a dependency.
+    fn roll(&mut self, below: u64) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state % below
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.roll(items.len() as u64) as usize]
+    }
+
+    fn ip(&mut self) -> IpAddr {
+        if self.roll(4) == 0 {
+            format!("2001:db8::{:x}", self.roll(0xffff))
+                .parse()
+                .unwrap_or(IpAddr::from([0; 4]))
+        } else {
+            IpAddr::from([198, 51, 100, self.roll(250) as u8 + 1])
+        }
+    }
+
+    /// The next event and the index of its trail (admin, mailbox, ftp,
+    /// php-mail).
+    fn next_event(&mut self) -> Result<(usize, Event), trailseal::ValidationError> {
+        self.serial += 1;
+        let customer = self.pick(&CUSTOMERS);
+        let domain = self.pick(&DOMAINS);
+        let ip = self.ip();
+        let request_id = format!("req-{:08x}", self.state as u32);
+        let roll = self.roll(100);
+        let built = match roll {
+            0..=24 => (0, self.admin_event(customer, domain, ip, request_id)),
+            25..=54 => (1, self.mailbox_login(customer, domain, ip)),
+            55..=79 => (2, self.ftp_event(customer, ip)),
+            _ => (3, self.php_mail(customer, domain)),
+        };
+        let (trail, builder) = built;
+        Ok((trail, builder.build()?))
+    }
+
+    fn admin_event(
+        &mut self,
+        customer: &str,
+        domain: &str,
+        ip: IpAddr,
+        request_id: String,
+    ) -> trailseal::EventBuilder {
+        let builder = |action: &'static str| {
+            Event::builder(action)
+                .actor(Actor::customer(customer))
+                .tenant(customer)
+                .ip(ip)
+                .request_id(request_id.clone())
+                .source(Source::Ui)
+        };
+        let serial = self.serial;
+        let user_agent = self.pick(&USER_AGENTS);
+        match self.roll(7) {
+            0 => builder("panel.login")
+                .target("account", customer)
+                .user_agent(user_agent),
+            1 => builder("database.create").target("database", format!("db{serial}")),
+            2 => builder("mailbox.create").target("mailbox", format!("info{serial}@{domain}")),
+            3 => builder("dns.record.update")
+                .target("dns_record", format!("www.{domain} A"))
+                .change(
+                    "value",
+                    Some("198.51.100.7".into()),
+                    Some("198.51.100.8".into()),
+                ),
+            4 => builder("ftp_account.create").target("ftp_account", format!("{customer}-deploy")),
+            5 => builder("cronjob.create")
+                .target("cronjob", format!("cron{serial}"))
+                .meta("schedule", "*/15 * * * *"),
+            _ => builder("mailbox.password.change")
+                .impersonator(Actor::admin("support-anna"))
+                .target("mailbox", format!("kontakt@{domain}")),
+        }
+    }
+
+    fn mailbox_login(
+        &mut self,
+        customer: &str,
+        domain: &str,
+        ip: IpAddr,
+    ) -> trailseal::EventBuilder {
+        let mailbox = format!(
+            "{}@{domain}",
+            self.pick(&["info", "kontakt", "buchhaltung"])
+        );
+        let protocol = self.pick(&["imap", "pop3"]);
+        let builder = Event::builder("mailbox.login")
+            .actor(Actor::customer(mailbox.clone()))
+            .tenant(customer)
+            .target("mailbox", mailbox)
+            .ip(ip)
+            .meta("protocol", protocol)
+            .source(Source::System);
+        match self.roll(6) {
+            0 => builder.failure("wrong password"),
+            1 if self.roll(3) == 0 => builder.failure("account locked after 5 failed attempts"),
+            _ => builder.meta("bytes", self.roll(5_000_000) as i64),
+        }
+    }
+
+    fn ftp_event(&mut self, customer: &str, ip: IpAddr) -> trailseal::EventBuilder {
+        let user = format!("{customer}-deploy");
+        let file = format!(
+            "/htdocs/{}",
+            self.pick(&[
+                "index.php",
+                "wp-config.php",
+                "images/logo.png",
+                "shop/cart.php"
+            ])
+        );
+        let builder = |action: &'static str| {
+            Event::builder(action)
+                .actor(Actor::customer(user.clone()))
+                .tenant(customer)
+                .ip(ip)
+                .source(Source::System)
+        };
+        match self.roll(5) {
+            0 if self.roll(2) == 0 => builder("ftp.login")
+                .target("ftp_account", user.clone())
+                .failure("wrong password"),
+            0 | 1 => builder("ftp.login").target("ftp_account", user.clone()),
+            2 => builder("ftp.download")
+                .target("file", file)
+                .meta("bytes", self.roll(800_000) as i64),
+            _ => builder("ftp.upload")
+                .target("file", file)
+                .meta("bytes", self.roll(2_000_000) as i64),
+        }
+    }
+
+    fn php_mail(&mut self, customer: &str, domain: &str) -> trailseal::EventBuilder {
+        let script = format!(
+            "/htdocs/{}",
+            self.pick(&["contact.php", "newsletter/send.php", "shop/order-mail.php"])
+        );
+        let serial = self.serial;
+        let recipient = self.pick(&[
+            "kunde@example.org",
+            "bestellung@example.net",
+            "info@example.com",
+        ]);
+        Event::builder("php_mail.send")
+            .actor(Actor::system(format!("php-{customer}")))
+            .tenant(customer)
+            .target("script", script)
+            .meta("from", format!("noreply@{domain}"))
+            .meta("to", recipient)
+            .meta(
+                "message_id",
+                format!("<{}.{}@{domain}>", serial, self.roll(1 << 30)),
+            )
+            .meta("x_mailer", "PHP/8.3.12")
+    }
 }

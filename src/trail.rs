@@ -23,6 +23,9 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 pub const DEFAULT_MAX_BATCH: usize = 1000;
 /// Default number of conflicting appends before a batch is given up.
 pub const DEFAULT_MAX_CONFLICTS: u32 = 64;
+/// How often the writer yields to callers still sending before it commits
+/// a batch of concurrently arriving events.
+const GATHER_YIELDS: u32 = 16;
 /// Longest trail name, in bytes.
 pub const MAX_TRAIL_NAME_LEN: usize = 64;
 
@@ -313,12 +316,26 @@ impl Writer {
             Command::Record(first) => {
                 let mut batch = vec![first];
                 let mut control = None;
+                let mut idle = 0;
                 while batch.len() < self.max_batch {
                     match commands.try_recv() {
-                        Ok(Command::Record(pending)) => batch.push(pending),
+                        Ok(Command::Record(pending)) => {
+                            batch.push(pending);
+                            idle = 0;
+                        }
                         Ok(other) => {
                             control = Some(other);
                             break;
+                        }
+                        // Group commit: while several callers are sending,
+                        // give them a moment to join this batch, since each
+                        // commit costs a flush to disk. A lone event is
+                        // committed at once.
+                        Err(mpsc::error::TryRecvError::Empty)
+                            if batch.len() > 1 && idle < GATHER_YIELDS =>
+                        {
+                            idle += 1;
+                            tokio::task::yield_now().await;
                         }
                         Err(_) => break,
                     }

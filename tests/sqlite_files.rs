@@ -350,3 +350,40 @@ async fn reopened_store_continues_the_trail() {
     // 120 events over 20 minutes: genesis, 120 events, one epoch seal.
     assert_eq!(report.entries, 122);
 }
+
+/// After a power loss the write-ahead log may hold committed transactions
+/// while its shared-memory index is gone; opening must recover them.
+#[tokio::test]
+async fn write_ahead_log_without_its_index_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (sealing, verification) = SealingKey::generate("k1", start(), 900).unwrap();
+    let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
+        .clock(Arc::new(ManualClock::new(start())))
+        .start()
+        .await
+        .unwrap();
+    for i in 0..30 {
+        trail.record(event(i)).await.unwrap();
+    }
+    // Copy the file and its log as a crash would leave them, without the
+    // shared-memory index, while the store still has them open.
+    let copy = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("trail.db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    std::fs::copy(&path, copy.path().join("trail.db")).unwrap();
+    std::fs::copy(&wal, copy.path().join("trail.db-wal")).unwrap();
+    trail.shutdown().await.unwrap();
+    store.close().await;
+
+    let recovered = SqliteStore::open(copy.path().join("trail.db"))
+        .await
+        .unwrap();
+    let report = Verifier::new(verification)
+        .verify_trail(&recovered, "admin")
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, 31);
+}

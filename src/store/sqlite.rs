@@ -856,3 +856,96 @@ fn classify(path: &Path, err: sqlx::Error) -> StoreError {
         _ => StoreError::Database(Box::new(err)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn plan(store: &SqliteStore, sql: &str, arguments: SqliteArguments) -> Vec<String> {
+        sqlx::query_with(
+            AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")),
+            arguments,
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>(3))
+        .collect()
+    }
+
+    /// A filter that falls back to reading the whole table, or to sorting
+    /// every match, would make a query on a big trail slow.
+    #[tokio::test]
+    async fn every_query_is_an_index_range_in_query_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("trail.db"))
+            .await
+            .unwrap();
+        let time = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 29, 8, 0, 0).unwrap();
+        let cursor = "c1.1764403200000000.5.admin".parse().unwrap();
+        let queries = [
+            Query::new(),
+            Query::new().newest_first(),
+            Query::new().trail("admin"),
+            Query::new().trail("admin").newest_first().after(cursor),
+            Query::new().since(time).until(time),
+            Query::new().tenant("kunde123"),
+            Query::new().actor("kunde123").newest_first(),
+            Query::new().action("mailbox.login"),
+            Query::new().target("database", "abc456"),
+            Query::new().target_type("database"),
+            Query::new().ip("192.0.2.1".parse().unwrap()),
+            Query::new().failed(),
+            Query::new().request_id("req-1"),
+            Query::new().trail("mailbox").tenant("kunde123").failed(),
+        ];
+        for query in queries {
+            let (sql, arguments) = query_sql(&query).unwrap();
+            let plan = plan(&store, &sql, arguments).await;
+            assert!(
+                plan.iter().any(|step| step.contains("INDEX")),
+                "{query:?}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{query:?} sorts its matches: {plan:?}"
+            );
+        }
+        let mut arguments = SqliteArguments::default();
+        sqlx::Arguments::add(&mut arguments, "admin").unwrap();
+        sqlx::Arguments::add(&mut arguments, 3_i64).unwrap();
+        sqlx::Arguments::add(&mut arguments, "epoch_seal").unwrap();
+        let plan = plan(
+            &store,
+            "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
+             WHERE trail = ? AND epoch = ? AND kind <> ?",
+            arguments,
+        )
+        .await;
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("COVERING INDEX entries_by_epoch")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn batches_split_into_few_statement_shapes() {
+        assert_eq!(MAX_INSERT_ROWS, 1024);
+        assert!(MAX_INSERT_ROWS * INSERT_COLUMNS.len() <= MAX_BOUND_PARAMETERS);
+        let mut shapes = std::collections::BTreeSet::new();
+        for batch in 1..=3000 {
+            let mut remaining = batch;
+            while remaining > 0 {
+                let rows = chunk_rows(remaining);
+                assert!(rows.is_power_of_two() && rows <= remaining);
+                shapes.insert(rows);
+                remaining -= rows;
+            }
+        }
+        assert_eq!(shapes.len(), 11);
+        let sql = insert_sql(4);
+        assert_eq!(sql.matches('?').count(), 4 * INSERT_COLUMNS.len());
+    }
+}
