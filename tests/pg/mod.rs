@@ -15,7 +15,7 @@ pub const URL_VARIABLE: &str = "TRAILSEAL_TEST_POSTGRES_URL";
 pub fn server_url() -> String {
     match std::env::var(URL_VARIABLE) {
         Ok(url) if !url.is_empty() => url,
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!(
+        _ if under_ci() => panic!(
             "{URL_VARIABLE} is not set, so the PostgreSQL tests cannot run; \
              run them through scripts/test (or scripts/with-postgres)"
         ),
@@ -27,6 +27,11 @@ pub fn server_url() -> String {
             std::process::exit(0);
         }
     }
+}
+
+/// Whether this is a CI run (`CI=true`), where no test may be skipped.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| ci == "true")
 }
 
 /// A new, empty database on the server, so every test has its own; returns
