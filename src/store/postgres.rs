@@ -49,12 +49,15 @@ const ENTRY_COLUMNS: &str =
 ///
 /// - A per-trail advisory lock needs an explicit transaction (lock, read
 ///   the head, insert, commit: four round trips instead of one) and holds
-///   the lock across them. `benches/postgres_append.rs` measured it at
-///   5,500 rows/s against 6,100 for this statement with one writer
-///   (1,000-entry batches, plain insert 7,200); with eight writers on
-///   eight trails both were within the noise of the plain insert. With one
-///   statement there is also only one implicit transaction whose outcome
-///   has to be learned when the connection breaks.
+///   the lock across them. On a local server `benches/postgres_append.rs`
+///   could not tell the two apart: two runs gave 6,100 against 5,500 and
+///   5,800 against 6,400 rows/s with one writer, 8,700 against 10,900 and
+///   12,200 against 12,000 with eight (1,000-entry batches), all within
+///   the run-to-run noise. Between panel servers and a database on another
+///   machine every round trip costs latency, and the advisory lock is held
+///   for all four, so writers of one trail wait longer for each other; one
+///   statement is also one implicit transaction, whose outcome is all
+///   there is to learn when the connection breaks. So: the statement.
 /// - A unique index on `(trail, seq)` cannot exist on `entries`: a unique
 ///   index on a partitioned table must contain the partition key, so it
 ///   would only stop duplicates at the same time. A separate unique table
