@@ -75,6 +75,19 @@ pub enum StoreError {
         /// The seq that was taken.
         seq: u64,
     },
+    /// The connection broke while an append was being committed, and the
+    /// database could not be asked in time whether it was: the entries up to
+    /// `seq` may or may not be stored. Read the trail's head once the
+    /// database is reachable again.
+    #[error(
+        "the outcome of an append to the {trail} trail (up to seq {seq}) is unknown: the connection broke and the database did not answer in time; read the trail's head once it is reachable"
+    )]
+    OutcomeUnknown {
+        /// The trail.
+        trail: String,
+        /// The last seq of the append.
+        seq: u64,
+    },
     /// A batch was not a contiguous continuation of the expected head.
     #[error("invalid batch for the {trail} trail: {reason}")]
     InvalidBatch {

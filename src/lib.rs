@@ -53,6 +53,9 @@ pub use store::{
     Cursor, DEFAULT_PAGE_SIZE, EntryStream, EpochSummary, MAX_PAGE_SIZE, MemoryStore, Order, Page,
     Query, Store, check_batch, counts_in_epoch, query_by_scan,
 };
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use store::{PostgresStore, PostgresStoreOptions};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::{SqliteStore, SqliteStoreOptions, SqliteSync};

@@ -1,11 +1,15 @@
 //! Pluggable storage: the [`Store`] trait and its backends.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod query;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreOptions};
 pub use query::{Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Order, Page, Query, query_by_scan};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreOptions, SqliteSync};
