@@ -219,6 +219,10 @@ async fn open_database(url: &str) -> Result<Arc<dyn Store>, Failure> {
             .await?;
         return Ok(Arc::new(store));
     }
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return Ok(Arc::new(trailseal::PostgresStore::connect(url).await?));
+    }
     Err(Failure(format!(
         "{}: this build has no backend for this source",
         escape_text(url)
