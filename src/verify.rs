@@ -816,9 +816,14 @@ impl TrailVerification<'_> {
             // Undecodable entries were reported already; their seqs are not
             // missing.
             while lowest > self.next_seq && self.undecodable.remove(&self.next_seq) {
-                // Counted where it stands, like any entry that fails its MAC.
-                if self.epochs.counting.is_some() {
-                    self.epochs.seen.count += 1;
+                // Counted where it stands, like any entry that fails its MAC:
+                // in the epoch being counted, or else the next one to seal.
+                let epochs = &mut self.epochs;
+                if epochs.counting.is_none() {
+                    epochs.counting = epochs.next_unsealed;
+                }
+                if epochs.counting.is_some() {
+                    epochs.seen.count += 1;
                 }
                 self.next_seq += 1;
                 self.previous = None;

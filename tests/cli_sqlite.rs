@@ -73,6 +73,38 @@ impl Trail {
         }
         connection.close().await.expect("closed");
     }
+    /// Events inside an epoch of the admin trail (their neighbours are
+    /// events of the same epoch), so tampering with one affects only it.
+    async fn interior_events(&self) -> Vec<i64> {
+        let mut connection = sqlx::SqliteConnection::connect(&self.url())
+            .await
+            .expect("connection");
+        let seqs = sqlx::query_scalar(
+            "SELECT e.seq FROM entries e \
+             JOIN entries p ON p.trail = e.trail AND p.seq = e.seq - 1 \
+             JOIN entries n ON n.trail = e.trail AND n.seq = e.seq + 1 \
+             WHERE e.trail = 'admin' AND e.kind = 'event' AND p.kind = 'event' AND n.kind = 'event' \
+             AND p.epoch = e.epoch AND n.epoch = e.epoch ORDER BY e.seq LIMIT 4",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .expect("query");
+        connection.close().await.expect("closed");
+        seqs
+    }
+
+    async fn sql_at(&self, statement: &'static str, seq: i64) {
+        let mut connection = sqlx::SqliteConnection::connect(&self.url())
+            .await
+            .expect("connection");
+        sqlx::query(statement)
+            .bind(seq)
+            .execute(&mut connection)
+            .await
+            .expect(statement);
+        connection.close().await.expect("closed");
+    }
+
     fn verify(&self, extra: &[&str]) -> (i32, Vec<(String, String, u64)>) {
         let mut args = vec![
             "verify".to_owned(),
@@ -135,14 +167,16 @@ async fn quickstart_trail_verifies_intact() {
 #[tokio::test]
 async fn updated_field_is_modified() {
     let trail = made_by_quickstart();
+    let seq = trail.interior_events().await[0];
     trail
-        .sql(&[
-            "UPDATE entries SET recorded_at = recorded_at + 1 WHERE trail = 'admin' AND seq = 5",
-        ])
+        .sql_at(
+            "UPDATE entries SET recorded_at = recorded_at + 1 WHERE trail = 'admin' AND seq = ?",
+            seq,
+        )
         .await;
     assert_eq!(
         trail.verify(&[]),
-        (1, vec![finding("admin", "modified", 5)])
+        (1, vec![finding("admin", "modified", seq as u64)])
     );
 }
 
@@ -264,19 +298,31 @@ async fn export_verifies_like_the_database() {
 #[tokio::test]
 async fn rows_damaged_beyond_decoding_are_findings() {
     let trail = made_by_quickstart();
+    let interior = trail.interior_events().await;
+    let (first, second) = (interior[0], interior[interior.len() - 1]);
+    assert!(
+        second > first + 1,
+        "two separate interior events: {interior:?}"
+    );
     trail
-        .sql(&[
-            "UPDATE entries SET kind = 'bogus' WHERE trail = 'admin' AND seq = 6",
-            "UPDATE entries SET body = '{not json' WHERE trail = 'admin' AND seq = 9",
-        ])
+        .sql_at(
+            "UPDATE entries SET kind = 'bogus' WHERE trail = 'admin' AND seq = ?",
+            first,
+        )
+        .await;
+    trail
+        .sql_at(
+            "UPDATE entries SET body = '{not json' WHERE trail = 'admin' AND seq = ?",
+            second,
+        )
         .await;
     assert_eq!(
         trail.verify(&[]),
         (
             1,
             vec![
-                finding("admin", "modified", 6),
-                finding("admin", "modified", 9)
+                finding("admin", "modified", first as u64),
+                finding("admin", "modified", second as u64)
             ]
         )
     );
