@@ -16,7 +16,7 @@ use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::{Digest as _, Sha256};
-use trailseal::{Actor, Event, Field, MacInput, MemoryStore, SealingKey, Trail};
+use trailseal::{Actor, Event, Field, MemoryStore, SealingKey, Trail};
 
 fn sample_event() -> Event {
     Event::builder("database.create")
@@ -56,17 +56,7 @@ fn bench_seal(c: &mut Criterion) {
         })
         .collect();
     let body_bytes = trailseal::encode_body(&entry.body);
-    let mac_bytes = MacInput {
-        trail: &entry.trail,
-        seq: entry.seq,
-        epoch: entry.epoch,
-        key_id: &entry.key_id,
-        recorded_at_micros: entry.recorded_at.timestamp_micros(),
-        kind: entry.kind,
-        prev_mac: &entry.prev_mac,
-        body_commitment: &entry.body_commitment,
-    }
-    .to_bytes();
+    let mac_bytes = entry.mac_input().to_bytes();
     let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(&[7u8; 32]).expect("any key length");
 
     let mut group = c.benchmark_group("seal");

@@ -16,8 +16,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::Sha256;
 use trailseal::{
-    Actor, Event, JsonLinesReader, MacInput, ManualClock, MemoryStore, SealingKey, Trail,
-    VerificationKey, Verifier,
+    Actor, Event, JsonLinesReader, ManualClock, MemoryStore, SealingKey, Trail, VerificationKey,
+    Verifier,
 };
 
 const ENTRIES: usize = 50_000;
@@ -140,19 +140,7 @@ fn bench_verify(c: &mut Criterion) {
     }
     let inputs: Vec<Vec<u8>> = entries
         .iter()
-        .map(|entry| {
-            MacInput {
-                trail: &entry.trail,
-                seq: entry.seq,
-                epoch: entry.epoch,
-                key_id: &entry.key_id,
-                recorded_at_micros: entry.recorded_at.timestamp_micros(),
-                kind: entry.kind,
-                prev_mac: &entry.prev_mac,
-                body_commitment: &entry.body_commitment,
-            }
-            .to_bytes()
-        })
+        .map(|entry| entry.mac_input().to_bytes())
         .collect();
     let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(&[7u8; 32]).expect("any key length");
     group.bench_function("bare_hmac", |b| {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::FormatError;
-use crate::seal::{Digest, Mac, Salt, field_commitment};
+use crate::seal::{Digest, Mac, MacInput, Salt, field_commitment};
 
 /// What an entry is: an application event or one of the trail's own records.
 ///
@@ -272,6 +272,21 @@ impl Entry {
     /// The value of a body field, unless absent or erased.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.body.value(name)
+    }
+
+    /// What this entry's MAC covers, as stored. (A verifier recomputing the
+    /// MAC for another seq or trail changes those two fields.)
+    pub fn mac_input(&self) -> MacInput<'_> {
+        MacInput {
+            trail: &self.trail,
+            seq: self.seq,
+            epoch: self.epoch,
+            key_id: &self.key_id,
+            recorded_at_micros: self.recorded_at.timestamp_micros(),
+            kind: self.kind,
+            prev_mac: &self.prev_mac,
+            body_commitment: &self.body_commitment,
+        }
     }
 
     /// The entry's header, as a store reports a trail's head.

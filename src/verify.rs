@@ -413,13 +413,7 @@ fn precheck(trail: &str, entry: &Entry, keys: &HashMap<(String, u64), EpochKey>)
     };
     let mac = key.mac(&MacInput {
         trail,
-        seq: entry.seq,
-        epoch: entry.epoch,
-        key_id: &entry.key_id,
-        recorded_at_micros: entry.recorded_at.timestamp_micros(),
-        kind: entry.kind,
-        prev_mac: &entry.prev_mac,
-        body_commitment: &entry.body_commitment,
+        ..entry.mac_input()
     });
     Precheck::Checked {
         mac_ok: mac == entry.mac,
@@ -727,12 +721,7 @@ impl TrailVerification<'_> {
         Some(epoch_key.mac(&MacInput {
             trail: &self.trail,
             seq,
-            epoch: entry.epoch,
-            key_id: &entry.key_id,
-            recorded_at_micros: entry.recorded_at.timestamp_micros(),
-            kind: entry.kind,
-            prev_mac: &entry.prev_mac,
-            body_commitment: &entry.body_commitment,
+            ..entry.mac_input()
         }))
     }
 

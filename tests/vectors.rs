@@ -17,7 +17,7 @@ use hmac::{Hmac, KeyInit, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use trailseal::{
-    Body, Digest, Entry, EntryKind, EpochSchedule, Field, MacInput, MemoryStore, Salt, Store,
+    Body, Digest, Entry, EntryKind, EpochSchedule, Field, MemoryStore, Salt, Store,
     VerificationKey, Verifier, body_commitment, encode_body, field_commitment, genesis_prev_mac,
 };
 
@@ -81,17 +81,7 @@ fn epoch_key(k0: &[u8; 32], epoch: u64) -> [u8; 32] {
 }
 
 fn mac_input(entry: &Entry) -> Vec<u8> {
-    MacInput {
-        trail: &entry.trail,
-        seq: entry.seq,
-        epoch: entry.epoch,
-        key_id: &entry.key_id,
-        recorded_at_micros: entry.recorded_at.timestamp_micros(),
-        kind: entry.kind,
-        prev_mac: &entry.prev_mac,
-        body_commitment: &entry.body_commitment,
-    }
-    .to_bytes()
+    entry.mac_input().to_bytes()
 }
 
 fn compute(key: &KeyInput, entry: &Entry) -> Expected {

@@ -165,6 +165,24 @@ fn validate_key_id(key_id: &str) -> Result<(), KeyError> {
     }
 }
 
+/// The checks both key files share: kind, version, key id and schedule.
+fn check_key_file_header(
+    (format, expected): (&str, &str),
+    version: u32,
+    key_id: &str,
+    genesis: DateTime<Utc>,
+    epoch_seconds: u64,
+) -> Result<EpochSchedule, String> {
+    if format != expected {
+        return Err(format!("expected a {expected} file, found {format:?}"));
+    }
+    if version != KEY_FILE_VERSION {
+        return Err(format!("unsupported key file version {version}"));
+    }
+    validate_key_id(key_id).map_err(|err| err.to_string())?;
+    EpochSchedule::new(genesis, epoch_seconds).map_err(|err| err.to_string())
+}
+
 fn random_key() -> Result<Zeroizing<[u8; KEY_LEN]>, KeyError> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     getrandom::fill(key.as_mut()).map_err(|err| KeyError::Random(err.to_string()))?;
@@ -267,18 +285,13 @@ impl VerificationKey {
             )
         })?;
         let k0 = decode_key(&mut file.key)?;
-        if file.format != VERIFICATION_FORMAT {
-            return Err(format!(
-                "expected a {VERIFICATION_FORMAT} file, found {:?}",
-                file.format
-            ));
-        }
-        if file.version != KEY_FILE_VERSION {
-            return Err(format!("unsupported key file version {}", file.version));
-        }
-        validate_key_id(&file.key_id).map_err(|err| err.to_string())?;
-        let schedule =
-            EpochSchedule::new(file.genesis, file.epoch_seconds).map_err(|err| err.to_string())?;
+        let schedule = check_key_file_header(
+            (&file.format, VERIFICATION_FORMAT),
+            file.version,
+            &file.key_id,
+            file.genesis,
+            file.epoch_seconds,
+        )?;
         Ok(Self {
             key_id: file.key_id,
             schedule,
@@ -451,18 +464,13 @@ impl SealingKey {
             )
         })?;
         let key = decode_key(&mut file.key)?;
-        if file.format != SEALING_FORMAT {
-            return Err(format!(
-                "expected a {SEALING_FORMAT} file, found {:?}",
-                file.format
-            ));
-        }
-        if file.version != KEY_FILE_VERSION {
-            return Err(format!("unsupported key file version {}", file.version));
-        }
-        validate_key_id(&file.key_id).map_err(|err| err.to_string())?;
-        let schedule =
-            EpochSchedule::new(file.genesis, file.epoch_seconds).map_err(|err| err.to_string())?;
+        let schedule = check_key_file_header(
+            (&file.format, SEALING_FORMAT),
+            file.version,
+            &file.key_id,
+            file.genesis,
+            file.epoch_seconds,
+        )?;
         Ok(Self {
             key_id: file.key_id,
             schedule,
