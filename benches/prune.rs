@@ -21,10 +21,12 @@
 //!
 //! ```text
 //! scripts/with-postgres cargo bench --bench prune
-//! TRAILSEAL_PRUNE_ENTRIES=1000000 scripts/with-postgres cargo bench --bench prune
+//! TRAILSEAL_PRUNE_ENTRIES=1000000 scripts/with-postgres cargo bench --bench prune -- --test
 //! ```
 //!
-//! Without `TRAILSEAL_TEST_POSTGRES_URL` only SQLite is measured.
+//! Without `TRAILSEAL_TEST_POSTGRES_URL` only SQLite is measured. Criterion
+//! takes ten samples of each backend; for a single run of each (at 1 M
+//! entries, say), add `-- --test`: the summary still prints its figures.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -60,7 +62,7 @@ const MAX_AGE_DAYS: i64 = 7;
 /// Each probing writer records one event this often.
 const PROBE_INTERVAL: Duration = Duration::from_millis(5);
 /// How long the writers are measured without a run, per iteration.
-const BASELINE_WINDOW: Duration = Duration::from_secs(2);
+const BASELINE_WINDOW: Duration = Duration::from_secs(3);
 
 /// Append latencies per (backend, writer, window), and run durations per
 /// backend, over all iterations (warm-up included), for the summary.
@@ -215,6 +217,9 @@ impl Template {
             Origin::Sqlite { dir, path } => {
                 let copy = dir.path().join(format!("copy-{n}.db"));
                 std::fs::copy(path, &copy).unwrap();
+                // On disk now, so that writing the copy back does not slow
+                // down the baseline's appends.
+                std::fs::File::open(&copy).unwrap().sync_all().unwrap();
                 Working::Sqlite(SqliteStore::open(&copy).await.unwrap())
             }
             Origin::Postgres { url, database } => {
