@@ -1,6 +1,6 @@
 //! Retention on every backend: a trail pruned daily over 30 simulated days,
-//! with legal holds placed and released, IP anonymisation and an erasure
-//! request, verifies clean; tampering that imitates retention does not.
+//! with legal holds placed and released, IP anonymisation, an erasure
+//! request and a restriction, verifies clean; tampering that imitates retention does not.
 //!
 //! Each scenario runs against `MemoryStore`, a real SQLite file and a real
 //! PostgreSQL database. Tampering goes to the stored data itself: the
@@ -536,6 +536,41 @@ async fn background_retention_prunes_on_its_own(fresh: Fresh) {
     assert_eq!(report.pruned, 9 + 6);
 }
 
+async fn a_restricted_subject_is_hidden_from_queries_and_still_verified(fresh: Fresh) {
+    let setup = Setup::pruned(fresh).await;
+    let kunde1 = trailseal::Query::new()
+        .trail(TRAIL)
+        .tenant("kunde1")
+        .limit(1000);
+    let before = setup.store.query(&kunde1).await.unwrap().entries.len();
+    assert!(before > 0);
+    let subject = Subject::Tenant("kunde1".into());
+    let changed = setup.trail.restrict_subject(&subject, true).await.unwrap();
+    assert_eq!(changed as usize, before);
+    assert!(setup.store.query(&kunde1).await.unwrap().entries.is_empty());
+    let all = trailseal::Query::new().trail(TRAIL).limit(1000);
+    let visible = setup.store.query(&all).await.unwrap().entries;
+    assert!(visible.iter().all(|e| e.value("tenant") != Some("kunde1")));
+    let report = setup.verify().await;
+    assert!(report.is_intact(), "{report}");
+    let with_restricted = kunde1.clone().include_restricted();
+    assert_eq!(
+        setup
+            .store
+            .query(&with_restricted)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        before
+    );
+    setup.trail.restrict_subject(&subject, false).await.unwrap();
+    assert_eq!(
+        setup.store.query(&kunde1).await.unwrap().entries.len(),
+        before
+    );
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
@@ -574,4 +609,5 @@ on_every_backend!(
     an_erased_field_restored_with_another_value_is_modified,
     a_record_made_with_a_stolen_key_cannot_delete_young_entries,
     background_retention_prunes_on_its_own,
+    a_restricted_subject_is_hidden_from_queries_and_still_verified,
 );
