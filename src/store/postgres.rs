@@ -441,21 +441,17 @@ impl Store for PostgresStore {
             if !entry.body.erase(&erasure.fields) {
                 continue;
             }
-            let body = serde_json::to_string(&entry.body).map_err(|err| StoreError::Corrupt {
-                trail: trail.to_owned(),
-                seq: erasure.seq,
-                reason: err.to_string(),
-            })?;
+            let body = encode_body(trail, &entry)?;
             let fields = IndexedFields::of(&entry);
             sqlx::query(
                 "UPDATE entries SET body = $1, tenant = $2, actor = $3, target_id = $4, ip = $5 \
                  WHERE trail = $6 AND seq = $7",
             )
             .bind(body)
-            .bind(fields.tenant)
-            .bind(fields.actor)
-            .bind(fields.target_id)
-            .bind(fields.ip)
+            .bind(fields.tenant.map(index_text))
+            .bind(fields.actor.map(index_text))
+            .bind(fields.target_id.map(index_text))
+            .bind(fields.ip.map(index_text))
             .bind(trail)
             .bind(seq)
             .execute(&mut *tx)
@@ -465,6 +461,29 @@ impl Store for PostgresStore {
         }
         tx.commit().await.map_err(classify)?;
         Ok(changed)
+    }
+
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError> {
+        let seqs = seqs
+            .iter()
+            .map(|&seq| to_i64(trail, "seq", seq))
+            .collect::<Result<Vec<_>, _>>()?;
+        let done = sqlx::query(
+            "UPDATE entries SET restricted = $1 \
+             WHERE trail = $2 AND seq = ANY($3) AND restricted <> $1",
+        )
+        .bind(restricted)
+        .bind(trail)
+        .bind(seqs)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
     }
 
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
@@ -543,6 +562,9 @@ impl Store for PostgresStore {
 /// parameter; only fixed fragments of this function go into the text.
 fn query_sql(query: &Query) -> Result<(String, PgArguments), StoreError> {
     let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE true");
+    if !query.include_restricted {
+        sql.push_str(" AND NOT restricted");
+    }
     let mut arguments = PgArguments::default();
     let mut add = |sql: &mut String, condition: &str, value: Argument| -> Result<(), StoreError> {
         let added = match value {
