@@ -64,10 +64,12 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(5);
 /// How long the writers are measured without a run, per iteration.
 const BASELINE_WINDOW: Duration = Duration::from_secs(3);
 
-/// Append latencies per (backend, writer, window), and run durations per
-/// backend, over all iterations (warm-up included), for the summary.
-static LATENCIES: Mutex<BTreeMap<(String, &'static str, &'static str), Vec<Duration>>> =
-    Mutex::new(BTreeMap::new());
+/// Backend, writer and window (with or without a run) of a latency.
+type Probe = (String, &'static str, &'static str);
+
+/// Append latencies per probe, and run durations per backend, over all
+/// iterations (warm-up included), for the summary.
+static LATENCIES: Mutex<BTreeMap<Probe, Vec<Duration>>> = Mutex::new(BTreeMap::new());
 static RUNS: Mutex<BTreeMap<String, Vec<Duration>>> = Mutex::new(BTreeMap::new());
 
 fn entries() -> usize {
@@ -86,9 +88,7 @@ fn first_day() -> DateTime<Utc> {
 /// The time of the run: an hour after the youngest filled event turned
 /// seven days old.
 fn run_at() -> DateTime<Utc> {
-    first_day()
-        + chrono::Duration::days(FILL_DAYS + MAX_AGE_DAYS)
-        + chrono::Duration::hours(1)
+    first_day() + chrono::Duration::days(FILL_DAYS + MAX_AGE_DAYS) + chrono::Duration::hours(1)
 }
 
 fn event(i: usize) -> Event {
