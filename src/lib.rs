@@ -66,5 +66,5 @@ pub use trail::{
 };
 pub use verify::{
     DEFAULT_MINIMUM_RETENTION_DAYS, DEFAULT_REORDER_WINDOW, Finding, FindingKind, PrunedNotice,
-    ReportHead, TrailReport, TrailVerification, Verifier, VerifyError,
+    ReportHead, SnapshotNotice, TrailReport, TrailVerification, Verifier, VerifyError,
 };

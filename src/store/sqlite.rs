@@ -26,6 +26,7 @@ use super::query::{IndexedFields, page_from_sorted};
 use super::{EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch};
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
+use crate::retention::Snapshot;
 use crate::seal::{Digest, Mac};
 
 /// The schema, one migration per version; applied when a store is opened.
@@ -705,6 +706,47 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(|err| self.classify(err))?;
         Ok(changed)
+    }
+
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (trail, name, upto_seq, state) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (trail, name, upto_seq) DO UPDATE SET state = excluded.state",
+        )
+        .bind(&snapshot.trail)
+        .bind(&snapshot.name)
+        .bind(to_i64(&snapshot.trail, "seq", snapshot.upto_seq)?)
+        .bind(&snapshot.state)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        trail: &str,
+        name: &str,
+        upto_seq: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let upto = upto_seq.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT upto_seq, state FROM snapshots WHERE trail = ? AND name = ? \
+             AND (? IS NULL OR upto_seq = ?) ORDER BY upto_seq DESC LIMIT 1",
+        )
+        .bind(trail)
+        .bind(name)
+        .bind(upto)
+        .bind(upto)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        Ok(row.map(|(upto_seq, state)| Snapshot {
+            trail: trail.to_owned(),
+            name: name.to_owned(),
+            upto_seq: u64::try_from(upto_seq).unwrap_or_default(),
+            state,
+        }))
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
