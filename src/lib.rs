@@ -21,6 +21,7 @@ mod seal;
 mod secrets;
 mod store;
 mod trail;
+mod transaction;
 mod verify;
 
 pub use action::{Action, ActionSpec, Catalog, STANDARD_PLACEHOLDERS};
@@ -63,6 +64,7 @@ pub use trail::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_CONFLICTS, DEFAULT_QUEUE_CAPACITY, MAX_TRAIL_NAME_LEN, Receipt,
     Trail, TrailBuilder, validate_trail_name,
 };
+pub use transaction::TransactionRecorder;
 pub use verify::{
     DEFAULT_REORDER_WINDOW, Finding, FindingKind, ReportHead, TrailReport, TrailVerification,
     Verifier, VerifyError,
