@@ -5,6 +5,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access;
 mod action;
 mod checkpoint;
 mod clock;
@@ -16,6 +17,7 @@ mod export;
 mod hosting;
 pub mod ingest;
 mod macros;
+mod projection;
 mod render;
 mod seal;
 mod secrets;
@@ -24,6 +26,7 @@ mod trail;
 mod transaction;
 mod verify;
 
+pub use access::{AccessError, AuditReader, CSV_COLUMNS, Subject};
 pub use action::{Action, ActionSpec, Catalog, STANDARD_PLACEHOLDERS};
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -40,6 +43,10 @@ pub use hosting::HostingAction;
 #[doc(hidden)]
 pub use macros::__macro_support;
 pub use macros::Recording;
+pub use projection::{
+    AccountLogins, INVENTORY_TYPES, LOGIN_ACTIONS, LoginAttempt, LoginHistory, Projection,
+    Replayed, Resource, ResourceInventory, replay, replay_from, replay_query,
+};
 pub use render::{Language, render, render_lines};
 pub use seal::{
     DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,

@@ -43,7 +43,7 @@ impl SqliteStore {
     ) -> Result<Receipt> {
         let mut link = Link {
             store: self,
-            connection: &mut **tx,
+            connection: tx,
         };
         recorder.record(&mut link, event).await
     }
