@@ -19,7 +19,8 @@ use crate::event::Event;
 use crate::seal::{SealingKey, body_commitment, with_salts};
 use crate::store::EpochSummary;
 use crate::trail::{
-    Receipt, first_unsealed_epoch, next_position, plan_append, summary_epoch, validate_trail_name,
+    Receipt, Sealable, first_unsealed_epoch, next_position, plan_append, summary_epoch,
+    validate_trail_name,
 };
 use crate::{Result, StoreError};
 
@@ -85,7 +86,7 @@ impl TransactionRecorder {
         event.validate()?;
         let body = with_salts(|salts| event.to_body(&mut &mut *salts))?;
         let commitment = body_commitment(&body);
-        let events = [(body, commitment)];
+        let events = [Sealable::event(body, commitment)];
         let nothing_planned = || StoreError::InvalidBatch {
             trail: self.trail.to_string(),
             reason: "an event planned no entry".to_owned(),

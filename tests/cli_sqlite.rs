@@ -210,8 +210,8 @@ async fn swapped_seqs_are_reordered() {
         (
             1,
             vec![
-                finding("admin", "reordered", 8),
-                finding("admin", "reordered", 7)
+                finding("admin", "reordered", 7),
+                finding("admin", "reordered", 8)
             ]
         )
     );

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::query::PageCollector;
-use super::{EntryStream, EpochSummary, Page, Query, Store, check_batch, counts_in_epoch};
+use super::{EntryStream, EpochSummary, Erasure, Page, Query, Store, check_batch, counts_in_epoch};
 use crate::StoreError;
+use crate::entry::EntryKind;
 use crate::entry::{Entry, Head};
 
 /// Entries read per lock while scanning, so a scan never holds the lock long.
@@ -106,26 +107,19 @@ impl Store for MemoryStore {
     }
 
     fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
-        let start = self.lock().get(trail).map_or(0, |entries| {
-            entries.partition_point(|entry| entry.seq < from)
-        });
-        let stream = futures_util::stream::unfold(start, move |position| async move {
+        // Each chunk continues after the last seq read, not at a position,
+        // so entries deleted by retention meanwhile shift nothing.
+        let stream = futures_util::stream::unfold(Some(from), move |next| async move {
+            let from = next?;
             let chunk: Vec<Entry> = {
                 let trails = self.lock();
                 let entries = trails.get(trail).map(Vec::as_slice).unwrap_or_default();
-                entries
-                    .iter()
-                    .skip(position)
-                    .take(SCAN_CHUNK)
-                    .cloned()
-                    .collect()
+                let start = entries.partition_point(|entry| entry.seq < from);
+                entries[start..].iter().take(SCAN_CHUNK).cloned().collect()
             };
-            if chunk.is_empty() {
-                None
-            } else {
-                let next = position + chunk.len();
-                Some((futures_util::stream::iter(chunk.into_iter().map(Ok)), next))
-            }
+            let last = chunk.last()?.seq;
+            let next = last.checked_add(1);
+            Some((futures_util::stream::iter(chunk.into_iter().map(Ok)), next))
         });
         Box::pin(futures_util::StreamExt::flatten(stream))
     }
@@ -134,6 +128,35 @@ impl Store for MemoryStore {
         let mut names: Vec<String> = self.lock().keys().cloned().collect();
         names.sort();
         Ok(names)
+    }
+
+    async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
+        let mut trails = self.lock();
+        let Some(entries) = trails.get_mut(trail) else {
+            return Ok(0);
+        };
+        let before = entries.len();
+        entries.retain(|entry| {
+            !(entry.kind == EntryKind::Event && (first..=last).contains(&entry.seq))
+        });
+        Ok((before - entries.len()) as u64)
+    }
+
+    async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
+        let mut trails = self.lock();
+        let Some(entries) = trails.get_mut(trail) else {
+            return Ok(0);
+        };
+        let mut changed = 0;
+        for erasure in erasures {
+            let position = entries.partition_point(|entry| entry.seq < erasure.seq);
+            if let Some(entry) = entries.get_mut(position).filter(|e| e.seq == erasure.seq)
+                && entry.body.erase(&erasure.fields)
+            {
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {

@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 
 use super::query::{IndexedFields, page_from_sorted};
-use super::{EntryStream, EpochSummary, Order, Page, Query, Store, check_batch};
+use super::{EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch};
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
 use crate::seal::{Digest, Mac};
@@ -537,6 +537,67 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|err| self.classify(err))
+    }
+
+    async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
+        let first = to_i64(trail, "seq", first)?;
+        let last = to_i64(trail, "seq", last)?;
+        let done =
+            sqlx::query("DELETE FROM entries WHERE trail = ? AND seq BETWEEN ? AND ? AND kind = ?")
+                .bind(trail)
+                .bind(first)
+                .bind(last)
+                .bind(EntryKind::Event.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(|err| self.classify(err))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
+        static SELECT: OnceLock<String> = OnceLock::new();
+        let select = SELECT.get_or_init(|| {
+            format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND seq = ?")
+        });
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|err| self.classify(err))?;
+        let mut changed = 0;
+        for erasure in erasures {
+            let seq = to_i64(trail, "seq", erasure.seq)?;
+            let row = sqlx::query(select.as_str())
+                .bind(trail)
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|err| self.classify(err))?;
+            let Some(row) = row else { continue };
+            let mut entry = decode_entry(trail, &row)?;
+            if !entry.body.erase(&erasure.fields) {
+                continue;
+            }
+            let body = encode_body(trail, &entry)?;
+            let fields = IndexedFields::of(&entry);
+            sqlx::query(
+                "UPDATE entries SET body = ?, tenant = ?, actor = ?, target_id = ?, ip = ? \
+                 WHERE trail = ? AND seq = ?",
+            )
+            .bind(body)
+            .bind(fields.tenant)
+            .bind(fields.actor)
+            .bind(fields.target_id)
+            .bind(fields.ip)
+            .bind(trail)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| self.classify(err))?;
+            changed += 1;
+        }
+        tx.commit().await.map_err(|err| self.classify(err))?;
+        Ok(changed)
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
