@@ -96,12 +96,16 @@ impl TransactionRecorder {
         // The key may only evolve past epochs whose seals are committed. The
         // head just read may include this transaction's own uncommitted
         // seals, which a rollback would undo, so the floor comes from the
-        // committed head; it also registers the trail with the key before
-        // anything is sealed.
-        let committed = link.committed_head(&self.trail).await?;
-        let floor = match committed {
-            Some(head) => first_unsealed_epoch(&head),
+        // committed head whenever the key could move on at all. Setting it
+        // also registers the trail with the key before anything is sealed.
+        let held = self.key.epoch();
+        let floor = match head {
             None => next_position(&self.key, self.clock.now(), None)?.epoch(),
+            Some(head) if first_unsealed_epoch(&head) <= held => held,
+            Some(_) => match link.committed_head(&self.trail).await? {
+                Some(committed) => first_unsealed_epoch(&committed),
+                None => held,
+            },
         };
         self.key.set_trail_floor(&self.trail, floor)?;
 

@@ -57,26 +57,35 @@ struct Link<'a> {
 #[async_trait]
 impl LockedTrail for Link<'_> {
     async fn lock_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError> {
-        sqlx::query("INSERT INTO trail_heads (trail) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(trail)
-            .execute(&mut *self.connection)
-            .await
-            .map_err(classify)?;
         // The row lock is what the group-commit append's compare and swap
         // waits for, so no other writer moves the head before we commit.
-        let row = sqlx::query(
-            "SELECT seq, epoch, kind, recorded_at, mac FROM trail_heads \
-             WHERE trail = $1 FOR UPDATE",
-        )
-        .bind(trail)
-        .fetch_one(&mut *self.connection)
-        .await
-        .map_err(classify)?;
-        let seq: Option<i64> = row.try_get(0).map_err(|err| StoreError::Corrupt {
+        let lock = "SELECT seq, epoch, kind, recorded_at, mac FROM trail_heads \
+                    WHERE trail = $1 FOR UPDATE";
+        let mut row = sqlx::query(lock)
+            .bind(trail)
+            .fetch_optional(&mut *self.connection)
+            .await
+            .map_err(classify)?;
+        if row.is_none() {
+            // A new trail: its head row, to lock (and to swap later).
+            sqlx::query("INSERT INTO trail_heads (trail) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(trail)
+                .execute(&mut *self.connection)
+                .await
+                .map_err(classify)?;
+            row = sqlx::query(lock)
+                .bind(trail)
+                .fetch_optional(&mut *self.connection)
+                .await
+                .map_err(classify)?;
+        }
+        let corrupt = |reason: String| StoreError::Corrupt {
             trail: trail.to_owned(),
             seq: 0,
-            reason: err.to_string(),
-        })?;
+            reason,
+        };
+        let row = row.ok_or_else(|| corrupt("the trail's head row vanished".to_owned()))?;
+        let seq: Option<i64> = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
         match seq {
             Some(_) => decode_head(trail, &row).map(Some),
             None => Ok(None),
