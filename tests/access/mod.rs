@@ -227,6 +227,12 @@ macro_rules! access_tests {
             for entry in &lines {
                 assert!(world.verification.check_entry(entry), "seq {}", entry.seq);
             }
+            // An entry whose personal value was erased still checks.
+            let mut erased = lines[0].clone();
+            let tenant = erased.body.get("tenant").unwrap().redacted("tenant");
+            erased.body.insert("tenant", tenant);
+            assert_eq!(erased.value("tenant"), None);
+            assert!(world.verification.check_entry(&erased));
             let mut forged = lines[0].clone();
             forged.body.insert_public("outcome", "failure");
             assert!(!world.verification.check_entry(&forged));
