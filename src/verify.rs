@@ -240,6 +240,15 @@ impl fmt::Display for TrailReport {
             ", {} MACs and {} epoch seals verified",
             self.authentic, self.seals_verified
         )?;
+        if self.pruned > 0 || self.redacted > 0 {
+            writeln!(
+                f,
+                "  retention: {} entries deleted in {} ranges and {} erased fields, each named by a sealed record",
+                self.pruned,
+                self.pruned_ranges.len(),
+                self.redacted
+            )?;
+        }
         if self.findings.is_empty() {
             writeln!(f, "  intact")?;
         }

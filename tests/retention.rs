@@ -508,6 +508,34 @@ async fn a_record_made_with_a_stolen_key_cannot_delete_young_entries(fresh: Fres
     );
 }
 
+async fn background_retention_prunes_on_its_own(fresh: Fresh) {
+    let setup = Setup::pruned(fresh).await;
+    setup.clock.set(day(12));
+    let task = setup.trail.spawn_retention(
+        Arc::new(MaxAge::days(7)),
+        std::time::Duration::from_millis(10),
+    );
+    let expired_left = |entries: Vec<Entry>| {
+        entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Event && e.recorded_at < day(5))
+            .count()
+    };
+    for _ in 0..500 {
+        if expired_left(setup.entries().await) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    task.stop();
+    let entries = setup.entries().await;
+    assert_eq!(expired_left(entries.clone()), 0, "days 3 and 4 are gone");
+    assert_eq!(seqs_of(&entries, EntryKind::Retention).len(), 2);
+    let report = setup.verify().await;
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.pruned, 9 + 6);
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
@@ -545,4 +573,5 @@ on_every_backend!(
     a_field_erased_without_a_redaction_record_is_reported,
     an_erased_field_restored_with_another_value_is_modified,
     a_record_made_with_a_stolen_key_cannot_delete_young_entries,
+    background_retention_prunes_on_its_own,
 );

@@ -1,6 +1,7 @@
 //! Retention runs, legal holds and erasure requests on a [`Trail`].
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
@@ -311,6 +312,51 @@ impl Trail {
             .action("contract.terminated");
         read_all(self.store().as_ref(), query, |entry| facts.apply(&entry)).await?;
         Ok(facts)
+    }
+}
+
+/// Retention running in the background on one trail; stops when dropped.
+#[derive(Debug)]
+#[must_use = "the background retention stops when this handle is dropped"]
+pub struct RetentionTask {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RetentionTask {
+    /// Stops the background runs. A run in progress stops where it is,
+    /// which leaves the trail verifiable (see [`Trail::enforce_retention_at`]).
+    pub fn stop(self) {
+        self.handle.abort();
+    }
+}
+
+impl Drop for RetentionTask {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl Trail {
+    /// Runs [`Trail::enforce_retention`] now and then every `every`, on the
+    /// current Tokio runtime, until the returned handle is dropped. A failed
+    /// run is logged (`tracing`) and retried at the next tick.
+    pub fn spawn_retention(
+        &self,
+        policy: Arc<dyn RetentionPolicy>,
+        every: std::time::Duration,
+    ) -> RetentionTask {
+        let trail = self.clone();
+        let handle = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(1)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = trail.enforce_retention(policy.as_ref()).await {
+                    tracing::warn!(trail = %trail.name(), error = %err, "retention run failed; will retry");
+                }
+            }
+        });
+        RetentionTask { handle }
     }
 }
 

@@ -47,7 +47,7 @@ pub(crate) mod ledger;
 mod policy;
 mod record;
 
-pub use enforce::{ErasureRun, MAX_PRUNED_RANGE, RetentionRun, Subject};
+pub use enforce::{ErasureRun, MAX_PRUNED_RANGE, RetentionRun, RetentionTask, Subject};
 pub use hold::{HoldBook, LegalHold, PlacedHold};
 pub use policy::{
     ByAction, EndOfYearAfter, Forever, MaxAge, RedactAfter, RetentionFacts, RetentionPolicy,

@@ -404,21 +404,17 @@ impl Store for PostgresStore {
             if !entry.body.erase(&erasure.fields) {
                 continue;
             }
-            let body = serde_json::to_string(&entry.body).map_err(|err| StoreError::Corrupt {
-                trail: trail.to_owned(),
-                seq: erasure.seq,
-                reason: err.to_string(),
-            })?;
+            let body = encode_body(trail, &entry)?;
             let fields = IndexedFields::of(&entry);
             sqlx::query(
                 "UPDATE entries SET body = $1, tenant = $2, actor = $3, target_id = $4, ip = $5 \
                  WHERE trail = $6 AND seq = $7",
             )
             .bind(body)
-            .bind(fields.tenant)
-            .bind(fields.actor)
-            .bind(fields.target_id)
-            .bind(fields.ip)
+            .bind(fields.tenant.map(index_text))
+            .bind(fields.actor.map(index_text))
+            .bind(fields.target_id.map(index_text))
+            .bind(fields.ip.map(index_text))
             .bind(trail)
             .bind(seq)
             .execute(&mut *tx)
