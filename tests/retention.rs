@@ -1,6 +1,6 @@
 //! Retention on every backend: a trail pruned daily over 30 simulated days,
-//! with legal holds placed and released, IP anonymisation and an erasure
-//! request, verifies clean; tampering that imitates retention does not.
+//! with legal holds placed and released, IP anonymisation, an erasure
+//! request and a restriction, verifies clean; tampering that imitates retention does not.
 //!
 //! Each scenario runs against `MemoryStore`, a real SQLite file and a real
 //! PostgreSQL database. Tampering goes to the stored data itself: the
@@ -14,7 +14,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures_util::TryStreamExt;
-use trailseal::retention::{LegalHold, MaxAge, RedactAfter, RetentionRecord, Subject};
+use trailseal::retention::{
+    EndOfYearAfter, LegalHold, MaxAge, RedactAfter, RetentionRecord, Subject,
+};
 use trailseal::{
     Actor, Body, Entry, EntryKind, Erasure, Event, Field, FindingKind, ManualClock, MemoryStore,
     Salt, SealingKey, SqliteStore, Store, Trail, TrailReport, Verifier,
@@ -536,6 +538,97 @@ async fn background_retention_prunes_on_its_own(fresh: Fresh) {
     assert_eq!(report.pruned, 9 + 6);
 }
 
+async fn a_restricted_subject_is_hidden_from_queries_and_still_verified(fresh: Fresh) {
+    let setup = Setup::pruned(fresh).await;
+    let kunde1 = trailseal::Query::new()
+        .trail(TRAIL)
+        .tenant("kunde1")
+        .limit(1000);
+    let before = setup.store.query(&kunde1).await.unwrap().entries.len();
+    assert!(before > 0);
+    let subject = Subject::Tenant("kunde1".into());
+    let changed = setup.trail.restrict_subject(&subject, true).await.unwrap();
+    assert_eq!(changed as usize, before);
+    assert!(setup.store.query(&kunde1).await.unwrap().entries.is_empty());
+    let all = trailseal::Query::new().trail(TRAIL).limit(1000);
+    let visible = setup.store.query(&all).await.unwrap().entries;
+    assert!(visible.iter().all(|e| e.value("tenant") != Some("kunde1")));
+    let report = setup.verify().await;
+    assert!(report.is_intact(), "{report}");
+    let with_restricted = kunde1.clone().include_restricted();
+    assert_eq!(
+        setup
+            .store
+            .query(&with_restricted)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        before
+    );
+    setup.trail.restrict_subject(&subject, false).await.unwrap();
+    assert_eq!(
+        setup.store.query(&kunde1).await.unwrap().entries.len(),
+        before
+    );
+}
+
+async fn master_data_goes_at_the_end_of_the_year_after_the_contract(fresh: Fresh) {
+    let (store, _raw, _dir) = fresh;
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let clock = ManualClock::new(start);
+    let (key, verification) = SealingKey::generate("k1", start, 86_400).unwrap();
+    let trail = Trail::builder("master-data", store.clone(), Arc::new(key))
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await
+        .unwrap();
+    let update = |customer: &str| {
+        Event::builder("master_data.update")
+            .actor(Actor::admin("support1"))
+            .target("customer", customer)
+            .build()
+            .unwrap()
+    };
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
+    trail.record(update("kunde1")).await.unwrap();
+    trail.record(update("kunde2")).await.unwrap();
+    clock.set(Utc.with_ymd_and_hms(2026, 5, 4, 9, 0, 0).unwrap());
+    let terminated = Event::builder("contract.terminated")
+        .actor(Actor::admin("support1"))
+        .target("customer", "kunde1")
+        .meta("ends_on", "2026-06-30")
+        .build()
+        .unwrap();
+    trail.record(terminated).await.unwrap();
+
+    let events = || async {
+        let entries: Vec<Entry> = store.scan("master-data", 0).try_collect().await.unwrap();
+        entries
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Event)
+            .filter_map(|e| e.value("target.id").map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    // Still there on the last day of the following year …
+    clock.set(Utc.with_ymd_and_hms(2027, 12, 31, 23, 0, 0).unwrap());
+    let run = trail.enforce_retention(&EndOfYearAfter).await.unwrap();
+    assert_eq!(run.deleted, 0);
+    // … gone on the first day after it; the running contract stays.
+    clock.set(Utc.with_ymd_and_hms(2028, 1, 1, 1, 0, 0).unwrap());
+    let run = trail.enforce_retention(&EndOfYearAfter).await.unwrap();
+    assert_eq!(run.deleted, 2);
+    assert_eq!(events().await, vec!["kunde2".to_owned()]);
+
+    trail.seal_finished_epochs().await.unwrap();
+    let report = Verifier::new(verification)
+        .verify_trail(store.as_ref(), "master-data")
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.pruned, 2);
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
@@ -574,4 +667,6 @@ on_every_backend!(
     an_erased_field_restored_with_another_value_is_modified,
     a_record_made_with_a_stolen_key_cannot_delete_young_entries,
     background_retention_prunes_on_its_own,
+    a_restricted_subject_is_hidden_from_queries_and_still_verified,
+    master_data_goes_at_the_end_of_the_year_after_the_contract,
 );

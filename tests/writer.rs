@@ -72,6 +72,14 @@ impl Store for Controlled {
     async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
         self.inner.erase_fields(trail, erasures).await
     }
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError> {
+        self.inner.restrict(trail, seqs, restricted).await
+    }
 }
 
 /// Keys for writers on the system clock.

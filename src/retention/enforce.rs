@@ -278,6 +278,25 @@ impl Trail {
         Ok(run)
     }
 
+    /// Restricts the processing of every entry about `subject` (GDPR
+    /// Art. 18), or lifts the restriction with `restricted = false`.
+    /// Restricted entries stay stored and verified but are left out of
+    /// queries unless they ask for them ([`Query::include_restricted`]).
+    /// Returns how many entries changed.
+    pub async fn restrict_subject(&self, subject: &Subject, restricted: bool) -> Result<u64> {
+        let mut seqs = Vec::new();
+        let query = subject.query(self.name()).include_restricted();
+        read_all(self.store().as_ref(), query, |entry| seqs.push(entry.seq)).await?;
+        let mut changed = 0;
+        for chunk in seqs.chunks(ERASURE_BATCH) {
+            changed += self
+                .store()
+                .restrict(self.name(), chunk, restricted)
+                .await?;
+        }
+        Ok(changed)
+    }
+
     /// Seals the redaction record, then erases what it names.
     async fn redact(&self, record: &RedactionRecord) -> Result<(u64, u64)> {
         let receipt = self

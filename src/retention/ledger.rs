@@ -220,20 +220,22 @@ impl Ledger {
             if range.last > gap.last || first > range.first {
                 continue;
             }
-            if range.last_at > record.cutoff || record.cutoff > latest_cutoff {
+            // Neither what the record states nor what the verifier was
+            // told may be deleted, whichever is earlier.
+            let cutoff = record.cutoff.min(latest_cutoff);
+            if range.last_at > cutoff {
                 outcomes.push(violation(format!(
-                    "the retention record at seq {seq} deleted entries up to {}, but nothing younger than {} ({} before the record) may be deleted",
+                    "the retention record at seq {seq} deleted entries up to {}, but nothing recorded after {} may be deleted (its cutoff, and {} before the record)",
                     format_timestamp(range.last_at),
-                    format_timestamp(record.cutoff.min(latest_cutoff)),
+                    format_timestamp(cutoff),
                     describe(minimum_retention),
                 )));
-            }
-            if let (Some(schedule), Some(epoch)) = (schedule, gap.after_epoch)
-                && schedule.start_of(epoch) > record.cutoff
+            } else if let (Some(schedule), Some(epoch)) = (schedule, gap.after_epoch)
+                && schedule.start_of(epoch) > cutoff
             {
                 outcomes.push(violation(format!(
-                    "the retention record at seq {seq} deleted entries of epoch {epoch}, which began after its cutoff {}",
-                    format_timestamp(record.cutoff)
+                    "the retention record at seq {seq} deleted entries of epoch {epoch}, which began after {}",
+                    format_timestamp(cutoff)
                 )));
             }
             for hold in active

@@ -1,6 +1,6 @@
 //! An in-memory store: for tests, examples and short-lived tools.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -20,6 +20,7 @@ const SCAN_CHUNK: usize = 1024;
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     trails: Arc<Mutex<HashMap<String, Vec<Entry>>>>,
+    restricted: Arc<Mutex<HashSet<(String, u64)>>>,
 }
 
 impl MemoryStore {
@@ -29,11 +30,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Entry>>> {
-        // Every mutation is a single push or replace, so a poisoned lock
-        // still guards consistent data.
-        self.trails
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.trails)
     }
 
     /// A copy of every stored entry of a trail, in stored order, like a
@@ -49,6 +46,14 @@ impl MemoryStore {
     pub fn restore(&self, trail: &str, entries: Vec<Entry>) {
         self.lock().insert(trail.to_owned(), entries);
     }
+}
+
+// Every mutation is a single push, replace or flag, so a poisoned lock
+// still guards consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]
@@ -159,15 +164,50 @@ impl Store for MemoryStore {
         Ok(changed)
     }
 
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError> {
+        let trails = self.lock();
+        let stored = trails.get(trail).map(Vec::as_slice).unwrap_or_default();
+        let mut flags = lock(&self.restricted);
+        let mut changed = 0;
+        for &seq in seqs {
+            if stored
+                .binary_search_by_key(&seq, |entry| entry.seq)
+                .is_err()
+            {
+                continue;
+            }
+            let key = (trail.to_owned(), seq);
+            let flipped = if restricted {
+                flags.insert(key)
+            } else {
+                flags.remove(&key)
+            };
+            changed += u64::from(flipped);
+        }
+        Ok(changed)
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         query.validate()?;
         let trails = self.lock();
+        let restricted = lock(&self.restricted);
+        let visible = |entry: &Entry| {
+            query.include_restricted || !restricted.contains(&(entry.trail.clone(), entry.seq))
+        };
         let mut collector = PageCollector::new(query);
         let selected = trails
             .iter()
             .filter(|(name, _)| query.trail.as_ref().is_none_or(|trail| trail == *name));
         for (_, entries) in selected {
-            for entry in entries.iter().filter(|entry| query.matches(entry)) {
+            for entry in entries
+                .iter()
+                .filter(|entry| query.matches(entry) && visible(entry))
+            {
                 collector.offer(entry);
             }
         }

@@ -107,6 +107,17 @@ pub trait Store: Send + Sync + 'static {
     /// entries changed.
     async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError>;
 
+    /// Restricts the processing of entries (`restricted = true`) or lifts
+    /// the restriction: restricted entries stay stored and verified, but
+    /// [`Store::query`] leaves them out unless [`Query::include_restricted`].
+    /// The flag is not sealed. Returns how many entries changed.
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError>;
+
     /// One page of the entries that match a query, in the query's order
     /// (see [`Query`]); [`Page::next`] continues it.
     ///

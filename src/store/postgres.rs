@@ -426,6 +426,29 @@ impl Store for PostgresStore {
         Ok(changed)
     }
 
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError> {
+        let seqs = seqs
+            .iter()
+            .map(|&seq| to_i64(trail, "seq", seq))
+            .collect::<Result<Vec<_>, _>>()?;
+        let done = sqlx::query(
+            "UPDATE entries SET restricted = $1 \
+             WHERE trail = $2 AND seq = ANY($3) AND restricted <> $1",
+        )
+        .bind(restricted)
+        .bind(trail)
+        .bind(seqs)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
         epoch_summary_on(&self.pool, trail, epoch).await
     }
@@ -481,6 +504,9 @@ impl Store for PostgresStore {
 /// parameter; only fixed fragments of this function go into the text.
 fn query_sql(query: &Query) -> Result<(String, PgArguments), StoreError> {
     let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE true");
+    if !query.include_restricted {
+        sql.push_str(" AND NOT restricted");
+    }
     let mut arguments = PgArguments::default();
     let mut add = |sql: &mut String, condition: &str, value: Argument| -> Result<(), StoreError> {
         let added = match value {

@@ -50,6 +50,7 @@ macro_rules! all_conformance_tests {
             concurrent_writers_make_one_linear_chain,
             delete_events_removes_only_events_in_the_range,
             erase_fields_erases_values_and_their_query_copies,
+            restricted_entries_are_left_out_of_queries_but_not_scans,
         );
     };
 }
@@ -689,4 +690,36 @@ pub async fn erase_fields_erases_values_and_their_query_copies(store: Arc<dyn St
         .unwrap();
     assert!(by_ip.entries.iter().all(|e| e.seq != 3));
     assert!(!by_ip.entries.is_empty(), "other entries keep their IP");
+}
+
+pub async fn restricted_entries_are_left_out_of_queries_but_not_scans(store: Arc<dyn Store>) {
+    let batch = entries("admin", 0, 12, TimeDelta::seconds(1));
+    store.append("admin", None, &batch).await.unwrap();
+    let all = Query::new().trail("admin").limit(100);
+    assert_eq!(store.restrict("admin", &[2, 5, 99], true).await.unwrap(), 2);
+    assert_eq!(
+        store.restrict("admin", &[2], true).await.unwrap(),
+        0,
+        "already"
+    );
+    let seqs = |page: trailseal::Page| page.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let visible = seqs(store.query(&all).await.unwrap());
+    assert_eq!(
+        visible,
+        (0..12).filter(|s| *s != 2 && *s != 5).collect::<Vec<_>>()
+    );
+    let everything = seqs(
+        store
+            .query(&all.clone().include_restricted())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(everything, (0..12).collect::<Vec<_>>());
+    assert_eq!(
+        scan_all(&*store, "admin", 0).await.len(),
+        12,
+        "scans see everything"
+    );
+    assert_eq!(store.restrict("admin", &[2, 5], false).await.unwrap(), 2);
+    assert_eq!(seqs(store.query(&all).await.unwrap()).len(), 12);
 }
