@@ -332,9 +332,12 @@ impl Subject {
     }
 
     /// Entries any query selects (its order, page size and cursor are
-    /// ignored).
+    /// ignored). Entries whose processing is restricted
+    /// ([`Store::restrict`]) are included: the export answers the subject's
+    /// own request.
     pub fn facet(mut self, query: Query) -> Self {
-        self.facets.push(query.oldest_first().limit(EXPORT_PAGE));
+        self.facets
+            .push(query.oldest_first().limit(EXPORT_PAGE).include_restricted());
         self
     }
 }
@@ -424,10 +427,13 @@ fn describe(query: &Query) -> String {
         ("ip", ip.as_deref()),
         ("request_id", query.request_id.as_deref()),
     ];
-    let text: Vec<String> = filters
+    let mut text: Vec<String> = filters
         .iter()
         .filter_map(|(name, value)| value.map(|value| format!("{name}={value}")))
         .collect();
+    if query.include_restricted {
+        text.push("include_restricted".to_owned());
+    }
     if text.is_empty() {
         "all".to_owned()
     } else {

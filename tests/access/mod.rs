@@ -214,6 +214,25 @@ macro_rules! access_tests {
             // Overlapping facets, so deduplication is exercised.
             assert!(expected.len() > 10 && expected.len() < 30);
 
+            // Restricted entries are left out of queries, not out of the
+            // subject's own export.
+            let restricted = world
+                .store
+                .restrict("admin", &expected[..3], true)
+                .await
+                .unwrap();
+            assert_eq!(restricted, 3);
+            let visible = reader
+                .query(&Query::new().trail("admin").limit(100))
+                .await
+                .unwrap();
+            assert!(
+                visible
+                    .entries
+                    .iter()
+                    .all(|e| !expected[..3].contains(&e.seq))
+            );
+            assert_eq!(visible.entries.len(), 30 - 3 + 1, "genesis, events");
             let mut jsonl = Vec::new();
             let written = reader
                 .export_json_lines(&subject, &mut jsonl)
