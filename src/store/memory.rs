@@ -15,6 +15,9 @@ use crate::retention::Snapshot;
 /// Entries read per lock while scanning, so a scan never holds the lock long.
 const SCAN_CHUNK: usize = 1024;
 
+/// Trail, projection name and `upto_seq` of a kept snapshot.
+type SnapshotKey = (String, String, u64);
+
 /// A [`Store`] in memory. Clones share the same trails.
 ///
 /// Nothing survives the process; use `SqliteStore` for a durable trail.
@@ -22,7 +25,7 @@ const SCAN_CHUNK: usize = 1024;
 pub struct MemoryStore {
     trails: Arc<Mutex<HashMap<String, Vec<Entry>>>>,
     restricted: Arc<Mutex<HashSet<(String, u64)>>>,
-    snapshots: Arc<Mutex<BTreeMap<(String, String, u64), String>>>,
+    snapshots: Arc<Mutex<BTreeMap<SnapshotKey, String>>>,
 }
 
 impl MemoryStore {
