@@ -15,12 +15,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use trailseal::retention::{
-    EndOfYearAfter, LegalHold, MaxAge, RedactAfter, RetentionRecord, Subject,
+    EndOfYearAfter, LegalHold, MaxAge, RedactAfter, RetentionRecord, Snapshot, Snapshotter,
 };
 use trailseal::{
     Actor, Body, Entry, EntryKind, Erasure, Event, Field, FindingKind, ManualClock, MemoryStore,
     Salt, SealingKey, SqliteStore, Store, Trail, TrailReport, Verifier,
 };
+use trailseal::{Projection, Subject};
 
 const TRAIL: &str = "web";
 /// One-hour epochs keep 30 days of seals small.
@@ -227,7 +228,7 @@ async fn thirty_days_of_daily_pruning_verify_clean(fresh: Fresh) {
         if d == 15 {
             let erased = setup
                 .trail
-                .erase_subject(&Subject::Tenant("kunde2".into()), "ticket-17")
+                .erase_subject(&Subject::new().tenant("kunde2"), "ticket-17")
                 .await
                 .unwrap();
             assert!(erased.erased > 0);
@@ -371,7 +372,7 @@ async fn a_retention_record_forged_without_the_key_explains_nothing(fresh: Fresh
             first_at: target.recorded_at,
             last_at: target.recorded_at,
         }],
-        snapshot: None,
+        snapshots: Vec::new(),
     };
     let head = entries.last().unwrap();
     let body = record_body(&record);
@@ -458,7 +459,7 @@ async fn an_erased_field_restored_with_another_value_is_modified(fresh: Fresh) {
     let setup = Setup::pruned(fresh).await;
     let run = setup
         .trail
-        .erase_subject(&Subject::Tenant("kunde0".into()), "ticket-9")
+        .erase_subject(&Subject::new().tenant("kunde0"), "ticket-9")
         .await
         .unwrap();
     assert!(run.erased > 0);
@@ -546,7 +547,7 @@ async fn a_restricted_subject_is_hidden_from_queries_and_still_verified(fresh: F
         .limit(1000);
     let before = setup.store.query(&kunde1).await.unwrap().entries.len();
     assert!(before > 0);
-    let subject = Subject::Tenant("kunde1".into());
+    let subject = Subject::new().tenant("kunde1");
     let changed = setup.trail.restrict_subject(&subject, true).await.unwrap();
     assert_eq!(changed as usize, before);
     assert!(setup.store.query(&kunde1).await.unwrap().entries.is_empty());
@@ -629,6 +630,189 @@ async fn master_data_goes_at_the_end_of_the_year_after_the_contract(fresh: Fresh
     assert_eq!(report.pruned, 2);
 }
 
+/// Events per tenant: a projection whose state retention keeps.
+struct EventsPerTenant;
+
+impl EventsPerTenant {
+    fn fold(counts: &mut std::collections::BTreeMap<String, u64>, entry: &Entry) {
+        if entry.kind == EntryKind::Event {
+            let tenant = entry.value("tenant").unwrap_or("(erased)").to_owned();
+            *counts.entry(tenant).or_default() += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl Snapshotter for EventsPerTenant {
+    fn name(&self) -> &str {
+        "events-per-tenant"
+    }
+
+    async fn state(
+        &self,
+        store: &dyn Store,
+        trail: &str,
+        previous: Option<&Snapshot>,
+        upto_seq: u64,
+    ) -> Result<String, trailseal::StoreError> {
+        let mut counts: std::collections::BTreeMap<String, u64> = match previous {
+            Some(snapshot) => serde_json::from_str(&snapshot.state).unwrap(),
+            None => Default::default(),
+        };
+        let from = previous.map_or(0, |snapshot| snapshot.upto_seq + 1);
+        let entries: Vec<Entry> = store.scan(trail, from).try_collect().await?;
+        for entry in entries.iter().filter(|e| e.seq <= upto_seq) {
+            Self::fold(&mut counts, entry);
+        }
+        Ok(serde_json::to_string(&counts).unwrap())
+    }
+}
+
+async fn snapshots_across_retention_equal_the_full_history(fresh: Fresh) {
+    let setup = Setup::new(fresh).await;
+    let mut full_history = std::collections::BTreeMap::new();
+    for d in 0..30 {
+        setup.record_at(day(d) + Duration::hours(9), 4).await;
+        let now = day(d) + Duration::hours(23);
+        setup.clock.set(now);
+        setup
+            .trail
+            .enforce_retention_with(&MaxAge::days(7), now, &[&EventsPerTenant])
+            .await
+            .unwrap();
+    }
+    for entry in setup.entries().await {
+        // What is still stored, plus what retention deleted, is everything.
+        EventsPerTenant::fold(&mut full_history, &entry);
+    }
+    let newest = setup
+        .store
+        .snapshot(TRAIL, "events-per-tenant", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut resumed: std::collections::BTreeMap<String, u64> =
+        serde_json::from_str(&newest.state).unwrap();
+    let after: Vec<Entry> = setup
+        .store
+        .scan(TRAIL, newest.upto_seq + 1)
+        .try_collect()
+        .await
+        .unwrap();
+    for entry in &after {
+        EventsPerTenant::fold(&mut resumed, entry);
+    }
+    let expected: std::collections::BTreeMap<String, u64> =
+        (0..4).map(|n| (format!("kunde{n}"), 30)).collect();
+    assert_eq!(resumed, expected);
+    assert!(
+        full_history.values().sum::<u64>() < 30 * 4,
+        "retention did delete"
+    );
+
+    let report = setup.verify().await;
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.snapshots.len(), 23);
+    assert!(report.snapshots.iter().all(|s| s.matches == Some(true)));
+
+    // A snapshot changed in storage no longer matches its record.
+    let forged = Snapshot {
+        state: newest.state.replace("30", "31"),
+        ..newest.clone()
+    };
+    setup.store.put_snapshot(&forged).await.unwrap();
+    let report = setup.verify().await;
+    let record = report
+        .snapshots
+        .iter()
+        .find(|s| s.upto_seq == newest.upto_seq)
+        .unwrap()
+        .record;
+    assert_eq!(
+        findings(&report),
+        vec![(FindingKind::SnapshotMismatch, record)]
+    );
+}
+
+async fn the_inventory_after_30_days_of_pruning_equals_the_full_history(fresh: Fresh) {
+    use trailseal::ResourceInventory;
+    use trailseal::retention::{Keep, resume};
+
+    let setup = Setup::new(fresh).await;
+    let keep = Keep::<ResourceInventory>::new("inventory");
+    let mut full_history = ResourceInventory::default();
+    let mut seen = 0;
+    for d in 0..30 {
+        setup.clock.set(day(d) + Duration::hours(9));
+        let events = (0..4u32)
+            .map(|n| {
+                let kind =
+                    ["domain", "database", "mailbox", "ftp_account"][(d as usize + n as usize) % 4];
+                let verb = if d % 5 == 4 && n == 0 {
+                    "delete"
+                } else {
+                    "create"
+                };
+                let id = format!("{kind}-{}", (d as u32 * 4 + n) % 37);
+                Event::builder(format!("{kind}.{verb}"))
+                    .actor(Actor::customer(format!("kunde{n}")))
+                    .tenant(format!("kunde{n}"))
+                    .target(kind, id)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        setup.trail.record_batch(events).await.unwrap();
+        // The full history, folded as it grows, before anything is deleted.
+        for entry in setup
+            .store
+            .scan(TRAIL, seen)
+            .try_collect::<Vec<Entry>>()
+            .await
+            .unwrap()
+        {
+            full_history.apply(&entry);
+            seen = entry.seq + 1;
+        }
+        let now = day(d) + Duration::hours(23);
+        setup.clock.set(now);
+        setup
+            .trail
+            .enforce_retention_with(&MaxAge::days(7), now, &[&keep])
+            .await
+            .unwrap();
+    }
+    let (resumed, _) = resume::<ResourceInventory>(setup.store.as_ref(), TRAIL, "inventory")
+        .await
+        .unwrap();
+    assert_eq!(resumed, full_history);
+    let mut from_what_is_left = ResourceInventory::default();
+    trailseal::replay(setup.store.as_ref(), TRAIL, &mut from_what_is_left)
+        .await
+        .unwrap();
+    assert_ne!(from_what_is_left, full_history, "retention deleted history");
+    let report = setup.verify().await;
+    assert!(report.is_intact(), "{report}");
+
+    // A snapshot no record commits to is refused.
+    let newest = setup
+        .store
+        .snapshot(TRAIL, "inventory", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let forged = Snapshot {
+        upto_seq: newest.upto_seq + 1,
+        ..newest
+    };
+    setup.store.put_snapshot(&forged).await.unwrap();
+    let refused = resume::<ResourceInventory>(setup.store.as_ref(), TRAIL, "inventory").await;
+    assert!(
+        matches!(refused, Err(trailseal::Error::SnapshotMismatch { .. })),
+        "{refused:?}"
+    );
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
@@ -669,4 +853,6 @@ on_every_backend!(
     background_retention_prunes_on_its_own,
     a_restricted_subject_is_hidden_from_queries_and_still_verified,
     master_data_goes_at_the_end_of_the_year_after_the_contract,
+    snapshots_across_retention_equal_the_full_history,
+    the_inventory_after_30_days_of_pruning_equals_the_full_history,
 );

@@ -1,6 +1,6 @@
 //! Retention runs, legal holds and erasure requests on a [`Trail`].
 
-use std::net::IpAddr;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -11,6 +11,8 @@ use super::policy::{RetentionFacts, RetentionPolicy};
 use super::record::{
     PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted, redacted_ranges,
 };
+use super::snapshot::{Snapshot, SnapshotRef, Snapshotter};
+use crate::Subject;
 use crate::entry::{Entry, EntryKind, Field};
 use crate::store::{Erasure, Query, Store};
 use crate::trail::{Receipt, Trail};
@@ -42,29 +44,6 @@ pub struct RetentionRun {
     pub redaction_seq: Option<u64>,
     /// Entries whose personal fields were erased.
     pub redacted: u64,
-}
-
-/// Whose personal data an erasure request concerns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Subject {
-    /// A customer: entries whose tenant is this customer id.
-    Tenant(String),
-    /// A login: entries whose actor is this login name.
-    Actor(String),
-    /// A client IP address.
-    Ip(IpAddr),
-}
-
-impl Subject {
-    fn query(&self, trail: &str) -> Query {
-        let query = Query::new().trail(trail).kind(EntryKind::Event);
-        match self {
-            Subject::Tenant(tenant) => query.tenant(tenant.as_str()),
-            Subject::Actor(actor) => query.actor(actor.as_str()),
-            Subject::Ip(ip) => query.ip(*ip),
-        }
-    }
 }
 
 /// What one erasure request did.
@@ -164,6 +143,22 @@ impl Trail {
         policy: &dyn RetentionPolicy,
         now: DateTime<Utc>,
     ) -> Result<RetentionRun> {
+        self.enforce_retention_with(policy, now, &[]).await
+    }
+
+    /// [`Trail::enforce_retention_at`], keeping the state of `projections`
+    /// first: before anything is deleted, each one's state over the whole
+    /// trail so far is stored as a [`Snapshot`] (from its previous
+    /// snapshot plus the entries after it), and the retention record
+    /// commits to each snapshot's digest. Replay then starts from the
+    /// newest snapshot ([`crate::retention::resume`]), and the verifier
+    /// checks the snapshots against the records.
+    pub async fn enforce_retention_with(
+        &self,
+        policy: &dyn RetentionPolicy,
+        now: DateTime<Utc>,
+        projections: &[&dyn Snapshotter],
+    ) -> Result<RetentionRun> {
         let trail = self.name().to_owned();
         let book = self.holds().await?;
         let holds: Vec<LegalHold> = book.active(u64::MAX, now).cloned().collect();
@@ -189,12 +184,13 @@ impl Trail {
             ..RetentionRun::default()
         };
         if !plan.ranges.is_empty() {
+            let snapshots = self.keep_snapshots(projections).await?;
             let record = RetentionRecord {
                 policy: policy.name(),
                 run_at: now,
                 cutoff,
                 ranges: plan.ranges,
-                snapshot: None,
+                snapshots,
             };
             let receipt = self
                 .append_record(EntryKind::Retention, record.to_body())
@@ -250,7 +246,7 @@ impl Trail {
         let holds: Vec<&LegalHold> = book.active(u64::MAX, now).collect();
         let mut held = Vec::new();
         let mut erasures = Vec::new();
-        read_all(self.store().as_ref(), subject.query(self.name()), |entry| {
+        for entry in self.entries_about(subject).await?.into_values() {
             if holds.iter().any(|hold| hold.holds(&entry)) {
                 held.push(entry.seq);
             } else {
@@ -259,8 +255,7 @@ impl Trail {
                     erasures.push((entry.seq, fields));
                 }
             }
-        })
-        .await?;
+        }
         let mut run = ErasureRun {
             held,
             ..ErasureRun::default()
@@ -284,9 +279,7 @@ impl Trail {
     /// queries unless they ask for them ([`Query::include_restricted`]).
     /// Returns how many entries changed.
     pub async fn restrict_subject(&self, subject: &Subject, restricted: bool) -> Result<u64> {
-        let mut seqs = Vec::new();
-        let query = subject.query(self.name()).include_restricted();
-        read_all(self.store().as_ref(), query, |entry| seqs.push(entry.seq)).await?;
+        let seqs: Vec<u64> = self.entries_about(subject).await?.into_keys().collect();
         let mut changed = 0;
         for chunk in seqs.chunks(ERASURE_BATCH) {
             changed += self
@@ -295,6 +288,46 @@ impl Trail {
                 .await?;
         }
         Ok(changed)
+    }
+
+    /// The events of this trail any facet of the subject selects
+    /// (restricted ones included), by seq.
+    async fn entries_about(&self, subject: &Subject) -> Result<BTreeMap<u64, Entry>> {
+        let mut entries = BTreeMap::new();
+        for query in subject.event_queries(self.name()) {
+            read_all(self.store().as_ref(), query, |entry| {
+                entries.insert(entry.seq, entry);
+            })
+            .await?;
+        }
+        Ok(entries)
+    }
+
+    /// Stores each projection's state over the trail up to its head.
+    async fn keep_snapshots(&self, projections: &[&dyn Snapshotter]) -> Result<Vec<SnapshotRef>> {
+        if projections.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = self.store().as_ref();
+        let Some(head) = store.head(self.name()).await? else {
+            return Ok(Vec::new());
+        };
+        let mut references = Vec::with_capacity(projections.len());
+        for projection in projections {
+            let previous = store.snapshot(self.name(), projection.name(), None).await?;
+            let state = projection
+                .state(store, self.name(), previous.as_ref(), head.seq)
+                .await?;
+            let snapshot = Snapshot {
+                trail: self.name().to_owned(),
+                name: projection.name().to_owned(),
+                upto_seq: head.seq,
+                state,
+            };
+            store.put_snapshot(&snapshot).await?;
+            references.push(snapshot.reference());
+        }
+        Ok(references)
     }
 
     /// Seals the redaction record, then erases what it names.
