@@ -20,7 +20,11 @@ use crate::{Error, Result};
 
 /// The most entries one deleted range (and so one delete statement) holds,
 /// so that a run never locks the trail's table for long.
-pub const MAX_PRUNED_RANGE: u64 = 10_000;
+pub const MAX_PRUNED_RANGE: u64 = 2_000;
+
+/// Pause between two deletes of a run, so that writers waiting for the
+/// store's write lock (SQLite has one per file) get it in between.
+const PAUSE_BETWEEN_DELETES: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Entries erased per store call.
 const ERASURE_BATCH: usize = 1_000;
@@ -210,6 +214,9 @@ impl Trail {
                     .any(|hold| hold.meets_span(range.first_at, range.last_at));
                 if !newly_held {
                     run.deleted += store.delete_events(&trail, range.first, range.last).await?;
+                    // Let waiting writers take the store's write lock
+                    // between two deletes.
+                    tokio::time::sleep(PAUSE_BETWEEN_DELETES).await;
                 }
             }
             run.record_seq = Some(receipt.seq);
