@@ -544,7 +544,11 @@ impl TrailVerification<'_> {
                     .derivers
                     .entry(entry.key_id.clone())
                     .or_insert_with(|| key.deriver());
-                keys.push((entry.key_id.clone(), entry.epoch, deriver.epoch_key(entry.epoch)));
+                keys.push((
+                    entry.key_id.clone(),
+                    entry.epoch,
+                    deriver.epoch_key(entry.epoch),
+                ));
             }
         }
         keys

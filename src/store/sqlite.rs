@@ -14,7 +14,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
-use tokio::sync::mpsc;
 use sqlx::error::ErrorKind;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
@@ -22,6 +21,7 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite};
+use tokio::sync::mpsc;
 
 use super::query::{IndexedFields, page_from_sorted};
 use super::{EntryStream, EpochSummary, Order, Page, Query, Store, check_batch};
@@ -430,14 +430,13 @@ impl SqliteStore {
     /// Rows whose columns do not have the stored types (only a file whose
     /// schema was tampered with has them) are read row by row instead.
     async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<FetchedChunk, StoreError> {
-        let fetched = sqlx::query_as::<_, (Option<String>, i64, Option<i64>, Option<bool>)>(
-            JOINED_CHUNK_SQL,
-        )
-        .bind(trail)
-        .bind(from)
-        .bind(SCAN_CHUNK)
-        .fetch_one(&self.pool)
-        .await;
+        let fetched =
+            sqlx::query_as::<_, (Option<String>, i64, Option<i64>, Option<bool>)>(JOINED_CHUNK_SQL)
+                .bind(trail)
+                .bind(from)
+                .bind(SCAN_CHUNK)
+                .fetch_one(&self.pool)
+                .await;
         match fetched {
             Ok((Some(lines), rows, Some(last_seq), Some(true))) => Ok(FetchedChunk::Joined {
                 lines,
