@@ -70,6 +70,8 @@ pub struct Trail {
 
 struct Shared {
     name: Arc<str>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     capacity: usize,
     commands: mpsc::Sender<Command>,
 }
@@ -82,15 +84,32 @@ impl fmt::Debug for Trail {
     }
 }
 
-struct Pending {
+/// A body to seal as the next entry, with its commitment computed by the
+/// caller (off the writer task).
+struct Sealable {
+    kind: EntryKind,
     body: Body,
     commitment: Digest,
+}
+
+impl Sealable {
+    fn event(body: Body, commitment: Digest) -> Self {
+        Self {
+            kind: EntryKind::Event,
+            body,
+            commitment,
+        }
+    }
+}
+
+struct Pending {
+    item: Sealable,
     reply: oneshot::Sender<Result<Receipt>>,
 }
 
-/// Events that must be committed together, in one append.
+/// Entries that must be committed together, in one append.
 struct PendingBatch {
-    events: Vec<(Body, Digest)>,
+    items: Vec<Sealable>,
     reply: oneshot::Sender<Result<Vec<Receipt>>>,
 }
 
@@ -169,11 +188,15 @@ impl TrailBuilder {
         };
         writer.key.set_trail_floor(&name, first_unsealed)?;
 
+        let store = writer.store.clone();
+        let clock = writer.clock.clone();
         let (commands, receiver) = mpsc::channel(self.queue_capacity);
         tokio::spawn(writer.run(receiver, self.seal_check_interval));
         Ok(Trail {
             shared: Arc::new(Shared {
                 name,
+                store,
+                clock,
                 capacity: self.queue_capacity,
                 commands,
             }),
@@ -214,6 +237,16 @@ impl Trail {
         &self.shared.name
     }
 
+    /// The store the trail writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// The clock that timestamps the trail's entries.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
     /// Records an event: validates it, seals it and waits until the batch it
     /// went into is committed. `Ok` means it is durable in the store; any
     /// error means it is not in the trail.
@@ -223,8 +256,7 @@ impl Trail {
         let commitment = body_commitment(&body);
         let (reply, receipt) = oneshot::channel();
         let pending = Pending {
-            body,
-            commitment,
+            item: Sealable::event(body, commitment),
             reply,
         };
         self.shared
@@ -258,14 +290,32 @@ impl Trail {
                     event.validate()?;
                     let body = event.to_body(&mut &mut *salts);
                     let commitment = body_commitment(&body);
-                    Ok((body, commitment))
+                    Ok(Sealable::event(body, commitment))
                 })
                 .collect::<Result<Vec<_>>>()
         })??;
+        self.commit_together(events).await
+    }
+
+    /// Appends one of the trail's own records (retention, redaction, legal
+    /// hold) through the writer, so it is chained and sealed like an event.
+    pub(crate) async fn append_record(&self, kind: EntryKind, body: Body) -> Result<Receipt> {
+        let commitment = body_commitment(&body);
+        let mut receipts = self
+            .commit_together(vec![Sealable {
+                kind,
+                body,
+                commitment,
+            }])
+            .await?;
+        receipts.pop().ok_or_else(|| self.closed())
+    }
+
+    async fn commit_together(&self, items: Vec<Sealable>) -> Result<Vec<Receipt>> {
         let (reply, receipts) = oneshot::channel();
         self.shared
             .commands
-            .send(Command::RecordBatch(PendingBatch { events, reply }))
+            .send(Command::RecordBatch(PendingBatch { items, reply }))
             .await
             .map_err(|_| self.closed())?;
         receipts.await.map_err(|_| self.closed())?
@@ -385,7 +435,7 @@ impl Writer {
                 }
             }
             Command::RecordBatch(batch) => {
-                let _ = batch.reply.send(self.commit(batch.events).await);
+                let _ = batch.reply.send(self.commit(batch.items).await);
                 std::ops::ControlFlow::Continue(())
             }
             Command::SealFinishedEpochs(reply) => {
@@ -400,11 +450,11 @@ impl Writer {
     }
 
     async fn commit_batch(&mut self, batch: Vec<Pending>) {
-        let (events, replies): (Vec<_>, Vec<_>) = batch
+        let (items, replies): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .map(|pending| ((pending.body, pending.commitment), pending.reply))
+            .map(|pending| (pending.item, pending.reply))
             .unzip();
-        match self.commit(events).await {
+        match self.commit(items).await {
             Ok(receipts) => {
                 for (reply, receipt) in replies.into_iter().zip(receipts) {
                     // A caller that stopped waiting still has its event stored.
@@ -440,7 +490,7 @@ impl Writer {
 
     /// Seals finished epochs and the given events and appends them in one
     /// atomic batch, retrying on conflicts with other writers.
-    async fn commit(&mut self, events: Vec<(Body, Digest)>) -> Result<Vec<Receipt>> {
+    async fn commit(&mut self, events: Vec<Sealable>) -> Result<Vec<Receipt>> {
         let mut conflicts = 0;
         loop {
             let head = self.read_head().await?;
@@ -493,7 +543,7 @@ impl Writer {
     /// What to append after `head`: a genesis entry for a new trail, seals
     /// for every finished epoch, then the events. `None` if there is nothing
     /// to append.
-    async fn plan(&self, head: Option<Head>, events: &[(Body, Digest)]) -> Result<Option<Plan>> {
+    async fn plan(&self, head: Option<Head>, events: &[Sealable]) -> Result<Option<Plan>> {
         let schedule = *self.key.schedule();
         let now = truncate_to_micros(self.clock.now());
         // Timestamps never go backwards along a trail, whatever the clocks
@@ -546,13 +596,13 @@ impl Writer {
             chain.push(key, time, EntryKind::EpochSeal, body, None);
         }
         let event_key = &keys[keys.len() - 1];
-        for (body, commitment) in events {
+        for item in events {
             chain.push(
                 event_key,
                 time,
-                EntryKind::Event,
-                body.clone(),
-                Some(*commitment),
+                item.kind,
+                item.body.clone(),
+                Some(item.commitment),
             );
         }
         Ok(Some(Plan {
