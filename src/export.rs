@@ -45,7 +45,7 @@ pub async fn export_json_lines<W: Write>(
 
 /// Lines decoded at once: enough to keep every core busy, few enough that
 /// memory stays flat on any export.
-const DECODE_BLOCK_LINES: usize = 4096;
+const DECODE_BLOCK_LINES: usize = 1024;
 
 /// Reads entries back from JSON Lines, one per line, streaming. Blank lines
 /// are skipped; a malformed line is an error naming its line number.

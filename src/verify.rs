@@ -362,10 +362,20 @@ impl Verifier {
         trails: &[String],
     ) -> Result<Vec<TrailReport>, VerifyError> {
         let mut runs: BTreeMap<String, (TrailVerification<'_>, Vec<Entry>)> = BTreeMap::new();
+        let mut previous_trail: Option<String> = None;
         for entry in entries {
             let entry = entry?;
             if !trails.is_empty() && !trails.contains(&entry.trail) {
                 continue;
+            }
+            // An export holds its trails one after the other: checking a
+            // trail's partial batch when the next trail begins keeps one
+            // batch waiting, not one per trail.
+            if previous_trail.as_deref() != Some(entry.trail.as_str()) {
+                if let Some((run, batch)) = previous_trail.and_then(|name| runs.get_mut(&name)) {
+                    run.push_batch(std::mem::take(batch))?;
+                }
+                previous_trail = Some(entry.trail.clone());
             }
             let (run, batch) = match runs.get_mut(&entry.trail) {
                 Some(run) => run,
