@@ -13,6 +13,7 @@ use chrono::Duration;
 
 use super::hold::HoldBook;
 use super::record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted};
+use super::snapshot::SnapshotRef;
 use crate::entry::{Entry, EntryKind};
 use crate::seal::{EpochSchedule, Mac, format_timestamp};
 use crate::store::EpochSummary;
@@ -75,6 +76,8 @@ pub(crate) struct Ledger {
     unexplained_erasures: Vec<RedactedRange>,
     pub(crate) pruned: u64,
     pub(crate) redacted: u64,
+    /// Snapshots the retention records commit to, with the record's seq.
+    pub(crate) snapshots: Vec<(u64, SnapshotRef)>,
 }
 
 impl Ledger {
@@ -204,6 +207,12 @@ impl Ledger {
         let Some(record) = RetentionRecord::from_entry(entry) else {
             return vec![malformed(seq, "retention")];
         };
+        self.snapshots.extend(
+            record
+                .snapshots
+                .iter()
+                .map(|snapshot| (seq, snapshot.clone())),
+        );
         let mut outcomes = Vec::new();
         let latest_cutoff = entry.recorded_at - minimum_retention;
         let active: Vec<_> = self.holds.active(seq, entry.recorded_at).cloned().collect();
