@@ -49,12 +49,24 @@ pub(crate) fn write_entry_line<W: Write + ?Sized>(
     out.write_all(b"\n")
 }
 
+/// Lines decoded at once: enough to keep every core busy, few enough that
+/// memory stays flat on any export.
+const DECODE_BLOCK_LINES: usize = 1024;
+
 /// Reads entries back from JSON Lines, one per line, streaming. Blank lines
 /// are skipped; a malformed line is an error naming its line number.
+///
+/// Lines are read in blocks and decoded in parallel on the current rayon
+/// pool; entries still come out in file order.
 pub struct JsonLinesReader<R> {
     input: R,
+    /// Lines read so far.
     line: u64,
-    buffer: String,
+    /// The text of the block being read, and where each of its lines ends.
+    block: Vec<u8>,
+    ends: Vec<usize>,
+    decoded: std::vec::IntoIter<Result<Entry, StoreError>>,
+    failed: bool,
 }
 
 impl<R: BufRead> JsonLinesReader<R> {
@@ -63,9 +75,75 @@ impl<R: BufRead> JsonLinesReader<R> {
         Self {
             input,
             line: 0,
-            buffer: String::new(),
+            block: Vec::new(),
+            ends: Vec::new(),
+            decoded: Vec::new().into_iter(),
+            failed: false,
         }
     }
+
+    /// Reads and decodes the next block; false at the end of the input.
+    fn next_block(&mut self) -> bool {
+        use rayon::prelude::*;
+        self.block.clear();
+        self.ends.clear();
+        let first_line = self.line + 1;
+        let mut read_error = None;
+        while self.ends.len() < DECODE_BLOCK_LINES {
+            match self.input.read_until(b'\n', &mut self.block) {
+                Ok(0) => break,
+                Ok(_) => self.ends.push(self.block.len()),
+                Err(err) => {
+                    read_error = Some(err);
+                    break;
+                }
+            }
+        }
+        self.line += self.ends.len() as u64;
+        let block = &self.block;
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        let lines: Vec<(u64, &[u8])> = starts
+            .zip(self.ends.iter().copied())
+            .zip(first_line..)
+            .map(|((start, end), line)| (line, &block[start..end]))
+            .collect();
+        let mut decoded: Vec<Result<Entry, StoreError>> = lines
+            .par_iter()
+            .with_min_len(64)
+            .filter_map(|&(line, text)| decode_line(line, text))
+            .collect();
+        if let Some(err) = read_error {
+            // What was read before the failure still counts; the failure
+            // ends the export.
+            self.failed = true;
+            decoded.push(Err(StoreError::MalformedExport {
+                line: self.line + 1,
+                reason: err.to_string(),
+            }));
+        }
+        let more = !decoded.is_empty() || !self.ends.is_empty();
+        self.decoded = decoded.into_iter();
+        more
+    }
+}
+
+/// One line as an entry; `None` for a blank line.
+fn decode_line(line: u64, text: &[u8]) -> Option<Result<Entry, StoreError>> {
+    let blank = text.first() != Some(&b'{')
+        && std::str::from_utf8(text).is_ok_and(|text| text.trim().is_empty());
+    if blank {
+        return None;
+    }
+    Some(
+        serde_json::from_slice(text).map_err(|err| StoreError::MalformedExport {
+            line,
+            reason: format!(
+                "not an entry (column {}): {}",
+                err.column(),
+                err.classify_name()
+            ),
+        }),
+    )
 }
 
 impl<R: BufRead> Iterator for JsonLinesReader<R> {
@@ -73,29 +151,11 @@ impl<R: BufRead> Iterator for JsonLinesReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            self.buffer.clear();
-            self.line += 1;
-            match self.input.read_line(&mut self.buffer) {
-                Ok(0) => return None,
-                Ok(_) if self.buffer.trim().is_empty() => continue,
-                Ok(_) => {
-                    return Some(serde_json::from_str(&self.buffer).map_err(|err| {
-                        StoreError::MalformedExport {
-                            line: self.line,
-                            reason: format!(
-                                "not an entry (column {}): {}",
-                                err.column(),
-                                err.classify_name()
-                            ),
-                        }
-                    }));
-                }
-                Err(err) => {
-                    return Some(Err(StoreError::MalformedExport {
-                        line: self.line,
-                        reason: err.to_string(),
-                    }));
-                }
+            if let Some(item) = self.decoded.next() {
+                return Some(item);
+            }
+            if self.failed || !self.next_block() {
+                return None;
             }
         }
     }

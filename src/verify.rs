@@ -386,10 +386,20 @@ impl Verifier {
         trails: &[String],
     ) -> Result<Vec<TrailReport>, VerifyError> {
         let mut runs: BTreeMap<String, (TrailVerification<'_>, Vec<Entry>)> = BTreeMap::new();
+        let mut previous_trail: Option<String> = None;
         for entry in entries {
             let entry = entry?;
             if !trails.is_empty() && !trails.contains(&entry.trail) {
                 continue;
+            }
+            // An export holds its trails one after the other: checking a
+            // trail's partial batch when the next trail begins keeps one
+            // batch waiting, not one per trail.
+            if previous_trail.as_deref() != Some(entry.trail.as_str()) {
+                if let Some((run, batch)) = previous_trail.and_then(|name| runs.get_mut(&name)) {
+                    run.push_batch(std::mem::take(batch))?;
+                }
+                previous_trail = Some(entry.trail.clone());
             }
             let (run, batch) = match runs.get_mut(&entry.trail) {
                 Some(run) => run,
@@ -516,13 +526,24 @@ enum Precheck {
     Checked { mac_ok: bool, body_ok: bool },
 }
 
-fn precheck(trail: &str, entry: &Entry, keys: &HashMap<(String, u64), EpochKey>) -> Precheck {
+/// The epoch keys a batch needs, by key id and epoch. A batch spans one or
+/// two epochs, so a short list is searched faster than a map is hashed, and
+/// without copying the key id of every entry.
+type BatchKeys = Vec<(String, u64, EpochKey)>;
+
+fn batch_key<'k>(keys: &'k BatchKeys, key_id: &str, epoch: u64) -> Option<&'k EpochKey> {
+    keys.iter()
+        .find(|(id, key_epoch, _)| *key_epoch == epoch && id == key_id)
+        .map(|(_, _, key)| key)
+}
+
+fn precheck(trail: &str, entry: &Entry, keys: &BatchKeys) -> Precheck {
     // The MAC binds the trail name; an entry moved in from another trail
     // cannot verify here.
     if entry.trail != trail {
         return Precheck::OtherTrail;
     }
-    let Some(key) = keys.get(&(entry.key_id.clone(), entry.epoch)) else {
+    let Some(key) = batch_key(keys, &entry.key_id, entry.epoch) else {
         return Precheck::UnknownKey;
     };
     let mac = key.mac(&MacInput {
@@ -638,11 +659,10 @@ impl TrailVerification<'_> {
 
     /// The epoch keys a batch needs, derived in order (cheap: forward from
     /// the last derived one) so that the parallel checks only look them up.
-    fn epoch_keys_for(&mut self, entries: &[Entry]) -> HashMap<(String, u64), EpochKey> {
-        let mut keys: HashMap<(String, u64), EpochKey> = HashMap::new();
+    fn epoch_keys_for(&mut self, entries: &[Entry]) -> BatchKeys {
+        let mut keys = BatchKeys::new();
         for entry in entries {
-            let id = (entry.key_id.clone(), entry.epoch);
-            if keys.contains_key(&id) {
+            if batch_key(&keys, &entry.key_id, entry.epoch).is_some() {
                 continue;
             }
             if let Some(key) = self.verifier.keys.get(&entry.key_id) {
@@ -650,7 +670,11 @@ impl TrailVerification<'_> {
                     .derivers
                     .entry(entry.key_id.clone())
                     .or_insert_with(|| key.deriver());
-                keys.insert(id, deriver.epoch_key(entry.epoch));
+                keys.push((
+                    entry.key_id.clone(),
+                    entry.epoch,
+                    deriver.epoch_key(entry.epoch),
+                ));
             }
         }
         keys

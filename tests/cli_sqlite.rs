@@ -328,6 +328,25 @@ async fn rows_damaged_beyond_decoding_are_findings() {
     );
 }
 
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_finding_at_its_seq() {
+    // Text that is not UTF-8 cannot be read in the joined chunk; the chunk
+    // is read row by row instead, and only the damaged row is reported.
+    let trail = made_by_quickstart();
+    let interior = trail.interior_events().await;
+    let damaged = interior[0];
+    trail
+        .sql_at(
+            "UPDATE entries SET body = CAST(x'7b22ff227d' AS TEXT) WHERE trail = 'admin' AND seq = ?",
+            damaged,
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "modified", damaged as u64)])
+    );
+}
+
 /// A trail pruned by retention and with an erasure request, made through the
 /// library on a real SQLite file, with its key files.
 async fn pruned_by_retention() -> Trail {

@@ -235,16 +235,21 @@ async fn open_database(url: &str) -> Result<Arc<dyn Store>, Failure> {
     )))
 }
 
-fn progress(quiet: bool, json: bool) -> ProgressBar {
-    let visible =
-        !quiet && std::io::stderr().is_terminal() && (json || std::io::stdout().is_terminal());
+/// Whether to show progress: only when a person watches a terminal, and
+/// never with `--quiet` or when the report is piped.
+fn show_progress(quiet: bool, json: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal() && (json || std::io::stdout().is_terminal())
+}
+
+fn progress_bar(visible: bool, total: u64, template: &str) -> ProgressBar {
     if !visible {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new_spinner();
+    let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {pos} entries, {per_sec}, {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
@@ -254,16 +259,25 @@ async fn run_verification(
     verifier: &Verifier,
     source: &Source,
     trails: &[String],
-    bar: &ProgressBar,
+    show_progress: bool,
 ) -> Result<Vec<TrailReport>, Failure> {
     match source {
         Source::JsonLines(path) => {
             let file = std::fs::File::open(path)
                 .map_err(|err| Failure(format!("{}: {err}", path.display())))?;
+            // An export's entries are counted only by reading it; its size
+            // is known up front.
+            let size = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+            let bar = progress_bar(
+                show_progress,
+                size,
+                "{msg} [{bar:30}] {bytes}/{total_bytes}, {bytes_per_sec}, {eta} left",
+            );
             bar.set_message(format!("verifying {}", path.display()));
-            let entries = JsonLinesReader::new(BufReader::with_capacity(1 << 20, file))
-                .inspect(|_| bar.inc(1));
-            Ok(verifier.verify_entries(entries, trails)?)
+            let input = BufReader::with_capacity(1 << 20, bar.wrap_read(file));
+            let reports = verifier.verify_entries(JsonLinesReader::new(input), trails);
+            bar.finish_and_clear();
+            Ok(reports?)
         }
         Source::Store(store) => {
             let names = if trails.is_empty() {
@@ -271,6 +285,18 @@ async fn run_verification(
             } else {
                 trails.to_vec()
             };
+            // A trail's head seq counts its entries without reading them.
+            let mut total = 0;
+            if show_progress {
+                for trail in &names {
+                    total += store.head(trail).await?.map_or(0, |head| head.seq + 1);
+                }
+            }
+            let bar = progress_bar(
+                show_progress,
+                total,
+                "{msg} [{bar:30}] {human_pos}/{human_len} entries, {per_sec}, {eta} left",
+            );
             let mut reports = Vec::new();
             for trail in names {
                 bar.set_message(format!("verifying trail {trail}"));
@@ -282,6 +308,7 @@ async fn run_verification(
                     .await?;
                 reports.push(report);
             }
+            bar.finish_and_clear();
             Ok(reports)
         }
     }
@@ -313,9 +340,8 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
         }
     }
     let source = open_source(&source_arg).await?;
-    let bar = progress(args.quiet, args.json);
-    let reports = run_verification(&verifier, &source, &args.trails, &bar).await?;
-    bar.finish_and_clear();
+    let show = show_progress(args.quiet, args.json);
+    let reports = run_verification(&verifier, &source, &args.trails, show).await?;
     for trail in &args.trails {
         if !reports.iter().any(|report| &report.trail == trail) {
             return Err(Failure(format!("no trail named {:?} in the source", trail)));
@@ -384,9 +410,8 @@ fn plural(count: u64, noun: &str) -> String {
 async fn checkpoint(args: CheckpointArgs) -> Result<ExitCode, Failure> {
     let verifier = load_verifier(&args.keys)?;
     let source = open_source(&args.source).await?;
-    let bar = progress(args.quiet, false);
-    let reports = run_verification(&verifier, &source, &args.trails, &bar).await?;
-    bar.finish_and_clear();
+    let show = show_progress(args.quiet, false);
+    let reports = run_verification(&verifier, &source, &args.trails, show).await?;
     let damaged: Vec<&TrailReport> = reports
         .iter()
         .filter(|report| !report.is_intact())
