@@ -103,6 +103,45 @@ impl Sealable {
     }
 }
 
+/// Events validated and turned into bodies with their commitments: the
+/// part of sealing that needs no chain position, done by the caller.
+pub(crate) struct PreparedBatch {
+    items: Vec<Sealable>,
+}
+
+impl PreparedBatch {
+    pub(crate) fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<Self> {
+        let items = with_salts(|salts| {
+            events
+                .into_iter()
+                .map(|event| {
+                    event.validate()?;
+                    let body = event.to_body(&mut &mut *salts);
+                    let commitment = body_commitment(&body);
+                    Ok(Sealable::event(body, commitment))
+                })
+                .collect::<Result<Vec<_>>>()
+        })??;
+        Ok(Self { items })
+    }
+}
+
+/// A batch handed to the writer; [`Committing::receipts`] waits for its
+/// commit.
+pub(crate) struct Committing {
+    receipts: oneshot::Receiver<Result<Vec<Receipt>>>,
+    trail: String,
+}
+
+impl Committing {
+    /// The receipts once the batch is committed; any error means none of
+    /// it is.
+    pub(crate) async fn receipts(self) -> Result<Vec<Receipt>> {
+        let trail = self.trail;
+        self.receipts.await.map_err(|_| Error::Closed { trail })?
+    }
+}
+
 struct Pending {
     item: Sealable,
     reply: oneshot::Sender<Result<Receipt>>,
@@ -316,18 +355,27 @@ impl Trail {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let events = with_salts(|salts| {
-            events
-                .iter()
-                .map(|event| {
-                    event.validate()?;
-                    let body = event.to_body(&mut &mut *salts);
-                    let commitment = body_commitment(&body);
-                    Ok(Sealable::event(body, commitment))
-                })
-                .collect::<Result<Vec<_>>>()
-        })??;
-        self.commit_together(events).await
+        let batch = PreparedBatch::of(&events)?;
+        self.send_batch(batch).await?.receipts().await
+    }
+
+    /// Hands a prepared batch to the writer without waiting for its commit,
+    /// so that the caller can prepare the next one meanwhile. Batches are
+    /// committed in the order they are sent, each all or nothing.
+    pub(crate) async fn send_batch(&self, batch: PreparedBatch) -> Result<Committing> {
+        let (reply, receipts) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::RecordBatch(PendingBatch {
+                items: batch.items,
+                reply,
+            }))
+            .await
+            .map_err(|_| self.closed())?;
+        Ok(Committing {
+            receipts,
+            trail: self.name().to_owned(),
+        })
     }
 
     /// Appends one of the trail's own records (retention, redaction, legal
@@ -346,13 +394,10 @@ impl Trail {
     }
 
     async fn commit_together(&self, items: Vec<Sealable>) -> Result<Vec<Receipt>> {
-        let (reply, receipts) = oneshot::channel();
-        self.shared
-            .commands
-            .send(Command::RecordBatch(PendingBatch { items, reply }))
+        self.send_batch(PreparedBatch { items })
+            .await?
+            .receipts()
             .await
-            .map_err(|_| self.closed())?;
-        receipts.await.map_err(|_| self.closed())?
     }
 
     /// Seals every epoch that has ended, now rather than at the writer's

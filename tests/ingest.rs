@@ -425,3 +425,96 @@ async fn a_restart_resumes_exactly_where_it_stopped() {
     assert_eq!(numbers(&setup).await, (0..16).collect::<Vec<u64>>());
     setup.assert_intact("web").await;
 }
+
+/// A MemoryStore whose `fail_at`-th append fails.
+#[derive(Clone)]
+struct FailingAppend {
+    inner: MemoryStore,
+    appends: Arc<std::sync::atomic::AtomicUsize>,
+    fail_at: usize,
+}
+
+#[async_trait::async_trait]
+impl Store for FailingAppend {
+    async fn head(&self, trail: &str) -> Result<Option<trailseal::Head>, trailseal::StoreError> {
+        self.inner.head(trail).await
+    }
+    async fn append(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), trailseal::StoreError> {
+        let count = 1 + self
+            .appends
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if count == self.fail_at {
+            return Err(trailseal::StoreError::Database("disk full".into()));
+        }
+        self.inner.append(trail, after, entries).await
+    }
+    async fn epoch_summary(
+        &self,
+        trail: &str,
+        epoch: u64,
+    ) -> Result<trailseal::EpochSummary, trailseal::StoreError> {
+        self.inner.epoch_summary(trail, epoch).await
+    }
+    fn scan<'a>(&'a self, trail: &'a str, from: u64) -> trailseal::EntryStream<'a> {
+        self.inner.scan(trail, from)
+    }
+    async fn trails(&self) -> Result<Vec<String>, trailseal::StoreError> {
+        self.inner.trails().await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_batch_stops_the_follower_at_the_last_committed_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    append(&path, 0..20);
+    let setup = Setup::new();
+    // Genesis with the first batch, the second batch, then the third fails
+    // while the fourth is already read.
+    let failing = FailingAppend {
+        inner: setup.store.clone(),
+        appends: Arc::default(),
+        fail_at: 3,
+    };
+    let trail = Trail::open("web", Arc::new(failing), setup.key.clone())
+        .await
+        .unwrap();
+    let mut follower = Follower::builder(
+        trail.clone(),
+        Arc::new(setup.store.clone()),
+        &path,
+        LogFormat::WebAccess,
+    )
+    .source("test-source")
+    .options(options())
+    .batch_lines(4)
+    .start()
+    .await
+    .unwrap();
+
+    let err = follower.poll().await.unwrap_err();
+    assert!(
+        matches!(err, trailseal::ingest::IngestError::Record { .. }),
+        "{err}"
+    );
+    assert_eq!(numbers(&setup).await, (0..8).collect::<Vec<u64>>());
+    assert_eq!(follower.stats().lines, 8, "counts follow the commits");
+    let position = follower.position().unwrap();
+    let eight_lines: u64 = std::fs::read(&path)
+        .unwrap()
+        .split_inclusive(|&b| b == b'\n')
+        .take(8)
+        .map(|line| line.len() as u64)
+        .sum();
+    assert_eq!(position.offset, eight_lines);
+
+    // The next poll continues right after the last committed line.
+    assert_eq!(follower.poll().await.unwrap(), 12);
+    assert_eq!(numbers(&setup).await, (0..20).collect::<Vec<u64>>());
+    setup.assert_intact("web").await;
+}
