@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 use trailseal::ingest::{Follower, LogFormat, ParseOptions, UNPARSED_ACTION};
-use trailseal::{Entry, MemoryStore, SealingKey, Store, Trail, Verifier};
+use trailseal::{Entry, Language, MemoryStore, SealingKey, Store, Trail, Verifier, render};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -210,6 +210,16 @@ async fn postfix_lines_are_correlated_by_queue_id() {
     // After "removed" the queue id is forgotten; a local delivery of
     // another message still parses.
     assert_eq!(metadata(&events[9])["peer_host"], "local");
+    // The other lines of a queued message read as sentences of their own.
+    assert_eq!(
+        render(&events[6], Language::English),
+        "postfix handled queued mail 4BkQ3x0ZzFz9sWQ: removed"
+    );
+    assert_eq!(
+        render(&events[0], Language::German),
+        "postfix hat die E-Mail 4BkQ3x0ZzFz9sWQ in der Warteschlange bearbeitet: \
+         client=mail.example.org[198.51.100.7]"
+    );
 }
 
 #[tokio::test]
@@ -293,6 +303,14 @@ async fn ftp_logins_and_transfers() {
     assert_eq!(metadata(&events[2])["bytes"], 1432);
     assert_eq!(events[4].value("outcome"), Some("failure"));
     assert_eq!(events[4].value("context.ip"), Some("198.51.100.66"));
+    assert_eq!(
+        render(&events[0], Language::English),
+        "FTP session of unknown (203.0.113.5): New connection from 203.0.113.5"
+    );
+    assert_eq!(
+        render(&events[5], Language::German),
+        "FTP-Sitzung von web42 (203.0.113.5): Logout."
+    );
 
     let (_setup, events) = seal_fixture("vsftpd.log", LogFormat::Vsftpd, 0).await;
     let actions: Vec<_> = events.iter().map(|e| e.value("action").unwrap()).collect();
