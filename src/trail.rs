@@ -115,8 +115,7 @@ impl PreparedBatch {
             events
                 .into_iter()
                 .map(|event| {
-                    event.validate()?;
-                    let body = event.to_body(&mut &mut *salts);
+                    let body = event.to_checked_body(&mut &mut *salts)?;
                     let commitment = body_commitment(&body);
                     Ok(Sealable::event(body, commitment))
                 })
@@ -323,8 +322,7 @@ impl Trail {
     /// went into is committed. `Ok` means it is durable in the store; any
     /// error means it is not in the trail.
     pub async fn record(&self, event: Event) -> Result<Receipt> {
-        event.validate()?;
-        let body = with_salts(|salts| event.to_body(&mut &mut *salts))?;
+        let body = with_salts(|salts| event.to_checked_body(&mut &mut *salts))??;
         let commitment = body_commitment(&body);
         let (reply, receipt) = oneshot::channel();
         let pending = Pending {

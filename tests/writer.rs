@@ -380,6 +380,30 @@ async fn invalid_events_are_refused_before_queueing() {
         ),
         "{err}"
     );
+    // Metadata too long once canonical: refused alone and in a batch.
+    let mut oversized = sample_event(1);
+    oversized.metadata.insert(
+        "note".into(),
+        serde_json::Value::String("x".repeat(trailseal::MAX_METADATA_LEN)),
+    );
+    for err in [
+        trail.record(oversized.clone()).await.unwrap_err(),
+        trail
+            .record_batch(vec![sample_event(2), oversized])
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                Error::Invalid(trailseal::ValidationError::TooLong {
+                    field: "metadata",
+                    ..
+                })
+            ),
+            "{err}"
+        );
+    }
     assert!(
         store.dump(TRAIL).is_empty(),
         "nothing written, not even a genesis"
