@@ -217,6 +217,31 @@ impl Body {
         self.fields.get_mut(name)
     }
 
+    /// Erases the named personal fields that still hold a value (see
+    /// [`Field::redacted`]); public, absent and already erased fields are
+    /// left alone. Returns whether anything changed.
+    pub fn erase(&mut self, names: &[impl AsRef<str>]) -> bool {
+        let mut changed = false;
+        for name in names {
+            let name = name.as_ref();
+            if let Some(field) = self.fields.get_mut(name)
+                && matches!(field, Field::Personal { .. })
+            {
+                *field = field.redacted(name);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Names of the fields that were erased.
+    pub fn redacted_names(&self) -> impl Iterator<Item = &str> {
+        self.fields
+            .iter()
+            .filter(|(_, field)| matches!(field, Field::Redacted { .. }))
+            .map(|(name, _)| name.as_ref())
+    }
+
     /// The value of the field of that name, unless absent or erased.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.fields.get(name).and_then(Field::value)

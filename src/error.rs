@@ -49,6 +49,20 @@ pub enum Error {
     /// The trail name is not acceptable.
     #[error("invalid trail name {0:?}: use 1–64 of a-z, 0-9, '-' and '_'")]
     InvalidTrailName(String),
+    /// A legal hold cannot be placed as given.
+    #[error("invalid legal hold: {reason}")]
+    InvalidHold {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No hold with that id is in force on the trail.
+    #[error("no legal hold {id:?} is in force on the {trail} trail")]
+    UnknownHold {
+        /// The trail.
+        trail: String,
+        /// The id asked for.
+        id: String,
+    },
 }
 
 impl From<StoreError> for Error {

@@ -446,6 +446,9 @@ impl Event {
         let context = &self.context;
         if let Some(ip) = context.ip {
             body.insert_personal("context.ip", ip.to_string(), salts());
+            // Kept when retention anonymises the address by erasing
+            // `context.ip`.
+            body.insert_personal("context.network", network_of(ip), salts());
         }
         if let Some(user_agent) = &context.user_agent {
             body.insert_personal("context.user_agent", escape_text(user_agent), salts());
@@ -474,6 +477,21 @@ impl Event {
             body.insert_public("location.line", location.line.to_string());
         }
         body
+    }
+}
+
+/// The anonymised network of an address: IPv4 /24, IPv6 /48.
+pub fn network_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[3..].fill(0);
+            format!("{}/48", std::net::Ipv6Addr::from(segments))
+        }
     }
 }
 

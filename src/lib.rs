@@ -17,6 +17,7 @@ mod hosting;
 pub mod ingest;
 mod macros;
 mod render;
+pub mod retention;
 mod seal;
 mod secrets;
 mod store;
@@ -32,7 +33,7 @@ pub use error::{Error, FormatError, KeyError, Result, StoreError};
 pub use event::{
     Actor, ActorKind, Change, Context, Event, EventBuilder, Location, MAX_ACTION_LEN, MAX_CHANGES,
     MAX_IDENTIFIER_LEN, MAX_METADATA_DEPTH, MAX_METADATA_LEN, MAX_TEXT_LEN, Outcome, Source,
-    Target, ValidationError, canonical_json, escape_text,
+    Target, ValidationError, canonical_json, escape_text, network_of,
 };
 pub use export::{JsonLinesReader, export_json_lines};
 pub use hosting::HostingAction;
@@ -50,8 +51,8 @@ pub use secrets::{
     SECRET_MARKER, SECRET_NAMES, SecretPolicy, is_secret_name, register_secret_names,
 };
 pub use store::{
-    Cursor, DEFAULT_PAGE_SIZE, EntryStream, EpochSummary, MAX_PAGE_SIZE, MemoryStore, Order, Page,
-    Query, Store, check_batch, counts_in_epoch, query_by_scan,
+    Cursor, DEFAULT_PAGE_SIZE, EntryStream, EpochSummary, Erasure, MAX_PAGE_SIZE, MemoryStore,
+    Order, Page, Query, Store, check_batch, counts_in_epoch, query_by_scan,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -64,6 +65,6 @@ pub use trail::{
     Trail, TrailBuilder, validate_trail_name,
 };
 pub use verify::{
-    DEFAULT_REORDER_WINDOW, Finding, FindingKind, ReportHead, TrailReport, TrailVerification,
-    Verifier, VerifyError,
+    DEFAULT_MINIMUM_RETENTION_DAYS, DEFAULT_REORDER_WINDOW, Finding, FindingKind, PrunedNotice,
+    ReportHead, TrailReport, TrailVerification, Verifier, VerifyError,
 };

@@ -378,7 +378,6 @@ impl Trail {
 
     /// Appends one of the trail's own records (retention, redaction, legal
     /// hold) through the writer, so it is chained and sealed like an event.
-    #[allow(dead_code)]
     pub(crate) async fn append_record(&self, kind: EntryKind, body: Body) -> Result<Receipt> {
         let commitment = body_commitment(&body);
         let mut receipts = self

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::entry::{Entry, EntryKind};
+use crate::retention::ledger::{Ledger, Outcome};
 use crate::seal::{
     Digest, EpochKey, KeyDeriver, Mac, MacInput, VerificationKey, body_commitment,
     format_timestamp, genesis_fields, genesis_prev_mac, seal_fields,
@@ -69,6 +70,12 @@ pub enum FindingKind {
     /// The entry at a checkpoint's head is not the one the checkpoint names:
     /// the trail was rolled back to an older copy, or forked.
     CheckpointMismatch,
+    /// A retention record explains a deletion it had no right to: entries
+    /// younger than its cutoff or the minimum retention, or under a legal
+    /// hold in force; or the record cannot be read.
+    RetentionViolation,
+    /// A personal field was erased, but no redaction record names it.
+    UnrecordedRedaction,
 }
 
 impl FindingKind {
@@ -88,6 +95,8 @@ impl FindingKind {
             FindingKind::InvalidGenesis => "invalid_genesis",
             FindingKind::Truncated => "truncated",
             FindingKind::CheckpointMismatch => "checkpoint_mismatch",
+            FindingKind::RetentionViolation => "retention_violation",
+            FindingKind::UnrecordedRedaction => "unrecorded_redaction",
         }
     }
 }
@@ -145,8 +154,34 @@ pub struct TrailReport {
     /// The newest entry of the chain, when its MAC verified: what a
     /// checkpoint of this trail states.
     pub head: Option<ReportHead>,
-    /// Everything found wrong, in seq order of discovery.
+    /// Entries deleted by retention, as the trail's retention records
+    /// prove: information, not findings.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pruned: u64,
+    /// Erased personal fields (per entry and field) that redaction records
+    /// name: information, not findings.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub redacted: u64,
+    /// Each range deleted by retention, with the record that explains it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pruned_ranges: Vec<PrunedNotice>,
+    /// Everything found wrong, in seq order.
     pub findings: Vec<Finding>,
+}
+
+/// A range of entries that retention deleted, and the record that says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PrunedNotice {
+    /// First deleted seq.
+    pub first: u64,
+    /// Last deleted seq.
+    pub last: u64,
+    /// Seq of the retention record.
+    pub record: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// The newest authentic entry of a verified trail.
@@ -205,6 +240,15 @@ impl fmt::Display for TrailReport {
             ", {} MACs and {} epoch seals verified",
             self.authentic, self.seals_verified
         )?;
+        if self.pruned > 0 || self.redacted > 0 {
+            writeln!(
+                f,
+                "  retention: {} entries deleted in {} ranges and {} erased fields, each named by a sealed record",
+                self.pruned,
+                self.pruned_ranges.len(),
+                self.redacted
+            )?;
+        }
         if self.findings.is_empty() {
             writeln!(f, "  intact")?;
         }
@@ -235,7 +279,13 @@ pub struct Verifier {
     keys: HashMap<String, VerificationKey>,
     checkpoints: HashMap<String, Vec<Checkpoint>>,
     reorder_window: usize,
+    minimum_retention: chrono::Duration,
+    trail_minimum_retention: HashMap<String, chrono::Duration>,
 }
+
+/// The youngest age at which a verifier accepts that retention deleted an
+/// entry, unless told otherwise: the 7 days log data is kept.
+pub const DEFAULT_MINIMUM_RETENTION_DAYS: i64 = 7;
 
 impl Verifier {
     /// A verifier with one key.
@@ -244,7 +294,30 @@ impl Verifier {
             keys: HashMap::from([(key.key_id().to_owned(), key)]),
             checkpoints: HashMap::new(),
             reorder_window: DEFAULT_REORDER_WINDOW,
+            minimum_retention: chrono::Duration::days(DEFAULT_MINIMUM_RETENTION_DAYS),
+            trail_minimum_retention: HashMap::new(),
         }
+    }
+
+    /// The youngest age at which retention may delete entries of any trail
+    /// (default [`DEFAULT_MINIMUM_RETENTION_DAYS`]): a retention record
+    /// that deleted younger entries, counted from the record's own time, is
+    /// a [`FindingKind::RetentionViolation`]. This is what stops a thief of
+    /// the current key from passing off a fresh deletion as retention.
+    pub fn minimum_retention(mut self, age: chrono::Duration) -> Self {
+        self.minimum_retention = age;
+        self
+    }
+
+    /// The minimum retention of one trail, overriding
+    /// [`Verifier::minimum_retention`].
+    pub fn trail_minimum_retention(
+        mut self,
+        trail: impl Into<String>,
+        age: chrono::Duration,
+    ) -> Self {
+        self.trail_minimum_retention.insert(trail.into(), age);
+        self
     }
 
     /// Adds another key (e.g. the one before a rotation).
@@ -387,6 +460,7 @@ impl Verifier {
                 .cloned()
                 .collect(),
             undecodable: std::collections::BTreeSet::new(),
+            ledger: Ledger::default(),
         }
     }
 }
@@ -492,6 +566,8 @@ pub struct TrailVerification<'v> {
     checkpoints: Vec<Checkpoint>,
     /// Seqs whose stored entry could not be decoded.
     undecodable: std::collections::BTreeSet<u64>,
+    /// Gaps, erasures and seals waiting for the trail's retention records.
+    ledger: Ledger,
 }
 
 impl TrailVerification<'_> {
@@ -609,6 +685,16 @@ impl TrailVerification<'_> {
     pub fn finish(mut self) -> Result<TrailReport, VerifyError> {
         self.confirm_key(true)?;
         self.drain(true);
+        let outcomes = self.ledger.finish(|first, last| {
+            if first == last {
+                format!("entry {first} is missing")
+            } else {
+                format!("entries {first} to {last} are missing")
+            }
+        });
+        self.apply(outcomes);
+        self.report.pruned = self.ledger.pruned;
+        self.report.redacted = self.ledger.redacted;
         for checkpoint in std::mem::take(&mut self.checkpoints) {
             let detail = format!(
                 "the trail ends before seq {}, but the checkpoint of {} says it had {} entries",
@@ -629,7 +715,32 @@ impl TrailVerification<'_> {
                 mac,
             })
         });
+        // Gaps and seals are settled late; report everything in seq order.
+        self.report.findings.sort_by_key(|finding| finding.seq);
         Ok(self.report)
+    }
+
+    fn apply(&mut self, outcomes: Vec<Outcome>) {
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Finding {
+                    seq,
+                    seq_end,
+                    kind,
+                    detail,
+                } => self.finding(seq, seq_end, kind, detail),
+                Outcome::Pruned {
+                    first,
+                    last,
+                    record,
+                } => self.report.pruned_ranges.push(PrunedNotice {
+                    first,
+                    last,
+                    record,
+                }),
+                Outcome::SealVerified => self.report.seals_verified += 1,
+            }
+        }
     }
 
     /// Compares the entry checked at `seq` with the checkpoints naming it.
@@ -821,16 +932,13 @@ impl TrailVerification<'_> {
                 if !finished && self.buffered < self.verifier.reorder_window {
                     return;
                 }
-                self.finding(
-                    self.next_seq,
-                    Some(lowest - 1),
-                    FindingKind::Missing,
-                    if lowest - 1 == self.next_seq {
-                        format!("entry {} is missing", self.next_seq)
-                    } else {
-                        format!("entries {} to {} are missing", self.next_seq, lowest - 1)
-                    },
-                );
+                // Missing unless a retention record later in the trail
+                // explains the gap.
+                let before_mac = self
+                    .previous
+                    .filter(|previous| previous.seq + 1 == self.next_seq)
+                    .and_then(|previous| previous.mac);
+                self.ledger.open_gap(self.next_seq, lowest - 1, before_mac);
                 self.next_seq = lowest;
                 self.previous = None;
             }
@@ -902,6 +1010,26 @@ impl TrailVerification<'_> {
         let sealed = owner.status.is_sealed();
         if sealed {
             self.check_chain(&owner);
+            self.ledger.erased(&owner.entry, seq);
+            if !matches!(
+                owner.entry.kind,
+                EntryKind::Event | EntryKind::EpochSeal | EntryKind::Genesis
+            ) {
+                let key = self.verifier.keys.get(&owner.entry.key_id);
+                let minimum = self
+                    .verifier
+                    .trail_minimum_retention
+                    .get(&self.trail)
+                    .copied()
+                    .unwrap_or(self.verifier.minimum_retention);
+                let outcomes = self.ledger.record(
+                    &owner.entry,
+                    seq,
+                    key.map(VerificationKey::schedule),
+                    minimum,
+                );
+                self.apply(outcomes);
+            }
         }
         self.track_epoch(&owner, sealed);
         self.processed_macs
@@ -951,7 +1079,10 @@ impl TrailVerification<'_> {
         let expected_prev = match self.previous {
             _ if seq == 0 => Some(genesis_prev_mac(&self.trail)),
             Some(previous) if previous.seq + 1 == seq => previous.mac,
-            _ => None,
+            _ => {
+                self.ledger.close_gap(seq, entry);
+                None
+            }
         };
         if expected_prev.is_some_and(|mac| mac != entry.prev_mac) {
             self.finding(
@@ -1034,7 +1165,12 @@ impl TrailVerification<'_> {
         let tracker = &mut self.epochs;
         if !sealed {
             // An entry that fails its MAC may carry a changed epoch; count it
-            // where it stands instead of trusting its epoch field.
+            // where it stands instead of trusting its epoch field: in the
+            // epoch being counted, or else the next one to seal.
+            if tracker.counting.is_none() && tracker.next_unsealed.is_some() {
+                tracker.counting = tracker.next_unsealed;
+                tracker.seen = EpochSummary::default();
+            }
             if tracker.counting.is_some() {
                 tracker.seen.add(entry.recorded_at);
             }
@@ -1071,9 +1207,23 @@ impl TrailVerification<'_> {
             } else {
                 EpochSummary::default()
             };
-            let problems = self.seal_problems(entry, seq, &seen);
+            let claimed = claimed_counts(entry);
+            let mut problems = seal_link_problems(entry, seq);
+            let deferred = self.ledger.epoch_has_gaps();
+            if deferred {
+                // Deleted entries count in the seal: check the counts once
+                // the gaps are explained.
+                let linked = problems.is_empty();
+                self.ledger
+                    .defer_seal(seq, entry.epoch, claimed, seen, linked);
+            } else {
+                self.ledger.epoch_sealed();
+                problems.splice(0..0, seal_count_problems(&claimed, &seen));
+            }
             if problems.is_empty() {
-                self.report.seals_verified += 1;
+                if !deferred {
+                    self.report.seals_verified += 1;
+                }
             } else {
                 self.finding(
                     seq,
@@ -1101,34 +1251,6 @@ impl TrailVerification<'_> {
         }
     }
 
-    fn seal_problems(&self, seal: &Entry, seq: u64, seen: &EpochSummary) -> Vec<String> {
-        let mut problems = Vec::new();
-        let claimed = |name| seal.value(name).unwrap_or("");
-        if claimed(seal_fields::ENTRIES) != seen.count.to_string() {
-            problems.push(format!(
-                "states {} entries, {} were found",
-                claimed(seal_fields::ENTRIES),
-                seen.count
-            ));
-        }
-        let time = |t: Option<DateTime<Utc>>| t.map(format_timestamp).unwrap_or_default();
-        if claimed(seal_fields::FIRST_AT) != time(seen.first_at)
-            || claimed(seal_fields::LAST_AT) != time(seen.last_at)
-        {
-            problems.push("states other first/last timestamps than were found".into());
-        }
-        if claimed(seal_fields::LAST_SEQ) != seq.saturating_sub(1).to_string() {
-            problems.push(format!(
-                "closes after seq {}, but is seq {seq}",
-                claimed(seal_fields::LAST_SEQ)
-            ));
-        }
-        if claimed(seal_fields::LAST_MAC) != seal.prev_mac.to_hex() {
-            problems.push("names another last MAC than the entry before it".into());
-        }
-        problems
-    }
-
     fn unsealed(&mut self, seq: u64, first: u64, last: u64) {
         let detail = if first == last {
             format!("epoch {first} ended without a seal")
@@ -1147,4 +1269,50 @@ impl TrailVerification<'_> {
             detail,
         });
     }
+}
+
+/// What an epoch seal states about its epoch: entries, first and last
+/// timestamp, as stored.
+fn claimed_counts(seal: &Entry) -> (String, String, String) {
+    let claimed = |name| seal.value(name).unwrap_or("").to_owned();
+    (
+        claimed(seal_fields::ENTRIES),
+        claimed(seal_fields::FIRST_AT),
+        claimed(seal_fields::LAST_AT),
+    )
+}
+
+/// How a seal's stated counts differ from what was found of its epoch.
+pub(crate) fn seal_count_problems(
+    claimed: &(String, String, String),
+    found: &EpochSummary,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if claimed.0 != found.count.to_string() {
+        problems.push(format!(
+            "states {} entries, {} were found",
+            claimed.0, found.count
+        ));
+    }
+    let time = |t: Option<DateTime<Utc>>| t.map(format_timestamp).unwrap_or_default();
+    if claimed.1 != time(found.first_at) || claimed.2 != time(found.last_at) {
+        problems.push("states other first/last timestamps than were found".into());
+    }
+    problems
+}
+
+/// How a seal's link to the entry before it differs from what it states.
+fn seal_link_problems(seal: &Entry, seq: u64) -> Vec<String> {
+    let mut problems = Vec::new();
+    let claimed = |name| seal.value(name).unwrap_or("");
+    if claimed(seal_fields::LAST_SEQ) != seq.saturating_sub(1).to_string() {
+        problems.push(format!(
+            "closes after seq {}, but is seq {seq}",
+            claimed(seal_fields::LAST_SEQ)
+        ));
+    }
+    if claimed(seal_fields::LAST_MAC) != seal.prev_mac.to_hex() {
+        problems.push("names another last MAC than the entry before it".into());
+    }
+    problems
 }

@@ -210,8 +210,8 @@ async fn swapped_seqs_are_reordered() {
         (
             1,
             vec![
-                finding("admin", "reordered", 8),
-                finding("admin", "reordered", 7)
+                finding("admin", "reordered", 7),
+                finding("admin", "reordered", 8)
             ]
         )
     );
@@ -326,4 +326,103 @@ async fn rows_damaged_beyond_decoding_are_findings() {
             ]
         )
     );
+}
+
+/// A trail pruned by retention and with an erasure request, made through the
+/// library on a real SQLite file, with its key files.
+async fn pruned_by_retention() -> Trail {
+    use chrono::{Duration, TimeZone, Utc};
+    use std::sync::Arc;
+    use trailseal::retention::{MaxAge, Subject};
+
+    let trail = Trail {
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    let start = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+    let (sealing, _) =
+        trailseal::SealingKey::create_files(trail.dir.path().join("keys"), "k1", start, 3600)
+            .expect("key files");
+    let store = trailseal::SqliteStore::open(trail.db())
+        .await
+        .expect("store");
+    let clock = trailseal::ManualClock::new(start);
+    let writer = trailseal::Trail::builder("admin", Arc::new(store), Arc::new(sealing))
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await
+        .expect("trail");
+    for day in 0..10 {
+        clock.set(start + Duration::days(day) + Duration::hours(9));
+        for n in 0..3 {
+            let event = trailseal::Event::builder("session.login")
+                .actor(trailseal::Actor::customer(format!("kunde{n}")))
+                .tenant(format!("kunde{n}"))
+                .build()
+                .expect("event");
+            writer.record(event).await.expect("recorded");
+        }
+    }
+    clock.set(start + Duration::days(9) + Duration::hours(20));
+    let run = writer
+        .enforce_retention(&MaxAge::days(7))
+        .await
+        .expect("retention");
+    assert_eq!(run.deleted, 9);
+    writer
+        .erase_subject(&Subject::Tenant("kunde1".into()), "ticket-1")
+        .await
+        .expect("erasure");
+    clock.set(start + Duration::days(9) + Duration::hours(22));
+    writer.seal_finished_epochs().await.expect("sealed");
+    writer.shutdown().await.expect("shut down");
+    trail
+}
+
+#[tokio::test]
+async fn a_trail_pruned_by_retention_verifies_and_counts_what_was_deleted() {
+    let trail = pruned_by_retention().await;
+    assert_eq!(trail.verify(&[]), (0, vec![]));
+
+    let output = Command::new(BIN)
+        .args(["verify", "--json", "--key", &trail.key(), &trail.url()])
+        .output()
+        .expect("audit-verify runs");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["trails"][0]["pruned"], 9);
+    assert_eq!(
+        report["trails"][0]["redacted"],
+        7 * 2,
+        "actor.name and tenant of kunde1's 7 entries that retention left"
+    );
+
+    let human = Command::new(BIN)
+        .args(["verify", "--key", &trail.key(), &trail.url()])
+        .output()
+        .expect("audit-verify runs");
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("retention: 9 entries deleted in 3 ranges and 14 erased fields"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn retention_younger_than_the_minimum_retention_is_a_violation() {
+    let trail = pruned_by_retention().await;
+    let (code, findings) = trail.verify(&["--min-retention-days", "30"]);
+    assert_eq!(code, 1);
+    let kinds: Vec<&str> = findings.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, vec!["retention_violation"; 3]);
+}
+
+#[tokio::test]
+async fn deleting_a_row_of_a_pruned_trail_is_still_missing() {
+    let trail = pruned_by_retention().await;
+    let seq = trail.interior_events().await[0];
+    trail
+        .sql_at("DELETE FROM entries WHERE trail = 'admin' AND seq = ?", seq)
+        .await;
+    let (code, findings) = trail.verify(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(findings[0], finding("admin", "missing", seq as u64));
 }

@@ -167,7 +167,7 @@ async fn entries_that_swapped_seqs_are_reordered() {
     fixture.restore(entries);
     assert_eq!(
         findings(&fixture.verify().await),
-        vec![(FindingKind::Reordered, 8), (FindingKind::Reordered, 7)]
+        vec![(FindingKind::Reordered, 7), (FindingKind::Reordered, 8)]
     );
 }
 

@@ -239,6 +239,24 @@ fn build_vectors() -> Vec<(String, Vector)> {
         redacted,
     );
 
+    let mut redaction = Body::new();
+    redaction.insert_public(
+        "redaction.entries",
+        r#"[{"first":3,"last":3,"fields":["actor.name"]}]"#,
+    );
+    redaction.insert_public("redaction.reason", "erasure request");
+    redaction.insert_public("redaction.request", "ticket-42");
+    push(
+        &mut chain,
+        "5_redaction_record",
+        "seq 4: the redaction record that names the erasure of seq 3's actor.name",
+        4,
+        1,
+        t(0, 29, 59, 999999),
+        EntryKind::Redaction,
+        redaction,
+    );
+
     let mut vectors: Vec<(String, Vector)> = chain
         .into_iter()
         .map(|(name, description, entry)| {

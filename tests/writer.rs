@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::TimeDelta;
 use support::{EPOCH_SECONDS, TRAIL, sample_event, start_time};
 use trailseal::{
-    Entry, EntryKind, EntryStream, EpochSummary, Error, Head, ManualClock, MemoryStore, SealingKey,
-    Store, StoreError, Trail, Verifier,
+    Entry, EntryKind, EntryStream, EpochSummary, Erasure, Error, Head, ManualClock, MemoryStore,
+    SealingKey, Store, StoreError, Trail, Verifier,
 };
 
 /// A MemoryStore whose appends can be held back or made to fail, to drive
@@ -65,6 +65,20 @@ impl Store for Controlled {
     }
     async fn trails(&self) -> Result<Vec<String>, StoreError> {
         self.inner.trails().await
+    }
+    async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
+        self.inner.delete_events(trail, first, last).await
+    }
+    async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
+        self.inner.erase_fields(trail, erasures).await
+    }
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError> {
+        self.inner.restrict(trail, seqs, restricted).await
     }
 }
 

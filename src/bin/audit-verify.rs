@@ -79,6 +79,12 @@ struct VerifyArgs {
     /// Checkpoint file exported earlier; repeat for several.
     #[arg(long = "checkpoint", value_name = "FILE")]
     checkpoints: Vec<PathBuf>,
+    /// Youngest age, in days, at which retention may have deleted entries;
+    /// a retention record that deleted younger ones is a finding.
+    #[arg(long = "min-retention-days", value_name = "DAYS",
+          default_value_t = trailseal::DEFAULT_MINIMUM_RETENTION_DAYS,
+          value_parser = clap::value_parser!(i64).range(0..=36_500))]
+    min_retention_days: i64,
     /// Print the report as JSON (schema in docs/VERIFY.md).
     #[arg(long)]
     json: bool,
@@ -291,7 +297,8 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
     let source_arg = args
         .source
         .ok_or_else(|| Failure("no SOURCE given; see audit-verify --help".into()))?;
-    let mut verifier = load_verifier(&args.keys)?;
+    let mut verifier = load_verifier(&args.keys)?
+        .minimum_retention(chrono::Duration::days(args.min_retention_days));
     for path in &args.checkpoints {
         let text = std::fs::read_to_string(path)
             .map_err(|err| Failure(format!("{}: {err}", path.display())))?;

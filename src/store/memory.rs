@@ -1,13 +1,14 @@
 //! An in-memory store: for tests, examples and short-lived tools.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use super::query::PageCollector;
-use super::{EntryStream, EpochSummary, Page, Query, Store, check_batch, counts_in_epoch};
+use super::{EntryStream, EpochSummary, Erasure, Page, Query, Store, check_batch, counts_in_epoch};
 use crate::StoreError;
+use crate::entry::EntryKind;
 use crate::entry::{Entry, Head};
 
 /// Entries read per lock while scanning, so a scan never holds the lock long.
@@ -19,6 +20,7 @@ const SCAN_CHUNK: usize = 1024;
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     trails: Arc<Mutex<HashMap<String, Vec<Entry>>>>,
+    restricted: Arc<Mutex<HashSet<(String, u64)>>>,
 }
 
 impl MemoryStore {
@@ -28,11 +30,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Entry>>> {
-        // Every mutation is a single push or replace, so a poisoned lock
-        // still guards consistent data.
-        self.trails
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.trails)
     }
 
     /// A copy of every stored entry of a trail, in stored order, like a
@@ -48,6 +46,14 @@ impl MemoryStore {
     pub fn restore(&self, trail: &str, entries: Vec<Entry>) {
         self.lock().insert(trail.to_owned(), entries);
     }
+}
+
+// Every mutation is a single push, replace or flag, so a poisoned lock
+// still guards consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]
@@ -106,26 +112,19 @@ impl Store for MemoryStore {
     }
 
     fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
-        let start = self.lock().get(trail).map_or(0, |entries| {
-            entries.partition_point(|entry| entry.seq < from)
-        });
-        let stream = futures_util::stream::unfold(start, move |position| async move {
+        // Each chunk continues after the last seq read, not at a position,
+        // so entries deleted by retention meanwhile shift nothing.
+        let stream = futures_util::stream::unfold(Some(from), move |next| async move {
+            let from = next?;
             let chunk: Vec<Entry> = {
                 let trails = self.lock();
                 let entries = trails.get(trail).map(Vec::as_slice).unwrap_or_default();
-                entries
-                    .iter()
-                    .skip(position)
-                    .take(SCAN_CHUNK)
-                    .cloned()
-                    .collect()
+                let start = entries.partition_point(|entry| entry.seq < from);
+                entries[start..].iter().take(SCAN_CHUNK).cloned().collect()
             };
-            if chunk.is_empty() {
-                None
-            } else {
-                let next = position + chunk.len();
-                Some((futures_util::stream::iter(chunk.into_iter().map(Ok)), next))
-            }
+            let last = chunk.last()?.seq;
+            let next = last.checked_add(1);
+            Some((futures_util::stream::iter(chunk.into_iter().map(Ok)), next))
         });
         Box::pin(futures_util::StreamExt::flatten(stream))
     }
@@ -136,15 +135,79 @@ impl Store for MemoryStore {
         Ok(names)
     }
 
+    async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
+        let mut trails = self.lock();
+        let Some(entries) = trails.get_mut(trail) else {
+            return Ok(0);
+        };
+        let before = entries.len();
+        entries.retain(|entry| {
+            !(entry.kind == EntryKind::Event && (first..=last).contains(&entry.seq))
+        });
+        Ok((before - entries.len()) as u64)
+    }
+
+    async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
+        let mut trails = self.lock();
+        let Some(entries) = trails.get_mut(trail) else {
+            return Ok(0);
+        };
+        let mut changed = 0;
+        for erasure in erasures {
+            let position = entries.partition_point(|entry| entry.seq < erasure.seq);
+            if let Some(entry) = entries.get_mut(position).filter(|e| e.seq == erasure.seq)
+                && entry.body.erase(&erasure.fields)
+            {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError> {
+        let trails = self.lock();
+        let stored = trails.get(trail).map(Vec::as_slice).unwrap_or_default();
+        let mut flags = lock(&self.restricted);
+        let mut changed = 0;
+        for &seq in seqs {
+            if stored
+                .binary_search_by_key(&seq, |entry| entry.seq)
+                .is_err()
+            {
+                continue;
+            }
+            let key = (trail.to_owned(), seq);
+            let flipped = if restricted {
+                flags.insert(key)
+            } else {
+                flags.remove(&key)
+            };
+            changed += u64::from(flipped);
+        }
+        Ok(changed)
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         query.validate()?;
         let trails = self.lock();
+        let restricted = lock(&self.restricted);
+        let visible = |entry: &Entry| {
+            query.include_restricted || !restricted.contains(&(entry.trail.clone(), entry.seq))
+        };
         let mut collector = PageCollector::new(query);
         let selected = trails
             .iter()
             .filter(|(name, _)| query.trail.as_ref().is_none_or(|trail| trail == *name));
         for (_, entries) in selected {
-            for entry in entries.iter().filter(|entry| query.matches(entry)) {
+            for entry in entries
+                .iter()
+                .filter(|entry| query.matches(entry) && visible(entry))
+            {
                 collector.offer(entry);
             }
         }

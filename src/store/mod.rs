@@ -42,6 +42,23 @@ impl EpochSummary {
         self.first_at = Some(self.first_at.map_or(recorded_at, |t| t.min(recorded_at)));
         self.last_at = Some(self.last_at.map_or(recorded_at, |t| t.max(recorded_at)));
     }
+
+    /// Adds another summary's entries to this one.
+    pub fn merge(&mut self, other: &EpochSummary) {
+        self.count += other.count;
+        self.first_at = min_some(self.first_at, other.first_at);
+        self.last_at = match (self.last_at, other.last_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+fn min_some(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Where sealed entries live.
@@ -75,6 +92,32 @@ pub trait Store: Send + Sync + 'static {
     /// The names of all trails in the store.
     async fn trails(&self) -> Result<Vec<String>, StoreError>;
 
+    /// Deletes the events with seqs `first..=last` of a trail in one atomic
+    /// step and returns how many were deleted. Entries of other kinds
+    /// (genesis, epoch seals, retention, redaction and hold records) are
+    /// never deleted. Retention calls this after sealing a retention record
+    /// that names the range.
+    async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError>;
+
+    /// Erases personal fields in one atomic step: the named fields of each
+    /// entry lose their value and salt and keep their commitment
+    /// ([`Field::redacted`](crate::Field::redacted)), and any copy of them
+    /// kept for queries is cleared too. Entries that are gone and fields
+    /// that are absent or already erased are skipped. Returns how many
+    /// entries changed.
+    async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError>;
+
+    /// Restricts the processing of entries (`restricted = true`) or lifts
+    /// the restriction: restricted entries stay stored and verified, but
+    /// [`Store::query`] leaves them out unless [`Query::include_restricted`].
+    /// The flag is not sealed. Returns how many entries changed.
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError>;
+
     /// One page of the entries that match a query, in the query's order
     /// (see [`Query`]); [`Page::next`] continues it.
     ///
@@ -83,6 +126,15 @@ pub trait Store: Send + Sync + 'static {
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         query_by_scan(self, query).await
     }
+}
+
+/// Personal fields to erase from one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Erasure {
+    /// The entry.
+    pub seq: u64,
+    /// The fields, by name.
+    pub fields: Vec<String>,
 }
 
 /// Checks that a batch continues `after` contiguously and belongs to `trail`;

@@ -21,7 +21,7 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow
 use sqlx::{Arguments, AssertSqlSafe, Row};
 
 use super::query::{IndexedFields, page_from_sorted};
-use super::{EntryStream, EpochSummary, Order, Page, Query, Store, check_batch};
+use super::{EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch};
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
 use crate::seal::{Digest, Mac};
@@ -405,6 +405,87 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
+        let first = to_i64(trail, "seq", first)?;
+        let last = to_i64(trail, "seq", last)?;
+        let done = sqlx::query(
+            "DELETE FROM entries WHERE trail = $1 AND seq BETWEEN $2 AND $3 AND kind = $4",
+        )
+        .bind(trail)
+        .bind(first)
+        .bind(last)
+        .bind(EntryKind::Event.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
+        static SELECT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let select = SELECT.get_or_init(|| {
+            format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = $1 AND seq = $2 FOR UPDATE")
+        });
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let mut changed = 0;
+        for erasure in erasures {
+            let seq = to_i64(trail, "seq", erasure.seq)?;
+            let row = sqlx::query(AssertSqlSafe(select.as_str()))
+                .bind(trail)
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+            let Some(row) = row else { continue };
+            let mut entry = decode_entry(trail, &row)?;
+            if !entry.body.erase(&erasure.fields) {
+                continue;
+            }
+            let body = encode_body(trail, &entry)?;
+            let fields = IndexedFields::of(&entry);
+            sqlx::query(
+                "UPDATE entries SET body = $1, tenant = $2, actor = $3, target_id = $4, ip = $5 \
+                 WHERE trail = $6 AND seq = $7",
+            )
+            .bind(body)
+            .bind(fields.tenant.map(index_text))
+            .bind(fields.actor.map(index_text))
+            .bind(fields.target_id.map(index_text))
+            .bind(fields.ip.map(index_text))
+            .bind(trail)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            changed += 1;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(changed)
+    }
+
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError> {
+        let seqs = seqs
+            .iter()
+            .map(|&seq| to_i64(trail, "seq", seq))
+            .collect::<Result<Vec<_>, _>>()?;
+        let done = sqlx::query(
+            "UPDATE entries SET restricted = $1 \
+             WHERE trail = $2 AND seq = ANY($3) AND restricted <> $1",
+        )
+        .bind(restricted)
+        .bind(trail)
+        .bind(seqs)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
         let epoch = to_i64(trail, "epoch", epoch)?;
         let row = sqlx::query(
@@ -481,6 +562,9 @@ impl Store for PostgresStore {
 /// parameter; only fixed fragments of this function go into the text.
 fn query_sql(query: &Query) -> Result<(String, PgArguments), StoreError> {
     let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE true");
+    if !query.include_restricted {
+        sql.push_str(" AND NOT restricted");
+    }
     let mut arguments = PgArguments::default();
     let mut add = |sql: &mut String, condition: &str, value: Argument| -> Result<(), StoreError> {
         let added = match value {

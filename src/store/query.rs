@@ -85,6 +85,9 @@ pub struct Query {
     pub limit: usize,
     /// Continue after this position (from [`Page::next`]).
     pub after: Option<Cursor>,
+    /// Also return entries whose processing is restricted
+    /// ([`Store::restrict`]); normal queries leave them out.
+    pub include_restricted: bool,
 }
 
 impl Default for Query {
@@ -105,6 +108,7 @@ impl Default for Query {
             order: Order::OldestFirst,
             limit: DEFAULT_PAGE_SIZE,
             after: None,
+            include_restricted: false,
         }
     }
 }
@@ -215,6 +219,13 @@ impl Query {
     /// Continues after the position of a previous page's [`Page::next`].
     pub fn after(mut self, cursor: Cursor) -> Self {
         self.after = Some(cursor);
+        self
+    }
+
+    /// Also returns entries whose processing is restricted (for the data
+    /// subject's own requests, or an authority's).
+    pub fn include_restricted(mut self) -> Self {
+        self.include_restricted = true;
         self
     }
 

@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite};
 
 use super::query::{IndexedFields, page_from_sorted};
-use super::{EntryStream, EpochSummary, Order, Page, Query, Store, check_batch};
+use super::{EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch};
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
 use crate::seal::{Digest, Mac};
@@ -369,13 +369,40 @@ impl SqliteStore {
     }
 
     async fn check_schema_read_only(&self, identity: Identity) -> Result<(), StoreError> {
-        if identity == Identity::Ours && !self.pending_migrations().await? {
+        // Scans and exports read only what the first schema version has, so
+        // a file a writer has not upgraded yet can still be verified.
+        if identity == Identity::Ours && self.has_base_schema().await? {
             return Ok(());
         }
         Err(StoreError::NotATrailStore(format!(
             "{} has no complete trailseal schema; open it read-write once to set it up",
             self.path.display()
         )))
+    }
+
+    /// Whether the first migration (the `entries` table) is applied; fails
+    /// if the database has migrations this version does not know.
+    async fn has_base_schema(&self) -> Result<bool, StoreError> {
+        let pending = self.pending_migrations().await?;
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        if !pending {
+            return Ok(true);
+        }
+        if recorded == 0 {
+            return Ok(false);
+        }
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM _sqlx_migrations WHERE success AND version = 1",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        Ok(applied == 1)
     }
 
     /// Whether migrations this version knows are missing; fails if the
@@ -590,6 +617,96 @@ impl Store for SqliteStore {
             .map_err(|err| self.classify(err))
     }
 
+    async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
+        let first = to_i64(trail, "seq", first)?;
+        let last = to_i64(trail, "seq", last)?;
+        let done =
+            sqlx::query("DELETE FROM entries WHERE trail = ? AND seq BETWEEN ? AND ? AND kind = ?")
+                .bind(trail)
+                .bind(first)
+                .bind(last)
+                .bind(EntryKind::Event.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(|err| self.classify(err))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
+        static SELECT: OnceLock<String> = OnceLock::new();
+        let select = SELECT.get_or_init(|| {
+            format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND seq = ?")
+        });
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|err| self.classify(err))?;
+        let mut changed = 0;
+        for erasure in erasures {
+            let seq = to_i64(trail, "seq", erasure.seq)?;
+            let row = sqlx::query(select.as_str())
+                .bind(trail)
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|err| self.classify(err))?;
+            let Some(row) = row else { continue };
+            let mut entry = decode_entry(trail, &row)?;
+            if !entry.body.erase(&erasure.fields) {
+                continue;
+            }
+            let body = encode_body(trail, &entry)?;
+            let fields = IndexedFields::of(&entry);
+            sqlx::query(
+                "UPDATE entries SET body = ?, tenant = ?, actor = ?, target_id = ?, ip = ? \
+                 WHERE trail = ? AND seq = ?",
+            )
+            .bind(body)
+            .bind(fields.tenant)
+            .bind(fields.actor)
+            .bind(fields.target_id)
+            .bind(fields.ip)
+            .bind(trail)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| self.classify(err))?;
+            changed += 1;
+        }
+        tx.commit().await.map_err(|err| self.classify(err))?;
+        Ok(changed)
+    }
+
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|err| self.classify(err))?;
+        let mut changed = 0;
+        for &seq in seqs {
+            let done = sqlx::query(
+                "UPDATE entries SET restricted = ? WHERE trail = ? AND seq = ? AND restricted <> ?",
+            )
+            .bind(i64::from(restricted))
+            .bind(trail)
+            .bind(to_i64(trail, "seq", seq)?)
+            .bind(i64::from(restricted))
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| self.classify(err))?;
+            changed += done.rows_affected();
+        }
+        tx.commit().await.map_err(|err| self.classify(err))?;
+        Ok(changed)
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         query.validate()?;
         let (sql, arguments) = query_sql(query)?;
@@ -609,6 +726,9 @@ impl Store for SqliteStore {
 /// parameter; only fixed fragments of this function go into the text.
 fn query_sql(query: &Query) -> Result<(String, SqliteArguments), StoreError> {
     let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE 1 = 1");
+    if !query.include_restricted {
+        sql.push_str(" AND restricted = 0");
+    }
     let mut arguments = SqliteArguments::default();
     let mut add = |condition: &str, value: Argument| -> Result<(), StoreError> {
         sql.push_str(" AND ");

@@ -48,6 +48,9 @@ macro_rules! all_conformance_tests {
             query_rejects_bad_page_sizes_and_cursors,
             recorded_trail_verifies_across_epochs,
             concurrent_writers_make_one_linear_chain,
+            delete_events_removes_only_events_in_the_range,
+            erase_fields_erases_values_and_their_query_copies,
+            restricted_entries_are_left_out_of_queries_but_not_scans,
         );
     };
 }
@@ -599,4 +602,124 @@ pub async fn concurrent_writers_make_one_linear_chain(store: Arc<dyn Store>) {
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), 300);
+}
+
+pub async fn delete_events_removes_only_events_in_the_range(store: Arc<dyn Store>) {
+    let mut batch = entries("admin", 0, 20, TimeDelta::seconds(1));
+    batch[5].kind = EntryKind::EpochSeal;
+    batch[6].kind = EntryKind::Retention;
+    store.append("admin", None, &batch).await.unwrap();
+    store
+        .append("web", None, &entries("web", 0, 20, TimeDelta::seconds(1)))
+        .await
+        .unwrap();
+    // Seqs 3..=8 hold two records that are never deleted.
+    assert_eq!(store.delete_events("admin", 3, 8).await.unwrap(), 4);
+    assert_eq!(store.delete_events("admin", 3, 8).await.unwrap(), 0);
+    let seqs: Vec<u64> = scan_all(&*store, "admin", 0)
+        .await
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let expected: Vec<u64> = (0..20).filter(|s| !matches!(s, 3 | 4 | 7 | 8)).collect();
+    assert_eq!(seqs, expected);
+    assert_eq!(
+        scan_all(&*store, "web", 0).await.len(),
+        20,
+        "other trails untouched"
+    );
+    assert_eq!(store.head("admin").await.unwrap().unwrap().seq, 19);
+    // The genesis is not an event either.
+    assert_eq!(store.delete_events("admin", 0, 0).await.unwrap(), 0);
+}
+
+pub async fn erase_fields_erases_values_and_their_query_copies(store: Arc<dyn Store>) {
+    let batch = entries("admin", 0, 12, TimeDelta::seconds(1));
+    store.append("admin", None, &batch).await.unwrap();
+    let tenant = batch[3].value("tenant").unwrap().to_owned();
+    let by_tenant = |tenant: String| Query::new().trail("admin").tenant(tenant).limit(100);
+    let before = store.query(&by_tenant(tenant.clone())).await.unwrap();
+    assert!(before.entries.iter().any(|e| e.seq == 3));
+
+    let erasures = [
+        trailseal::Erasure {
+            seq: 3,
+            fields: vec!["tenant".into(), "context.ip".into(), "action".into()],
+        },
+        trailseal::Erasure {
+            seq: 999,
+            fields: vec!["tenant".into()],
+        },
+    ];
+    assert_eq!(store.erase_fields("admin", &erasures).await.unwrap(), 1);
+    // Erasing again changes nothing.
+    assert_eq!(
+        store.erase_fields("admin", &erasures[..1]).await.unwrap(),
+        0
+    );
+
+    let stored = scan_all(&*store, "admin", 3).await.remove(0);
+    let original = &batch[3];
+    for name in ["tenant", "context.ip"] {
+        assert_eq!(
+            stored.body.get(name),
+            Some(&original.body.get(name).unwrap().redacted(name)),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        stored.value("action"),
+        original.value("action"),
+        "public fields stay"
+    );
+    assert_eq!(stored.value("actor.name"), original.value("actor.name"));
+    assert_eq!(
+        trailseal::body_commitment(&stored.body),
+        trailseal::body_commitment(&original.body)
+    );
+
+    let after = store.query(&by_tenant(tenant)).await.unwrap();
+    assert!(
+        after.entries.iter().all(|e| e.seq != 3),
+        "the query copy is gone"
+    );
+    let ip: IpAddr = original.value("context.ip").unwrap().parse().unwrap();
+    let by_ip = store
+        .query(&Query::new().trail("admin").ip(ip).limit(100))
+        .await
+        .unwrap();
+    assert!(by_ip.entries.iter().all(|e| e.seq != 3));
+    assert!(!by_ip.entries.is_empty(), "other entries keep their IP");
+}
+
+pub async fn restricted_entries_are_left_out_of_queries_but_not_scans(store: Arc<dyn Store>) {
+    let batch = entries("admin", 0, 12, TimeDelta::seconds(1));
+    store.append("admin", None, &batch).await.unwrap();
+    let all = Query::new().trail("admin").limit(100);
+    assert_eq!(store.restrict("admin", &[2, 5, 99], true).await.unwrap(), 2);
+    assert_eq!(
+        store.restrict("admin", &[2], true).await.unwrap(),
+        0,
+        "already"
+    );
+    let seqs = |page: trailseal::Page| page.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let visible = seqs(store.query(&all).await.unwrap());
+    assert_eq!(
+        visible,
+        (0..12).filter(|s| *s != 2 && *s != 5).collect::<Vec<_>>()
+    );
+    let everything = seqs(
+        store
+            .query(&all.clone().include_restricted())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(everything, (0..12).collect::<Vec<_>>());
+    assert_eq!(
+        scan_all(&*store, "admin", 0).await.len(),
+        12,
+        "scans see everything"
+    );
+    assert_eq!(store.restrict("admin", &[2, 5], false).await.unwrap(), 2);
+    assert_eq!(seqs(store.query(&all).await.unwrap()).len(), 12);
 }

@@ -1,0 +1,494 @@
+//! Retention runs, legal holds and erasure requests on a [`Trail`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+
+use super::hold::{HoldBook, LegalHold, release_body};
+use super::policy::{RetentionFacts, RetentionPolicy};
+use super::record::{
+    PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted, redacted_ranges,
+};
+use crate::entry::{Entry, EntryKind, Field};
+use crate::store::{Erasure, Query, Store};
+use crate::trail::{Receipt, Trail};
+use crate::{Error, Result};
+
+/// The most entries one deleted range (and so one delete statement) holds,
+/// so that a run never locks the trail's table for long.
+pub const MAX_PRUNED_RANGE: u64 = 10_000;
+
+/// Entries erased per store call.
+const ERASURE_BATCH: usize = 1_000;
+
+/// Page size of the reads of holds and contract ends.
+const READ_PAGE: usize = 1_000;
+
+/// What one retention run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetentionRun {
+    /// Seq of the sealed retention record, if anything expired.
+    pub record_seq: Option<u64>,
+    /// The ranges the record names.
+    pub ranges: Vec<PrunedRange>,
+    /// Entries deleted.
+    pub deleted: u64,
+    /// Expired entries kept because a legal hold covers them.
+    pub held: u64,
+    /// Seq of the sealed redaction record, if fields were due for erasure.
+    pub redaction_seq: Option<u64>,
+    /// Entries whose personal fields were erased.
+    pub redacted: u64,
+}
+
+/// Whose personal data an erasure request concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subject {
+    /// A customer: entries whose tenant is this customer id.
+    Tenant(String),
+    /// A login: entries whose actor is this login name.
+    Actor(String),
+    /// A client IP address.
+    Ip(IpAddr),
+}
+
+impl Subject {
+    fn query(&self, trail: &str) -> Query {
+        let query = Query::new().trail(trail).kind(EntryKind::Event);
+        match self {
+            Subject::Tenant(tenant) => query.tenant(tenant.as_str()),
+            Subject::Actor(actor) => query.actor(actor.as_str()),
+            Subject::Ip(ip) => query.ip(*ip),
+        }
+    }
+}
+
+/// What one erasure request did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErasureRun {
+    /// Seq of the sealed redaction record, if anything was erased.
+    pub redaction_seq: Option<u64>,
+    /// Entries whose personal fields were erased.
+    pub erased: u64,
+    /// Entries about the subject left as they are because a legal hold
+    /// covers them.
+    pub held: Vec<u64>,
+}
+
+impl Trail {
+    /// Places a legal hold on this trail by appending a sealed `hold_placed`
+    /// entry. The hold must name this trail; place it on every trail it
+    /// names (see [`LegalHold`]).
+    pub async fn place_hold(&self, hold: &LegalHold) -> Result<Receipt> {
+        hold.validate()?;
+        if !hold.trails.iter().any(|trail| trail == self.name()) {
+            return Err(Error::InvalidHold {
+                reason: format!("it does not name the {} trail", self.name()),
+            });
+        }
+        if self
+            .holds()
+            .await?
+            .active(u64::MAX, self.clock().now())
+            .any(|h| h.id == hold.id)
+        {
+            return Err(Error::InvalidHold {
+                reason: format!("a hold with id {:?} is already in force", hold.id),
+            });
+        }
+        self.append_record(EntryKind::HoldPlaced, hold.to_body())
+            .await
+    }
+
+    /// Releases a hold in force by appending a sealed `hold_released` entry.
+    pub async fn release_hold(&self, id: &str, reason: &str) -> Result<Receipt> {
+        let book = self.holds().await?;
+        if !book
+            .active(u64::MAX, self.clock().now())
+            .any(|hold| hold.id == id)
+        {
+            return Err(Error::UnknownHold {
+                trail: self.name().to_owned(),
+                id: crate::event::escape_text(id).into_owned(),
+            });
+        }
+        self.append_record(EntryKind::HoldReleased, release_body(id, reason))
+            .await
+    }
+
+    /// Every hold placed on this trail, with its release if any, read from
+    /// the trail's hold entries.
+    pub async fn holds(&self) -> Result<HoldBook> {
+        let mut entries = Vec::new();
+        for kind in [EntryKind::HoldPlaced, EntryKind::HoldReleased] {
+            let query = Query::new().trail(self.name()).kind(kind);
+            read_all(self.store().as_ref(), query, |entry| entries.push(entry)).await?;
+        }
+        entries.sort_by_key(|entry| entry.seq);
+        let mut book = HoldBook::default();
+        for entry in &entries {
+            book.apply(entry);
+        }
+        Ok(book)
+    }
+
+    /// Runs retention now (by the trail's clock); see
+    /// [`Trail::enforce_retention_at`].
+    pub async fn enforce_retention(&self, policy: &dyn RetentionPolicy) -> Result<RetentionRun> {
+        self.enforce_retention_at(policy, self.clock().now()).await
+    }
+
+    /// Deletes the events that `policy` lets expire by `now` and erases the
+    /// personal fields it says are due, except where a legal hold in force
+    /// covers them.
+    ///
+    /// Before deleting, one sealed retention record names every deleted
+    /// range with its boundary MACs, the policy and the cutoff (no deleted
+    /// entry is younger than `now` minus the policy's minimum age); before
+    /// erasing, one sealed redaction record names the entries and fields.
+    /// Ranges hold at most [`MAX_PRUNED_RANGE`] entries and each is deleted
+    /// in its own short transaction, so the trail stays writable during a
+    /// run. Epoch seals, the genesis and the trail's records are never
+    /// deleted.
+    ///
+    /// A range within the time range of an active hold is kept whether or
+    /// not the hold has a filter: the verifier can hold a deletion against
+    /// a time range, not against values that are gone.
+    pub async fn enforce_retention_at(
+        &self,
+        policy: &dyn RetentionPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<RetentionRun> {
+        let trail = self.name().to_owned();
+        let book = self.holds().await?;
+        let holds: Vec<LegalHold> = book.active(u64::MAX, now).cloned().collect();
+        let facts = self.retention_facts().await?;
+        let cutoff = before(now, policy.minimum_age());
+        let horizon = before(now, policy.scan_horizon());
+
+        let mut plan = RunPlan::default();
+        let store = self.store().clone();
+        let mut entries = store.scan(&trail, 0);
+        while let Some(entry) = entries.next().await {
+            let entry = entry?;
+            if entry.recorded_at > horizon {
+                break;
+            }
+            plan.consider(&entry, policy, &facts, &holds, now, cutoff);
+        }
+        drop(entries);
+        plan.close_range();
+
+        let mut run = RetentionRun {
+            held: plan.held,
+            ..RetentionRun::default()
+        };
+        if !plan.ranges.is_empty() {
+            let record = RetentionRecord {
+                policy: policy.name(),
+                run_at: now,
+                cutoff,
+                ranges: plan.ranges,
+                snapshot: None,
+            };
+            let receipt = self
+                .append_record(EntryKind::Retention, record.to_body())
+                .await?;
+            // A hold placed while this run was reading stands before the
+            // record in the chain: its ranges stay, named but not deleted.
+            let placed_meanwhile: Vec<LegalHold> = self
+                .holds()
+                .await?
+                .active(receipt.seq, now)
+                .filter(|hold| !holds.contains(hold))
+                .cloned()
+                .collect();
+            for range in &record.ranges {
+                let newly_held = placed_meanwhile
+                    .iter()
+                    .any(|hold| hold.meets_span(range.first_at, range.last_at));
+                if !newly_held {
+                    run.deleted += store.delete_events(&trail, range.first, range.last).await?;
+                }
+            }
+            run.record_seq = Some(receipt.seq);
+            run.ranges = record.ranges;
+        }
+        if !plan.redactions.is_empty() {
+            let record = RedactionRecord {
+                reason: policy.name(),
+                request: None,
+                entries: plan.redactions,
+            };
+            let (seq, redacted) = self.redact(&record).await?;
+            run.redaction_seq = Some(seq);
+            run.redacted = redacted;
+        }
+        tracing::info!(
+            trail = %trail,
+            deleted = run.deleted,
+            held = run.held,
+            redacted = run.redacted,
+            "retention run finished"
+        );
+        Ok(run)
+    }
+
+    /// Erases the personal fields of every entry about `subject` (a data
+    /// subject's erasure request, `request` being its reference), except
+    /// entries a legal hold in force covers, which are reported. One sealed
+    /// redaction record names the entries and fields; the chain still
+    /// verifies.
+    pub async fn erase_subject(&self, subject: &Subject, request: &str) -> Result<ErasureRun> {
+        let now = self.clock().now();
+        let book = self.holds().await?;
+        let holds: Vec<&LegalHold> = book.active(u64::MAX, now).collect();
+        let mut held = Vec::new();
+        let mut erasures = Vec::new();
+        read_all(self.store().as_ref(), subject.query(self.name()), |entry| {
+            if holds.iter().any(|hold| hold.holds(&entry)) {
+                held.push(entry.seq);
+            } else {
+                let fields = personal_fields(&entry);
+                if !fields.is_empty() {
+                    erasures.push((entry.seq, fields));
+                }
+            }
+        })
+        .await?;
+        let mut run = ErasureRun {
+            held,
+            ..ErasureRun::default()
+        };
+        if !erasures.is_empty() {
+            let record = RedactionRecord {
+                reason: "erasure request".into(),
+                request: Some(crate::event::escape_text(request).into_owned()),
+                entries: redacted_ranges(erasures),
+            };
+            let (seq, erased) = self.redact(&record).await?;
+            run.redaction_seq = Some(seq);
+            run.erased = erased;
+        }
+        Ok(run)
+    }
+
+    /// Restricts the processing of every entry about `subject` (GDPR
+    /// Art. 18), or lifts the restriction with `restricted = false`.
+    /// Restricted entries stay stored and verified but are left out of
+    /// queries unless they ask for them ([`Query::include_restricted`]).
+    /// Returns how many entries changed.
+    pub async fn restrict_subject(&self, subject: &Subject, restricted: bool) -> Result<u64> {
+        let mut seqs = Vec::new();
+        let query = subject.query(self.name()).include_restricted();
+        read_all(self.store().as_ref(), query, |entry| seqs.push(entry.seq)).await?;
+        let mut changed = 0;
+        for chunk in seqs.chunks(ERASURE_BATCH) {
+            changed += self
+                .store()
+                .restrict(self.name(), chunk, restricted)
+                .await?;
+        }
+        Ok(changed)
+    }
+
+    /// Seals the redaction record, then erases what it names.
+    async fn redact(&self, record: &RedactionRecord) -> Result<(u64, u64)> {
+        let receipt = self
+            .append_record(EntryKind::Redaction, record.to_body())
+            .await?;
+        let mut erased = 0;
+        let mut batch = Vec::with_capacity(ERASURE_BATCH);
+        for range in &record.entries {
+            for seq in range.first..=range.last {
+                batch.push(Erasure {
+                    seq,
+                    fields: range.fields.clone(),
+                });
+                if batch.len() == ERASURE_BATCH {
+                    erased += self.store().erase_fields(self.name(), &batch).await?;
+                    batch.clear();
+                }
+            }
+        }
+        if !batch.is_empty() {
+            erased += self.store().erase_fields(self.name(), &batch).await?;
+        }
+        Ok((receipt.seq, erased))
+    }
+
+    /// Contract ends, folded from the trail's `contract.terminated` events.
+    async fn retention_facts(&self) -> Result<RetentionFacts> {
+        let mut facts = RetentionFacts::default();
+        let query = Query::new()
+            .trail(self.name())
+            .kind(EntryKind::Event)
+            .action("contract.terminated");
+        read_all(self.store().as_ref(), query, |entry| facts.apply(&entry)).await?;
+        Ok(facts)
+    }
+}
+
+/// Retention running in the background on one trail; stops when dropped.
+#[derive(Debug)]
+#[must_use = "the background retention stops when this handle is dropped"]
+pub struct RetentionTask {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RetentionTask {
+    /// Stops the background runs. A run in progress stops where it is,
+    /// which leaves the trail verifiable (see [`Trail::enforce_retention_at`]).
+    pub fn stop(self) {
+        self.handle.abort();
+    }
+}
+
+impl Drop for RetentionTask {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl Trail {
+    /// Runs [`Trail::enforce_retention`] now and then every `every`, on the
+    /// current Tokio runtime, until the returned handle is dropped. A failed
+    /// run is logged (`tracing`) and retried at the next tick.
+    pub fn spawn_retention(
+        &self,
+        policy: Arc<dyn RetentionPolicy>,
+        every: std::time::Duration,
+    ) -> RetentionTask {
+        let trail = self.clone();
+        let handle = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(1)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = trail.enforce_retention(policy.as_ref()).await {
+                    tracing::warn!(trail = %trail.name(), error = %err, "retention run failed; will retry");
+                }
+            }
+        });
+        RetentionTask { handle }
+    }
+}
+
+/// What a run will delete and erase, gathered while scanning.
+#[derive(Default)]
+struct RunPlan {
+    ranges: Vec<PrunedRange>,
+    open: Option<PrunedRange>,
+    held: u64,
+    redactions: Vec<RedactedRange>,
+}
+
+impl RunPlan {
+    fn consider(
+        &mut self,
+        entry: &Entry,
+        policy: &dyn RetentionPolicy,
+        facts: &RetentionFacts,
+        holds: &[LegalHold],
+        now: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
+    ) {
+        if entry.kind != EntryKind::Event {
+            self.close_range();
+            return;
+        }
+        let expired = entry.recorded_at <= cutoff
+            && policy
+                .expires_at(entry, facts)
+                .is_some_and(|expires| expires <= now);
+        let in_held_time = holds
+            .iter()
+            .any(|hold| hold.trails.contains(&entry.trail) && hold.covers_time(entry.recorded_at));
+        if expired && !in_held_time {
+            self.extend_range(entry);
+            return;
+        }
+        self.close_range();
+        if expired {
+            self.held += 1;
+        }
+        if holds.iter().any(|hold| hold.holds(entry)) {
+            return;
+        }
+        let mut due: Vec<String> = policy
+            .redactions(entry)
+            .into_iter()
+            .filter(|(name, at)| {
+                *at <= now && matches!(entry.body.get(name), Some(Field::Personal { .. }))
+            })
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        if !due.is_empty() {
+            due.sort();
+            due.dedup();
+            push_redacted(&mut self.redactions, entry.seq, due);
+        }
+    }
+
+    fn extend_range(&mut self, entry: &Entry) {
+        if let Some(open) = &mut self.open
+            && open.last + 1 == entry.seq
+            && open.len() < MAX_PRUNED_RANGE
+        {
+            open.last = entry.seq;
+            open.last_mac = entry.mac;
+            open.last_at = entry.recorded_at;
+            return;
+        }
+        self.close_range();
+        self.open = Some(PrunedRange {
+            first: entry.seq,
+            last: entry.seq,
+            before_mac: entry.prev_mac,
+            last_mac: entry.mac,
+            first_at: entry.recorded_at,
+            last_at: entry.recorded_at,
+        });
+    }
+
+    fn close_range(&mut self) {
+        self.ranges.extend(self.open.take());
+    }
+}
+
+/// The names of the personal fields of an entry that still hold a value.
+fn personal_fields(entry: &Entry) -> Vec<String> {
+    entry
+        .body
+        .iter()
+        .filter(|(_, field)| matches!(field, Field::Personal { .. }))
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+/// `now` minus an age, or `now` itself for no age.
+fn before(now: DateTime<Utc>, age: Option<Duration>) -> DateTime<Utc> {
+    age.and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(now)
+        .min(now)
+}
+
+/// Reads every page of a query, oldest first.
+async fn read_all(store: &dyn Store, query: Query, mut each: impl FnMut(Entry)) -> Result<()> {
+    let mut query = query.limit(READ_PAGE);
+    loop {
+        let page = store.query(&query).await?;
+        for entry in page.entries {
+            each(entry);
+        }
+        match page.next {
+            Some(cursor) => query = query.after(cursor),
+            None => return Ok(()),
+        }
+    }
+}

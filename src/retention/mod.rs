@@ -1,0 +1,56 @@
+//! Retention: policies that let entries expire, legal holds that keep them,
+//! pruning and redaction that leave the chain verifiable.
+//!
+//! Every step is recorded in the trail itself, as sealed entries:
+//!
+//! - `hold_placed` / `hold_released` ([`LegalHold`]) exempt a time range of
+//!   the trails they name (optionally narrowed by tenant, actor, IP or
+//!   target) from pruning and redaction;
+//! - one `retention` record per run ([`RetentionRecord`]) names each deleted
+//!   range with the MACs of its boundaries, the policy and the cutoff;
+//! - one `redaction` record per erasure ([`RedactionRecord`]) names the
+//!   entries and fields whose values and salts were erased.
+//!
+//! The verifier accepts a missing range only when a retention record covers
+//! it exactly and its boundary MACs match the neighbours, refuses deletions
+//! of entries younger than the cutoff or than its minimum retention, and
+//! deletions within a hold in force; it flags erased fields no redaction
+//! record names. See `docs/OPERATIONS.md` for running retention and
+//! `docs/FORMAT.md` for the records' fields.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use chrono::{Duration, Utc};
+//! use trailseal::retention::{LegalHold, MaxAge, RedactAfter};
+//! use trailseal::{MemoryStore, SealingKey, Trail};
+//!
+//! let (key, _verification) = SealingKey::generate("k1", Utc::now() - Duration::days(1), 900)?;
+//! let trail = Trail::open("web", Arc::new(MemoryStore::new()), Arc::new(key)).await?;
+//!
+//! // An abuse investigation: keep last week's web log for now.
+//! let hold = LegalHold::new("case-4711", "abuse investigation", "police", ["web"],
+//!                           Utc::now() - Duration::days(7));
+//! trail.place_hold(&hold).await?;
+//!
+//! // Nightly: delete what is older than 7 days, anonymise IPs after 2 days.
+//! let policy = RedactAfter::client_ip(MaxAge::days(7), Duration::days(2));
+//! let run = trail.enforce_retention(&policy).await?;
+//! println!("deleted {}, kept {} under hold", run.deleted, run.held);
+//! # Ok(()) }
+//! ```
+
+mod enforce;
+mod hold;
+pub(crate) mod ledger;
+mod policy;
+mod record;
+
+pub use enforce::{ErasureRun, MAX_PRUNED_RANGE, RetentionRun, RetentionTask, Subject};
+pub use hold::{HoldBook, LegalHold, PlacedHold};
+pub use policy::{
+    ByAction, EndOfYearAfter, Forever, MaxAge, RedactAfter, RetentionFacts, RetentionPolicy,
+    subject_of,
+};
+pub use record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord};
