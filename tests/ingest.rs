@@ -484,6 +484,29 @@ impl Store for FailingAppend {
     async fn trails(&self) -> Result<Vec<String>, trailseal::StoreError> {
         self.inner.trails().await
     }
+    async fn delete_events(
+        &self,
+        trail: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<u64, trailseal::StoreError> {
+        self.inner.delete_events(trail, first, last).await
+    }
+    async fn erase_fields(
+        &self,
+        trail: &str,
+        erasures: &[trailseal::Erasure],
+    ) -> Result<u64, trailseal::StoreError> {
+        self.inner.erase_fields(trail, erasures).await
+    }
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, trailseal::StoreError> {
+        self.inner.restrict(trail, seqs, restricted).await
+    }
 }
 
 #[tokio::test]
