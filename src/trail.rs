@@ -359,7 +359,9 @@ impl Trail {
 
     /// Hands a prepared batch to the writer without waiting for its commit,
     /// so that the caller can prepare the next one meanwhile. Batches are
-    /// committed in the order they are sent, each all or nothing.
+    /// committed in the order they are sent, each all or nothing, but one
+    /// failing does not stop the next: a batch that must not be committed
+    /// without its predecessor is sent only once that one's receipts are in.
     pub(crate) async fn send_batch(&self, batch: PreparedBatch) -> Result<Committing> {
         let (reply, receipts) = oneshot::channel();
         self.shared
