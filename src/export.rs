@@ -30,17 +30,23 @@ pub async fn export_json_lines<W: Write>(
     for trail in &trails {
         let mut entries = store.scan(trail, 0);
         while let Some(entry) = entries.next().await {
-            let entry = entry?;
-            // serde_json escapes every control character, so one entry is
-            // always exactly one line.
-            serde_json::to_writer(&mut *out, &entry)
-                .map_err(|err| io_error(std::io::Error::other(err)))?;
-            out.write_all(b"\n").map_err(io_error)?;
+            write_entry_line(out, &entry?).map_err(io_error)?;
             written += 1;
         }
     }
     out.flush().map_err(io_error)?;
     Ok(written)
+}
+
+/// Writes one entry as one line of JSON Lines.
+pub(crate) fn write_entry_line<W: Write + ?Sized>(
+    out: &mut W,
+    entry: &Entry,
+) -> std::io::Result<()> {
+    // serde_json escapes every control character, so one entry is always
+    // exactly one line.
+    serde_json::to_writer(&mut *out, entry).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
 }
 
 /// Reads entries back from JSON Lines, one per line, streaming. Blank lines

@@ -5,6 +5,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access;
 mod action;
 mod checkpoint;
 mod clock;
@@ -16,14 +17,17 @@ mod export;
 mod hosting;
 pub mod ingest;
 mod macros;
+mod projection;
 mod render;
 pub mod retention;
 mod seal;
 mod secrets;
 mod store;
 mod trail;
+mod transaction;
 mod verify;
 
+pub use access::{AccessError, AuditReader, CSV_COLUMNS, Subject};
 pub use action::{Action, ActionSpec, Catalog, STANDARD_PLACEHOLDERS};
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -40,6 +44,10 @@ pub use hosting::HostingAction;
 #[doc(hidden)]
 pub use macros::__macro_support;
 pub use macros::Recording;
+pub use projection::{
+    AccountLogins, INVENTORY_TYPES, LOGIN_ACTIONS, LoginAttempt, LoginHistory, Projection,
+    Replayed, Resource, ResourceInventory, replay, replay_from, replay_query,
+};
 pub use render::{Language, render, render_lines};
 pub use seal::{
     DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,
@@ -64,7 +72,8 @@ pub use trail::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_CONFLICTS, DEFAULT_QUEUE_CAPACITY, MAX_TRAIL_NAME_LEN, Receipt,
     Trail, TrailBuilder, validate_trail_name,
 };
+pub use transaction::TransactionRecorder;
 pub use verify::{
     DEFAULT_MINIMUM_RETENTION_DAYS, DEFAULT_REORDER_WINDOW, Finding, FindingKind, PrunedNotice,
-    ReportHead, TrailReport, TrailVerification, Verifier, VerifyError,
+    ReportHead, SnapshotNotice, TrailReport, TrailVerification, Verifier, VerifyError,
 };

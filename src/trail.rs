@@ -87,14 +87,14 @@ impl fmt::Debug for Trail {
 
 /// A body to seal as the next entry, with its commitment computed by the
 /// caller (off the writer task).
-struct Sealable {
+pub(crate) struct Sealable {
     kind: EntryKind,
     body: Body,
     commitment: Digest,
 }
 
 impl Sealable {
-    fn event(body: Body, commitment: Digest) -> Self {
+    pub(crate) fn event(body: Body, commitment: Digest) -> Self {
         Self {
             kind: EntryKind::Event,
             body,
@@ -432,7 +432,7 @@ impl Trail {
 }
 
 /// The oldest epoch of a trail that has no seal yet, judging by its head.
-fn first_unsealed_epoch(head: &Head) -> u64 {
+pub(crate) fn first_unsealed_epoch(head: &Head) -> u64 {
     if head.kind == EntryKind::EpochSeal {
         head.epoch + 1
     } else {
@@ -616,7 +616,10 @@ impl Writer {
         head: &Head,
         items: Vec<Sealable>,
     ) -> Result<std::result::Result<Plan, Vec<Sealable>>> {
-        let (time, target) = self.timing(Some(*head))?;
+        let NextPosition {
+            time,
+            epoch: target,
+        } = next_position(&self.key, self.clock.now(), Some(*head))?;
         if target > first_unsealed_epoch(head) {
             return Ok(Err(items));
         }
@@ -805,11 +808,153 @@ impl Writer {
             // lags, which weakens forward security until the next success.
             tracing::error!(trail = %self.name, error = %err, "could not evolve the sealing key");
         }
-        let first_item = plan.entries.len() - plan.item_count;
-        plan.entries[first_item..]
+        plan.receipts(&self.name)
+    }
+
+    /// What to append after `head`; see [`plan_append`].
+    async fn plan(&self, head: Option<Head>, items: Vec<Sealable>) -> Result<Option<Plan>> {
+        let next = next_position(&self.key, self.clock.now(), head)?;
+        let summary = match summary_epoch(&self.key, head, next.epoch) {
+            Some(epoch) => self.store.epoch_summary(&self.name, epoch).await?,
+            None => EpochSummary::default(),
+        };
+        plan_append(&self.name, &self.key, next, head, items, &summary)
+    }
+}
+
+/// When the next entries after a trail's head are sealed, and in which epoch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NextPosition {
+    time: DateTime<Utc>,
+    epoch: u64,
+}
+
+impl NextPosition {
+    /// The epoch the next entries are sealed in.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// The timestamp and epoch of entries appended after `head` at `now`.
+pub(crate) fn next_position(
+    key: &SealingKey,
+    now: DateTime<Utc>,
+    head: Option<Head>,
+) -> Result<NextPosition> {
+    let schedule = *key.schedule();
+    let now = truncate_to_micros(now);
+    // Timestamps never go backwards along a trail, whatever the clocks
+    // of several writers say, and never before the oldest key we hold.
+    let mut time = head.map_or(now, |head| now.max(head.recorded_at));
+    time = time.max(schedule.start_of(key.epoch()));
+    let epoch = schedule.epoch_of(time).ok_or(KeyError::BeforeGenesis)?;
+    Ok(NextPosition { time, epoch })
+}
+
+/// The epoch whose [`EpochSummary`] the seal planned after `head` needs: the
+/// head's own epoch when it has ended and is not sealed yet (earlier
+/// unsealed epochs have no entries, so their summaries are empty).
+pub(crate) fn summary_epoch(key: &SealingKey, head: Option<Head>, target: u64) -> Option<u64> {
+    let head = head?;
+    let needed = head.kind != EntryKind::EpochSeal && head.epoch < target;
+    (needed && head.epoch >= key.epoch()).then_some(head.epoch)
+}
+
+/// What to append after `head`: a genesis entry for a new trail, seals for
+/// every finished epoch, then the items (moved into the entries, not
+/// copied). `None` if there is nothing to append. `summary` is that of
+/// [`summary_epoch`] (empty when it is `None`).
+///
+/// Shared by the group-commit writer and by recording inside a caller's
+/// transaction, so both seal a trail the same way.
+pub(crate) fn plan_append(
+    trail: &str,
+    key: &SealingKey,
+    next: NextPosition,
+    head: Option<Head>,
+    items: Vec<Sealable>,
+    summary: &EpochSummary,
+) -> Result<Option<Plan>> {
+    let NextPosition {
+        time,
+        epoch: target,
+    } = next;
+    let first_unsealed = head.as_ref().map_or(target, first_unsealed_epoch);
+    if items.is_empty() && (head.is_none() || first_unsealed >= target) {
+        return Ok(None);
+    }
+    let held = key.epoch();
+    if first_unsealed < held {
+        tracing::error!(
+            trail = %trail,
+            epochs = ?(first_unsealed..held),
+            "epochs cannot be sealed any more: their keys were destroyed; the verifier will report them"
+        );
+    }
+    let keys = key.epoch_keys(first_unsealed.max(held).min(target), target)?;
+    let Some((event_key, seal_keys)) = keys.split_last() else {
+        return Err(KeyError::EpochGone {
+            requested: target,
+            held,
+        }
+        .into());
+    };
+
+    let mut chain = ChainCursor::after(trail, key.key_id(), head, items.len() + keys.len());
+    if head.is_none() {
+        let body = genesis_body(trail, key);
+        chain.push(event_key, time, EntryKind::Genesis, body, None);
+    }
+    for epoch_key in seal_keys {
+        let summary = match summary_epoch(key, head, target) {
+            Some(epoch) if epoch == epoch_key.epoch() => *summary,
+            _ => EpochSummary::default(),
+        };
+        let last_seq = chain.next_seq.saturating_sub(1);
+        let body = seal_body(epoch_key.epoch(), &summary, last_seq, &chain.prev_mac);
+        chain.push(epoch_key, time, EntryKind::EpochSeal, body, None);
+    }
+    chain.push_all(event_key, time, items);
+    Ok(Some(chain.finish(head.map(|head| head.seq), target)))
+}
+
+fn genesis_body(trail: &str, key: &SealingKey) -> Body {
+    let schedule = key.schedule();
+    let mut body = Body::new();
+    body.insert_public(genesis_fields::TRAIL, trail);
+    body.insert_public(genesis_fields::KEY_CHECK, key.check_value().to_hex());
+    body.insert_public(
+        genesis_fields::KEY_GENESIS,
+        format_timestamp(schedule.genesis()),
+    );
+    body.insert_public(
+        genesis_fields::EPOCH_SECONDS,
+        schedule.length_seconds().to_string(),
+    );
+    body.insert_public(genesis_fields::FORMAT, FORMAT_VERSION.to_string());
+    body
+}
+
+/// Sealed entries ready to append: genesis and epoch seals, then the
+/// callers' items.
+pub(crate) struct Plan {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) target_epoch: u64,
+    /// The seq of the head they were sealed after.
+    pub(crate) after: Option<u64>,
+    /// How many of the entries, at the end, are the callers' items.
+    item_count: usize,
+}
+
+impl Plan {
+    /// Receipts for the callers' items, the last entries.
+    pub(crate) fn receipts(&self, trail: &Arc<str>) -> Vec<Receipt> {
+        let first_item = self.entries.len().saturating_sub(self.item_count);
+        self.entries[first_item..]
             .iter()
             .map(|entry| Receipt {
-                trail: self.name.clone(),
+                trail: trail.clone(),
                 seq: entry.seq,
                 recorded_at: entry.recorded_at,
                 mac: entry.mac,
@@ -817,105 +962,10 @@ impl Writer {
             .collect()
     }
 
-    /// The timestamp of entries appended after `head` now, and its epoch.
-    fn timing(&self, head: Option<Head>) -> Result<(DateTime<Utc>, u64)> {
-        let schedule = self.key.schedule();
-        let now = truncate_to_micros(self.clock.now());
-        // Timestamps never go backwards along a trail, whatever the clocks
-        // of several writers say, and never before the oldest key we hold.
-        let mut time = head.map_or(now, |head| now.max(head.recorded_at));
-        time = time.max(schedule.start_of(self.key.epoch()));
-        let target = schedule.epoch_of(time).ok_or(KeyError::BeforeGenesis)?;
-        Ok((time, target))
-    }
-
-    /// What to append after `head`: a genesis entry for a new trail, seals
-    /// for every finished epoch, then the items. `None` if there is nothing
-    /// to append.
-    async fn plan(&self, head: Option<Head>, items: Vec<Sealable>) -> Result<Option<Plan>> {
-        let (time, target) = self.timing(head)?;
-        let first_unsealed = head.as_ref().map_or(target, first_unsealed_epoch);
-        if items.is_empty() && (head.is_none() || first_unsealed >= target) {
-            return Ok(None);
-        }
-        let held = self.key.epoch();
-        if first_unsealed < held {
-            tracing::error!(
-                trail = %self.name,
-                epochs = ?(first_unsealed..held),
-                "epochs cannot be sealed any more: their keys were destroyed; the verifier will report them"
-            );
-        }
-        let keys = self
-            .key
-            .epoch_keys(first_unsealed.max(held).min(target), target)?;
-        let Some((event_key, seal_keys)) = keys.split_last() else {
-            return Err(KeyError::EpochGone {
-                requested: target,
-                held,
-            }
-            .into());
-        };
-
-        let mut chain = ChainCursor::after(
-            &self.name,
-            self.key.key_id(),
-            head,
-            items.len() + keys.len(),
-        );
-        if head.is_none() {
-            let body = self.genesis_body();
-            chain.push(event_key, time, EntryKind::Genesis, body, None);
-        }
-        for key in seal_keys {
-            let summary = match head {
-                Some(head) if head.epoch == key.epoch() && head.kind != EntryKind::EpochSeal => {
-                    self.store.epoch_summary(&self.name, key.epoch()).await?
-                }
-                _ => EpochSummary::default(),
-            };
-            let last_seq = chain.next_seq.saturating_sub(1);
-            let body = seal_body(key.epoch(), &summary, last_seq, &chain.prev_mac);
-            chain.push(key, time, EntryKind::EpochSeal, body, None);
-        }
-        chain.push_all(event_key, time, items);
-        Ok(Some(chain.finish(head.map(|head| head.seq), target)))
-    }
-
-    fn genesis_body(&self) -> Body {
-        let schedule = self.key.schedule();
-        let mut body = Body::new();
-        body.insert_public(genesis_fields::TRAIL, self.name.as_ref());
-        body.insert_public(genesis_fields::KEY_CHECK, self.key.check_value().to_hex());
-        body.insert_public(
-            genesis_fields::KEY_GENESIS,
-            format_timestamp(schedule.genesis()),
-        );
-        body.insert_public(
-            genesis_fields::EPOCH_SECONDS,
-            schedule.length_seconds().to_string(),
-        );
-        body.insert_public(genesis_fields::FORMAT, FORMAT_VERSION.to_string());
-        body
-    }
-}
-
-/// Sealed entries ready to append: genesis and epoch seals, then the
-/// callers' items.
-struct Plan {
-    entries: Vec<Entry>,
-    target_epoch: u64,
-    /// The seq of the head they were sealed after.
-    after: Option<u64>,
-    /// How many of the entries, at the end, are the callers' items.
-    item_count: usize,
-}
-
-impl Plan {
     /// The callers' items back, to seal again on another head; their bodies
     /// and commitments are moved, not copied.
     fn into_items(mut self) -> Vec<Sealable> {
-        let first_item = self.entries.len() - self.item_count;
+        let first_item = self.entries.len().saturating_sub(self.item_count);
         self.entries
             .drain(first_item..)
             .map(|entry| Sealable {

@@ -76,6 +76,9 @@ pub enum FindingKind {
     RetentionViolation,
     /// A personal field was erased, but no redaction record names it.
     UnrecordedRedaction,
+    /// A projection snapshot differs from the digest its retention record
+    /// states, or the newest one is gone.
+    SnapshotMismatch,
 }
 
 impl FindingKind {
@@ -97,6 +100,7 @@ impl FindingKind {
             FindingKind::CheckpointMismatch => "checkpoint_mismatch",
             FindingKind::RetentionViolation => "retention_violation",
             FindingKind::UnrecordedRedaction => "unrecorded_redaction",
+            FindingKind::SnapshotMismatch => "snapshot_mismatch",
         }
     }
 }
@@ -165,6 +169,9 @@ pub struct TrailReport {
     /// Each range deleted by retention, with the record that explains it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pruned_ranges: Vec<PrunedNotice>,
+    /// Projection snapshots that retention records commit to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<SnapshotNotice>,
     /// Everything found wrong, in seq order.
     pub findings: Vec<Finding>,
 }
@@ -178,6 +185,23 @@ pub struct PrunedNotice {
     pub last: u64,
     /// Seq of the retention record.
     pub record: u64,
+}
+
+/// A projection snapshot a retention record commits to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapshotNotice {
+    /// Seq of the retention record.
+    pub record: u64,
+    /// The projection's name.
+    pub name: String,
+    /// The last seq the snapshot covers.
+    pub upto_seq: u64,
+    /// The digest the record states ([`crate::retention::Snapshot::digest`]).
+    pub digest: Digest,
+    /// Whether the stored snapshot was found and matched the record
+    /// (`None`: not checked, e.g. when verifying an export, or a snapshot
+    /// superseded by a newer one and no longer stored).
+    pub matches: Option<bool>,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -398,7 +422,23 @@ impl Verifier {
         store: &dyn Store,
         trail: &str,
     ) -> Result<TrailReport, VerifyError> {
-        self.verify_stream(trail, store.scan(trail, 0)).await
+        let mut report = self.verify_stream(trail, store.scan(trail, 0)).await?;
+        self.check_snapshots(store, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Compares the projection snapshots stored next to a verified trail
+    /// with the digests its retention records state (see
+    /// [`TrailReport::snapshots`]): the newest snapshot of each projection
+    /// must be stored and match; older ones are checked while still stored.
+    /// [`Verifier::verify_trail`] does this itself; call it after
+    /// [`Verifier::verify_stream`] on a store's scan.
+    pub async fn check_snapshots(
+        &self,
+        store: &dyn Store,
+        report: &mut TrailReport,
+    ) -> Result<(), StoreError> {
+        check_snapshots(store, report).await
     }
 
     /// Verifies a stream of one trail's entries in stored order.
@@ -695,6 +735,16 @@ impl TrailVerification<'_> {
         self.apply(outcomes);
         self.report.pruned = self.ledger.pruned;
         self.report.redacted = self.ledger.redacted;
+        self.report.snapshots = std::mem::take(&mut self.ledger.snapshots)
+            .into_iter()
+            .map(|(record, snapshot)| SnapshotNotice {
+                record,
+                name: snapshot.name,
+                upto_seq: snapshot.upto_seq,
+                digest: snapshot.digest,
+                matches: None,
+            })
+            .collect();
         for checkpoint in std::mem::take(&mut self.checkpoints) {
             let detail = format!(
                 "the trail ends before seq {}, but the checkpoint of {} says it had {} entries",
@@ -1315,4 +1365,47 @@ fn seal_link_problems(seal: &Entry, seq: u64) -> Vec<String> {
         problems.push("names another last MAC than the entry before it".into());
     }
     problems
+}
+
+async fn check_snapshots(store: &dyn Store, report: &mut TrailReport) -> Result<(), StoreError> {
+    let newest: HashMap<String, u64> =
+        report
+            .snapshots
+            .iter()
+            .fold(HashMap::new(), |mut newest, notice| {
+                let seq = newest.entry(notice.name.clone()).or_insert(notice.upto_seq);
+                *seq = (*seq).max(notice.upto_seq);
+                newest
+            });
+    let mut findings = Vec::new();
+    for notice in &mut report.snapshots {
+        let stored = store
+            .snapshot(&report.trail, &notice.name, Some(notice.upto_seq))
+            .await?;
+        let is_newest = newest.get(&notice.name) == Some(&notice.upto_seq);
+        let problem = match stored {
+            Some(snapshot) if snapshot.digest() == notice.digest => {
+                notice.matches = Some(true);
+                continue;
+            }
+            Some(_) => "differs from the digest its retention record states",
+            None if is_newest => "is not stored, though its retention record commits to it",
+            None => continue,
+        };
+        notice.matches = Some(false);
+        findings.push(Finding {
+            trail: report.trail.clone(),
+            seq: notice.record,
+            seq_end: None,
+            kind: FindingKind::SnapshotMismatch,
+            detail: format!(
+                "the snapshot of projection {} up to seq {} {problem}",
+                crate::event::escape_text(&notice.name),
+                notice.upto_seq
+            ),
+        });
+    }
+    report.findings.extend(findings);
+    report.findings.sort_by_key(|finding| finding.seq);
+    Ok(())
 }

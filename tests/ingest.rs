@@ -507,6 +507,20 @@ impl Store for FailingAppend {
     ) -> Result<u64, trailseal::StoreError> {
         self.inner.restrict(trail, seqs, restricted).await
     }
+    async fn put_snapshot(
+        &self,
+        snapshot: &trailseal::retention::Snapshot,
+    ) -> Result<(), trailseal::StoreError> {
+        self.inner.put_snapshot(snapshot).await
+    }
+    async fn snapshot(
+        &self,
+        trail: &str,
+        name: &str,
+        upto_seq: Option<u64>,
+    ) -> Result<Option<trailseal::retention::Snapshot>, trailseal::StoreError> {
+        self.inner.snapshot(trail, name, upto_seq).await
+    }
 }
 
 #[tokio::test]

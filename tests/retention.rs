@@ -14,7 +14,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures_util::TryStreamExt;
-use trailseal::retention::{LegalHold, MaxAge, RedactAfter, RetentionRecord, Subject};
+use trailseal::retention::{
+    EndOfYearAfter, LegalHold, MaxAge, RedactAfter, RetentionRecord, Snapshot, Snapshotter, Subject,
+};
 use trailseal::{
     Actor, Body, Entry, EntryKind, Erasure, Event, Field, FindingKind, ManualClock, MemoryStore,
     Salt, SealingKey, SqliteStore, Store, Trail, TrailReport, Verifier,
@@ -369,7 +371,7 @@ async fn a_retention_record_forged_without_the_key_explains_nothing(fresh: Fresh
             first_at: target.recorded_at,
             last_at: target.recorded_at,
         }],
-        snapshot: None,
+        snapshots: Vec::new(),
     };
     let head = entries.last().unwrap();
     let body = record_body(&record);
@@ -571,6 +573,166 @@ async fn a_restricted_subject_is_hidden_from_queries_and_still_verified(fresh: F
     );
 }
 
+async fn master_data_goes_at_the_end_of_the_year_after_the_contract(fresh: Fresh) {
+    let (store, _raw, _dir) = fresh;
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let clock = ManualClock::new(start);
+    let (key, verification) = SealingKey::generate("k1", start, 86_400).unwrap();
+    let trail = Trail::builder("master-data", store.clone(), Arc::new(key))
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await
+        .unwrap();
+    let update = |customer: &str| {
+        Event::builder("master_data.update")
+            .actor(Actor::admin("support1"))
+            .target("customer", customer)
+            .build()
+            .unwrap()
+    };
+    clock.set(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
+    trail.record(update("kunde1")).await.unwrap();
+    trail.record(update("kunde2")).await.unwrap();
+    clock.set(Utc.with_ymd_and_hms(2026, 5, 4, 9, 0, 0).unwrap());
+    let terminated = Event::builder("contract.terminated")
+        .actor(Actor::admin("support1"))
+        .target("customer", "kunde1")
+        .meta("ends_on", "2026-06-30")
+        .build()
+        .unwrap();
+    trail.record(terminated).await.unwrap();
+
+    let events = || async {
+        let entries: Vec<Entry> = store.scan("master-data", 0).try_collect().await.unwrap();
+        entries
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Event)
+            .filter_map(|e| e.value("target.id").map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    // Still there on the last day of the following year …
+    clock.set(Utc.with_ymd_and_hms(2027, 12, 31, 23, 0, 0).unwrap());
+    let run = trail.enforce_retention(&EndOfYearAfter).await.unwrap();
+    assert_eq!(run.deleted, 0);
+    // … gone on the first day after it; the running contract stays.
+    clock.set(Utc.with_ymd_and_hms(2028, 1, 1, 1, 0, 0).unwrap());
+    let run = trail.enforce_retention(&EndOfYearAfter).await.unwrap();
+    assert_eq!(run.deleted, 2);
+    assert_eq!(events().await, vec!["kunde2".to_owned()]);
+
+    trail.seal_finished_epochs().await.unwrap();
+    let report = Verifier::new(verification)
+        .verify_trail(store.as_ref(), "master-data")
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.pruned, 2);
+}
+
+/// Events per tenant: a projection whose state retention keeps.
+struct EventsPerTenant;
+
+impl EventsPerTenant {
+    fn fold(counts: &mut std::collections::BTreeMap<String, u64>, entry: &Entry) {
+        if entry.kind == EntryKind::Event {
+            let tenant = entry.value("tenant").unwrap_or("(erased)").to_owned();
+            *counts.entry(tenant).or_default() += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl Snapshotter for EventsPerTenant {
+    fn name(&self) -> &str {
+        "events-per-tenant"
+    }
+
+    async fn state(
+        &self,
+        store: &dyn Store,
+        trail: &str,
+        previous: Option<&Snapshot>,
+        upto_seq: u64,
+    ) -> Result<String, trailseal::StoreError> {
+        let mut counts: std::collections::BTreeMap<String, u64> = match previous {
+            Some(snapshot) => serde_json::from_str(&snapshot.state).unwrap(),
+            None => Default::default(),
+        };
+        let from = previous.map_or(0, |snapshot| snapshot.upto_seq + 1);
+        let entries: Vec<Entry> = store.scan(trail, from).try_collect().await?;
+        for entry in entries.iter().filter(|e| e.seq <= upto_seq) {
+            Self::fold(&mut counts, entry);
+        }
+        Ok(serde_json::to_string(&counts).unwrap())
+    }
+}
+
+async fn snapshots_across_retention_equal_the_full_history(fresh: Fresh) {
+    let setup = Setup::new(fresh).await;
+    let mut full_history = std::collections::BTreeMap::new();
+    for d in 0..30 {
+        setup.record_at(day(d) + Duration::hours(9), 4).await;
+        let now = day(d) + Duration::hours(23);
+        setup.clock.set(now);
+        setup
+            .trail
+            .enforce_retention_with(&MaxAge::days(7), now, &[&EventsPerTenant])
+            .await
+            .unwrap();
+    }
+    for entry in setup.entries().await {
+        // What is still stored, plus what retention deleted, is everything.
+        EventsPerTenant::fold(&mut full_history, &entry);
+    }
+    let newest = setup
+        .store
+        .snapshot(TRAIL, "events-per-tenant", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut resumed: std::collections::BTreeMap<String, u64> =
+        serde_json::from_str(&newest.state).unwrap();
+    let after: Vec<Entry> = setup
+        .store
+        .scan(TRAIL, newest.upto_seq + 1)
+        .try_collect()
+        .await
+        .unwrap();
+    for entry in &after {
+        EventsPerTenant::fold(&mut resumed, entry);
+    }
+    let expected: std::collections::BTreeMap<String, u64> =
+        (0..4).map(|n| (format!("kunde{n}"), 30)).collect();
+    assert_eq!(resumed, expected);
+    assert!(
+        full_history.values().sum::<u64>() < 30 * 4,
+        "retention did delete"
+    );
+
+    let report = setup.verify().await;
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.snapshots.len(), 23);
+    assert!(report.snapshots.iter().all(|s| s.matches == Some(true)));
+
+    // A snapshot changed in storage no longer matches its record.
+    let forged = Snapshot {
+        state: newest.state.replace("30", "31"),
+        ..newest.clone()
+    };
+    setup.store.put_snapshot(&forged).await.unwrap();
+    let report = setup.verify().await;
+    let record = report
+        .snapshots
+        .iter()
+        .find(|s| s.upto_seq == newest.upto_seq)
+        .unwrap()
+        .record;
+    assert_eq!(
+        findings(&report),
+        vec![(FindingKind::SnapshotMismatch, record)]
+    );
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
@@ -610,4 +772,6 @@ on_every_backend!(
     a_record_made_with_a_stolen_key_cannot_delete_young_entries,
     background_retention_prunes_on_its_own,
     a_restricted_subject_is_hidden_from_queries_and_still_verified,
+    master_data_goes_at_the_end_of_the_year_after_the_contract,
+    snapshots_across_retention_equal_the_full_history,
 );

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use support::{EPOCH_SECONDS, TRAIL, sample_event, start_time};
+use trailseal::retention::Snapshot;
 use trailseal::{
     Entry, EntryKind, EntryStream, EpochSummary, Erasure, Error, Head, ManualClock, MemoryStore,
     SealingKey, Store, StoreError, Trail, Verifier,
@@ -79,6 +80,17 @@ impl Store for Controlled {
         restricted: bool,
     ) -> Result<u64, StoreError> {
         self.inner.restrict(trail, seqs, restricted).await
+    }
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.inner.put_snapshot(snapshot).await
+    }
+    async fn snapshot(
+        &self,
+        trail: &str,
+        name: &str,
+        upto_seq: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.snapshot(trail, name, upto_seq).await
     }
 }
 

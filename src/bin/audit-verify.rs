@@ -276,7 +276,11 @@ async fn run_verification(
                 bar.set_message(format!("verifying trail {trail}"));
                 let entries =
                     futures_util::StreamExt::inspect(store.scan(&trail, 0), |_| bar.inc(1));
-                reports.push(verifier.verify_stream(&trail, entries).await?);
+                let mut report = verifier.verify_stream(&trail, entries).await?;
+                verifier
+                    .check_snapshots(store.as_ref(), &mut report)
+                    .await?;
+                reports.push(report);
             }
             Ok(reports)
         }

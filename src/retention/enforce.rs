@@ -11,6 +11,7 @@ use super::policy::{RetentionFacts, RetentionPolicy};
 use super::record::{
     PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted, redacted_ranges,
 };
+use super::snapshot::{Snapshot, SnapshotRef, Snapshotter};
 use crate::entry::{Entry, EntryKind, Field};
 use crate::store::{Erasure, Query, Store};
 use crate::trail::{Receipt, Trail};
@@ -164,6 +165,22 @@ impl Trail {
         policy: &dyn RetentionPolicy,
         now: DateTime<Utc>,
     ) -> Result<RetentionRun> {
+        self.enforce_retention_with(policy, now, &[]).await
+    }
+
+    /// [`Trail::enforce_retention_at`], keeping the state of `projections`
+    /// first: before anything is deleted, each one's state over the whole
+    /// trail so far is stored as a [`Snapshot`] (from its previous
+    /// snapshot plus the entries after it), and the retention record
+    /// commits to each snapshot's digest. Replay then starts from the
+    /// newest snapshot ([`crate::retention::resume`]), and the verifier
+    /// checks the snapshots against the records.
+    pub async fn enforce_retention_with(
+        &self,
+        policy: &dyn RetentionPolicy,
+        now: DateTime<Utc>,
+        projections: &[&dyn Snapshotter],
+    ) -> Result<RetentionRun> {
         let trail = self.name().to_owned();
         let book = self.holds().await?;
         let holds: Vec<LegalHold> = book.active(u64::MAX, now).cloned().collect();
@@ -189,12 +206,13 @@ impl Trail {
             ..RetentionRun::default()
         };
         if !plan.ranges.is_empty() {
+            let snapshots = self.keep_snapshots(projections).await?;
             let record = RetentionRecord {
                 policy: policy.name(),
                 run_at: now,
                 cutoff,
                 ranges: plan.ranges,
-                snapshot: None,
+                snapshots,
             };
             let receipt = self
                 .append_record(EntryKind::Retention, record.to_body())
@@ -295,6 +313,33 @@ impl Trail {
                 .await?;
         }
         Ok(changed)
+    }
+
+    /// Stores each projection's state over the trail up to its head.
+    async fn keep_snapshots(&self, projections: &[&dyn Snapshotter]) -> Result<Vec<SnapshotRef>> {
+        if projections.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = self.store().as_ref();
+        let Some(head) = store.head(self.name()).await? else {
+            return Ok(Vec::new());
+        };
+        let mut references = Vec::with_capacity(projections.len());
+        for projection in projections {
+            let previous = store.snapshot(self.name(), projection.name(), None).await?;
+            let state = projection
+                .state(store, self.name(), previous.as_ref(), head.seq)
+                .await?;
+            let snapshot = Snapshot {
+                trail: self.name().to_owned(),
+                name: projection.name().to_owned(),
+                upto_seq: head.seq,
+                state,
+            };
+            store.put_snapshot(&snapshot).await?;
+            references.push(snapshot.reference());
+        }
+        Ok(references)
     }
 
     /// Seals the redaction record, then erases what it names.

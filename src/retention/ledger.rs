@@ -13,6 +13,7 @@ use chrono::Duration;
 
 use super::hold::HoldBook;
 use super::record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted};
+use super::snapshot::SnapshotRef;
 use crate::entry::{Entry, EntryKind};
 use crate::seal::{EpochSchedule, Mac, format_timestamp};
 use crate::store::EpochSummary;
@@ -75,6 +76,8 @@ pub(crate) struct Ledger {
     unexplained_erasures: Vec<RedactedRange>,
     pub(crate) pruned: u64,
     pub(crate) redacted: u64,
+    /// Snapshots the retention records commit to, with the record's seq.
+    pub(crate) snapshots: Vec<(u64, SnapshotRef)>,
 }
 
 impl Ledger {
@@ -204,6 +207,12 @@ impl Ledger {
         let Some(record) = RetentionRecord::from_entry(entry) else {
             return vec![malformed(seq, "retention")];
         };
+        self.snapshots.extend(
+            record
+                .snapshots
+                .iter()
+                .map(|snapshot| (seq, snapshot.clone())),
+        );
         let mut outcomes = Vec::new();
         let latest_cutoff = entry.recorded_at - minimum_retention;
         let active: Vec<_> = self.holds.active(seq, entry.recorded_at).cloned().collect();
@@ -220,20 +229,22 @@ impl Ledger {
             if range.last > gap.last || first > range.first {
                 continue;
             }
-            if range.last_at > record.cutoff || record.cutoff > latest_cutoff {
+            // Neither what the record states nor what the verifier was
+            // told may be deleted, whichever is earlier.
+            let cutoff = record.cutoff.min(latest_cutoff);
+            if range.last_at > cutoff {
                 outcomes.push(violation(format!(
-                    "the retention record at seq {seq} deleted entries up to {}, but nothing younger than {} ({} before the record) may be deleted",
+                    "the retention record at seq {seq} deleted entries up to {}, but nothing recorded after {} may be deleted (its cutoff, and {} before the record)",
                     format_timestamp(range.last_at),
-                    format_timestamp(record.cutoff.min(latest_cutoff)),
+                    format_timestamp(cutoff),
                     describe(minimum_retention),
                 )));
-            }
-            if let (Some(schedule), Some(epoch)) = (schedule, gap.after_epoch)
-                && schedule.start_of(epoch) > record.cutoff
+            } else if let (Some(schedule), Some(epoch)) = (schedule, gap.after_epoch)
+                && schedule.start_of(epoch) > cutoff
             {
                 outcomes.push(violation(format!(
-                    "the retention record at seq {seq} deleted entries of epoch {epoch}, which began after its cutoff {}",
-                    format_timestamp(record.cutoff)
+                    "the retention record at seq {seq} deleted entries of epoch {epoch}, which began after {}",
+                    format_timestamp(cutoff)
                 )));
             }
             for hold in active

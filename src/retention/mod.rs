@@ -46,6 +46,7 @@ mod hold;
 pub(crate) mod ledger;
 mod policy;
 mod record;
+mod snapshot;
 
 pub use enforce::{ErasureRun, MAX_PRUNED_RANGE, RetentionRun, RetentionTask, Subject};
 pub use hold::{HoldBook, LegalHold, PlacedHold};
@@ -54,3 +55,4 @@ pub use policy::{
     subject_of,
 };
 pub use record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord};
+pub use snapshot::{Snapshot, SnapshotRef, Snapshotter};

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::snapshot::SnapshotRef;
 use crate::entry::{Body, Entry, EntryKind};
 use crate::seal::{Mac, format_timestamp};
 
@@ -17,7 +18,7 @@ pub(crate) mod retention_fields {
     pub(crate) const CUTOFF: &str = "retention.cutoff";
     pub(crate) const DELETED: &str = "retention.deleted";
     pub(crate) const RANGES: &str = "retention.ranges";
-    pub(crate) const SNAPSHOT: &str = "retention.snapshot";
+    pub(crate) const SNAPSHOTS: &str = "retention.snapshots";
 }
 
 /// Body field names of a redaction record.
@@ -71,9 +72,8 @@ pub struct RetentionRecord {
     pub cutoff: DateTime<Utc>,
     /// Every deleted range, in seq order.
     pub ranges: Vec<PrunedRange>,
-    /// Commitment to the projection snapshots taken before the deletion, if
-    /// any (hex SHA-256).
-    pub snapshot: Option<String>,
+    /// The projection snapshots kept before the deletion.
+    pub snapshots: Vec<SnapshotRef>,
 }
 
 impl RetentionRecord {
@@ -90,8 +90,8 @@ impl RetentionRecord {
         body.insert_public(CUTOFF, format_timestamp(self.cutoff));
         body.insert_public(DELETED, self.deleted().to_string());
         body.insert_public(RANGES, to_json(&self.ranges));
-        if let Some(snapshot) = &self.snapshot {
-            body.insert_public(SNAPSHOT, snapshot.as_str());
+        if !self.snapshots.is_empty() {
+            body.insert_public(SNAPSHOTS, to_json(&self.snapshots));
         }
         body
     }
@@ -108,7 +108,10 @@ impl RetentionRecord {
             run_at: parse_time(entry.value(RUN_AT)?)?,
             cutoff: parse_time(entry.value(CUTOFF)?)?,
             ranges: serde_json::from_str(entry.value(RANGES)?).ok()?,
-            snapshot: entry.value(SNAPSHOT).map(str::to_owned),
+            snapshots: match entry.value(SNAPSHOTS) {
+                Some(json) => serde_json::from_str(json).ok()?,
+                None => Vec::new(),
+            },
         };
         let well_formed = record.ranges.iter().all(|range| !range.is_empty())
             && entry.value(DELETED) == Some(record.deleted().to_string().as_str());

@@ -244,3 +244,21 @@ impl Sealer {
         entry
     }
 }
+
+impl super::VerificationKey {
+    /// Checks one entry on its own: that it was sealed under this key (its
+    /// MAC) and that its body is the one sealed (its body commitment; erased
+    /// personal fields keep their commitments, so a redacted entry still
+    /// checks). This is what an auditor does with a subject's export, which
+    /// holds single entries of a trail, not the whole chain; the chain
+    /// itself is [`crate::Verifier`]'s job.
+    pub fn check_entry(&self, entry: &Entry) -> bool {
+        if entry.key_id != self.key_id() {
+            return false;
+        }
+        let key = self.deriver().epoch_key(entry.epoch);
+        let body_intact = body_commitment(&entry.body) == entry.body_commitment;
+        let mac_intact = key.mac(&entry.mac_input()) == entry.mac;
+        body_intact & mac_intact
+    }
+}

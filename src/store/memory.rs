@@ -1,6 +1,6 @@
 //! An in-memory store: for tests, examples and short-lived tools.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -10,9 +10,13 @@ use super::{EntryStream, EpochSummary, Erasure, Page, Query, Store, check_batch,
 use crate::StoreError;
 use crate::entry::EntryKind;
 use crate::entry::{Entry, Head};
+use crate::retention::Snapshot;
 
 /// Entries read per lock while scanning, so a scan never holds the lock long.
 const SCAN_CHUNK: usize = 1024;
+
+/// Trail, projection name and `upto_seq` of a kept snapshot.
+type SnapshotKey = (String, String, u64);
 
 /// A [`Store`] in memory. Clones share the same trails.
 ///
@@ -21,6 +25,7 @@ const SCAN_CHUNK: usize = 1024;
 pub struct MemoryStore {
     trails: Arc<Mutex<HashMap<String, Vec<Entry>>>>,
     restricted: Arc<Mutex<HashSet<(String, u64)>>>,
+    snapshots: Arc<Mutex<BTreeMap<SnapshotKey, String>>>,
 }
 
 impl MemoryStore {
@@ -190,6 +195,40 @@ impl Store for MemoryStore {
             changed += u64::from(flipped);
         }
         Ok(changed)
+    }
+
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let key = (
+            snapshot.trail.clone(),
+            snapshot.name.clone(),
+            snapshot.upto_seq,
+        );
+        lock(&self.snapshots).insert(key, snapshot.state.clone());
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        trail: &str,
+        name: &str,
+        upto_seq: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let snapshots = lock(&self.snapshots);
+        let low = (trail.to_owned(), name.to_owned(), upto_seq.unwrap_or(0));
+        let high = (
+            trail.to_owned(),
+            name.to_owned(),
+            upto_seq.unwrap_or(u64::MAX),
+        );
+        Ok(snapshots
+            .range(low..=high)
+            .next_back()
+            .map(|((trail, name, upto_seq), state)| Snapshot {
+                trail: trail.clone(),
+                name: name.clone(),
+                upto_seq: *upto_seq,
+                state: state.clone(),
+            }))
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {

@@ -20,6 +20,7 @@ use futures_core::stream::BoxStream;
 
 use crate::StoreError;
 use crate::entry::{Entry, EntryKind, Head};
+use crate::retention::Snapshot;
 
 /// A stream of stored entries, in seq order as stored.
 pub type EntryStream<'a> = BoxStream<'a, Result<Entry, StoreError>>;
@@ -117,6 +118,19 @@ pub trait Store: Send + Sync + 'static {
         seqs: &[u64],
         restricted: bool,
     ) -> Result<u64, StoreError>;
+
+    /// Keeps a projection snapshot, replacing one with the same trail, name
+    /// and `upto_seq`.
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    /// The newest snapshot of that name of a trail (highest `upto_seq`), or
+    /// the one covering exactly `upto_seq` when given.
+    async fn snapshot(
+        &self,
+        trail: &str,
+        name: &str,
+        upto_seq: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError>;
 
     /// One page of the entries that match a query, in the query's order
     /// (see [`Query`]); [`Page::next`] continues it.

@@ -24,7 +24,10 @@ use super::query::{IndexedFields, page_from_sorted};
 use super::{EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch};
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
+use crate::retention::Snapshot;
 use crate::seal::{Digest, Mac};
+
+mod transaction;
 
 /// The schema, one migration per version; applied when a store connects.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -228,45 +231,6 @@ impl PostgresStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn insert(
-        &self,
-        trail: &str,
-        after: Option<i64>,
-        columns: &Columns,
-    ) -> Result<u64, sqlx::Error> {
-        let Some(last) = columns.last.as_ref() else {
-            return Ok(0);
-        };
-        let result = sqlx::query(APPEND_SQL)
-            .bind(trail)
-            .bind(last.seq)
-            .bind(last.epoch)
-            .bind(last.kind)
-            .bind(last.recorded_at)
-            .bind(last.mac.clone())
-            .bind(after)
-            .bind(&columns.seq)
-            .bind(&columns.epoch)
-            .bind(&columns.key_id)
-            .bind(&columns.recorded_at)
-            .bind(&columns.kind)
-            .bind(&columns.body)
-            .bind(&columns.prev_mac)
-            .bind(&columns.body_commitment)
-            .bind(&columns.mac)
-            .bind(&columns.action)
-            .bind(&columns.tenant)
-            .bind(&columns.actor)
-            .bind(&columns.target_type)
-            .bind(&columns.target_id)
-            .bind(&columns.ip)
-            .bind(&columns.outcome)
-            .bind(&columns.request_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected())
-    }
-
     /// After an append failed without a clear answer (the connection broke,
     /// the server restarted), finds out whether it was committed: telling a
     /// caller "failed" for an event that is stored, or "stored" for one that
@@ -380,7 +344,7 @@ impl Store for PostgresStore {
         }
         let mut retried = false;
         loop {
-            match self.insert(trail, after, &columns).await {
+            match insert_on(&self.pool, trail, after, &columns).await {
                 Ok(0) => return Err(conflict()),
                 Ok(_) => return Ok(()),
                 Err(err) if is_missing_partition(&err) && !retried => {
@@ -486,29 +450,48 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
-        let epoch = to_i64(trail, "epoch", epoch)?;
-        let row = sqlx::query(
-            "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
-             WHERE trail = $1 AND epoch = $2 AND kind <> $3",
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (trail, name, upto_seq, state) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (trail, name, upto_seq) DO UPDATE SET state = excluded.state",
         )
-        .bind(trail)
-        .bind(epoch)
-        .bind(EntryKind::EpochSeal.as_str())
-        .fetch_one(&self.pool)
+        .bind(&snapshot.trail)
+        .bind(&snapshot.name)
+        .bind(to_i64(&snapshot.trail, "seq", snapshot.upto_seq)?)
+        .bind(&snapshot.state)
+        .execute(&self.pool)
         .await
         .map_err(classify)?;
-        let corrupt = |reason: String| StoreError::Corrupt {
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        trail: &str,
+        name: &str,
+        upto_seq: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let upto = upto_seq.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT upto_seq, state FROM snapshots WHERE trail = $1 AND name = $2 \
+             AND ($3::BIGINT IS NULL OR upto_seq = $3) ORDER BY upto_seq DESC LIMIT 1",
+        )
+        .bind(trail)
+        .bind(name)
+        .bind(upto)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(row.map(|(upto_seq, state)| Snapshot {
             trail: trail.to_owned(),
-            seq: 0,
-            reason,
-        };
-        let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
-        Ok(EpochSummary {
-            count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
-            first_at: row.try_get(1).map_err(|err| corrupt(err.to_string()))?,
-            last_at: row.try_get(2).map_err(|err| corrupt(err.to_string()))?,
-        })
+            name: name.to_owned(),
+            upto_seq: u64::try_from(upto_seq).unwrap_or_default(),
+            state,
+        }))
+    }
+
+    async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
+        epoch_summary_on(&self.pool, trail, epoch).await
     }
 
     fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
@@ -661,6 +644,78 @@ struct LastEntry {
     kind: &'static str,
     recorded_at: DateTime<Utc>,
     mac: Vec<u8>,
+}
+
+/// The append statement for a batch's columns; returns the rows inserted
+/// (none when the head was not `after`).
+async fn insert_on<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    trail: &str,
+    after: Option<i64>,
+    columns: &Columns,
+) -> Result<u64, sqlx::Error> {
+    let Some(last) = columns.last.as_ref() else {
+        return Ok(0);
+    };
+    let result = sqlx::query(APPEND_SQL)
+        .bind(trail)
+        .bind(last.seq)
+        .bind(last.epoch)
+        .bind(last.kind)
+        .bind(last.recorded_at)
+        .bind(last.mac.clone())
+        .bind(after)
+        .bind(&columns.seq)
+        .bind(&columns.epoch)
+        .bind(&columns.key_id)
+        .bind(&columns.recorded_at)
+        .bind(&columns.kind)
+        .bind(&columns.body)
+        .bind(&columns.prev_mac)
+        .bind(&columns.body_commitment)
+        .bind(&columns.mac)
+        .bind(&columns.action)
+        .bind(&columns.tenant)
+        .bind(&columns.actor)
+        .bind(&columns.target_type)
+        .bind(&columns.target_id)
+        .bind(&columns.ip)
+        .bind(&columns.outcome)
+        .bind(&columns.request_id)
+        .execute(executor)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// The summary of one epoch, read through `executor` (inside a
+/// transaction it sees the transaction's own entries).
+async fn epoch_summary_on<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    trail: &str,
+    epoch: u64,
+) -> Result<EpochSummary, StoreError> {
+    let epoch = to_i64(trail, "epoch", epoch)?;
+    let row = sqlx::query(
+        "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
+         WHERE trail = $1 AND epoch = $2 AND kind <> $3",
+    )
+    .bind(trail)
+    .bind(epoch)
+    .bind(EntryKind::EpochSeal.as_str())
+    .fetch_one(executor)
+    .await
+    .map_err(classify)?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        trail: trail.to_owned(),
+        seq: 0,
+        reason,
+    };
+    let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
+    Ok(EpochSummary {
+        count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
+        first_at: row.try_get(1).map_err(|err| corrupt(err.to_string()))?,
+        last_at: row.try_get(2).map_err(|err| corrupt(err.to_string()))?,
+    })
 }
 
 /// A batch as column arrays, for one `UNNEST` insert: a single statement

@@ -20,13 +20,16 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 
 use super::query::{IndexedFields, page_from_sorted};
 use super::{EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch};
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
+use crate::retention::Snapshot;
 use crate::seal::{Digest, Mac};
+
+mod transaction;
 
 /// The schema, one migration per version; applied when a store is opened.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -480,15 +483,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn head(&self, trail: &str) -> Result<Option<Head>, StoreError> {
-        let row = sqlx::query(
-            "SELECT seq, epoch, kind, recorded_at, mac FROM entries \
-             WHERE trail = ? ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(trail)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|err| self.classify(err))?;
-        row.map(|row| decode_head(trail, &row)).transpose()
+        head_on(&self.pool, &self.path, trail).await
     }
 
     async fn append(
@@ -532,57 +527,12 @@ impl Store for SqliteStore {
                 .await
                 .map_err(|err| self.classify(err))?;
         }
-        let mut rest = entries.iter().zip(bodies);
-        let mut remaining = entries.len();
-        while remaining > 0 {
-            let rows = chunk_rows(remaining);
-            let mut insert = sqlx::query_with(insert_sql(rows), SqliteArguments::default());
-            for (entry, body) in rest.by_ref().take(rows) {
-                insert = bind_entry(insert, entry, body);
-            }
-            remaining -= rows;
-            insert.execute(&mut *tx).await.map_err(|err| {
-                // The head check makes this unreachable for writers that
-                // follow the protocol; the key still stops a fork.
-                if is_unique_violation(&err) {
-                    conflict()
-                } else {
-                    self.classify(err)
-                }
-            })?;
-        }
+        insert_entries(&mut tx, &self.path, entries, bodies, conflict).await?;
         tx.commit().await.map_err(|err| self.classify(err))
     }
 
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
-        let epoch = to_i64(trail, "epoch", epoch)?;
-        let row = sqlx::query(
-            "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
-             WHERE trail = ? AND epoch = ? AND kind <> ?",
-        )
-        .bind(trail)
-        .bind(epoch)
-        .bind(EntryKind::EpochSeal.as_str())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|err| self.classify(err))?;
-        let corrupt = |reason: String| StoreError::Corrupt {
-            trail: trail.to_owned(),
-            seq: 0,
-            reason,
-        };
-        let get_time = |index| -> Result<Option<DateTime<Utc>>, StoreError> {
-            let micros: Option<i64> = row.try_get(index).map_err(|err| corrupt(err.to_string()))?;
-            micros
-                .map(|micros| decode_time(micros).map_err(corrupt))
-                .transpose()
-        };
-        let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
-        Ok(EpochSummary {
-            count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
-            first_at: get_time(1)?,
-            last_at: get_time(2)?,
-        })
+        epoch_summary_on(&self.pool, &self.path, trail, epoch).await
     }
 
     fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
@@ -707,6 +657,47 @@ impl Store for SqliteStore {
         Ok(changed)
     }
 
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (trail, name, upto_seq, state) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (trail, name, upto_seq) DO UPDATE SET state = excluded.state",
+        )
+        .bind(&snapshot.trail)
+        .bind(&snapshot.name)
+        .bind(to_i64(&snapshot.trail, "seq", snapshot.upto_seq)?)
+        .bind(&snapshot.state)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        Ok(())
+    }
+
+    async fn snapshot(
+        &self,
+        trail: &str,
+        name: &str,
+        upto_seq: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let upto = upto_seq.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT upto_seq, state FROM snapshots WHERE trail = ? AND name = ? \
+             AND (? IS NULL OR upto_seq = ?) ORDER BY upto_seq DESC LIMIT 1",
+        )
+        .bind(trail)
+        .bind(name)
+        .bind(upto)
+        .bind(upto)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        Ok(row.map(|(upto_seq, state)| Snapshot {
+            trail: trail.to_owned(),
+            name: name.to_owned(),
+            upto_seq: u64::try_from(upto_seq).unwrap_or_default(),
+            state,
+        }))
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         query.validate()?;
         let (sql, arguments) = query_sql(query)?;
@@ -720,6 +711,92 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(page_from_sorted(entries, query.limit))
     }
+}
+
+/// The head of a trail, read on `connection`.
+async fn head_on<'c>(
+    connection: impl sqlx::SqliteExecutor<'c>,
+    path: &Path,
+    trail: &str,
+) -> Result<Option<Head>, StoreError> {
+    let row = sqlx::query(
+        "SELECT seq, epoch, kind, recorded_at, mac FROM entries \
+         WHERE trail = ? ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(trail)
+    .fetch_optional(connection)
+    .await
+    .map_err(|err| classify(path, err))?;
+    row.map(|row| decode_head(trail, &row)).transpose()
+}
+
+/// The summary of one epoch, read on `connection` (inside a transaction it
+/// sees the transaction's own entries).
+async fn epoch_summary_on<'c>(
+    connection: impl sqlx::SqliteExecutor<'c>,
+    path: &Path,
+    trail: &str,
+    epoch: u64,
+) -> Result<EpochSummary, StoreError> {
+    let epoch = to_i64(trail, "epoch", epoch)?;
+    let row = sqlx::query(
+        "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
+         WHERE trail = ? AND epoch = ? AND kind <> ?",
+    )
+    .bind(trail)
+    .bind(epoch)
+    .bind(EntryKind::EpochSeal.as_str())
+    .fetch_one(connection)
+    .await
+    .map_err(|err| classify(path, err))?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        trail: trail.to_owned(),
+        seq: 0,
+        reason,
+    };
+    let get_time = |index| -> Result<Option<DateTime<Utc>>, StoreError> {
+        let micros: Option<i64> = row.try_get(index).map_err(|err| corrupt(err.to_string()))?;
+        micros
+            .map(|micros| decode_time(micros).map_err(corrupt))
+            .transpose()
+    };
+    let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
+    Ok(EpochSummary {
+        count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
+        first_at: get_time(1)?,
+        last_at: get_time(2)?,
+    })
+}
+
+/// Inserts a checked batch with its encoded bodies on `connection`, inside
+/// the transaction that checked the head.
+async fn insert_entries(
+    connection: &mut SqliteConnection,
+    path: &Path,
+    entries: &[Entry],
+    bodies: Vec<String>,
+    conflict: impl Fn() -> StoreError,
+) -> Result<(), StoreError> {
+    let mut rest = entries.iter().zip(bodies);
+    let mut remaining = entries.len();
+    while remaining > 0 {
+        let rows = chunk_rows(remaining);
+        let mut insert = sqlx::query_with(insert_sql(rows), SqliteArguments::default());
+        for (entry, body) in rest.by_ref().take(rows) {
+            insert = bind_entry(insert, entry, body);
+        }
+        remaining -= rows;
+        insert.execute(&mut *connection).await.map_err(|err| {
+            // The head check makes this unreachable for writers that
+            // follow the protocol; the key still stops a fork.
+            if is_unique_violation(&err) {
+                conflict()
+            } else {
+                classify(path, err)
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// The SQL and arguments of one page of a query. Every value is a bound
@@ -1048,7 +1125,7 @@ mod tests {
         let plan = plan(
             &store,
             "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
-             WHERE trail = ? AND epoch = ? AND kind <> ?",
+         WHERE trail = ? AND epoch = ? AND kind <> ?",
             arguments,
         )
         .await;

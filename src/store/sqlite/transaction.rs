@@ -1,0 +1,96 @@
+//! Recording inside a caller's SQLite transaction.
+
+use async_trait::async_trait;
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+use super::{SqliteStore, encode_body, epoch_summary_on, head_on, insert_entries};
+use crate::entry::{Entry, Head};
+use crate::event::Event;
+use crate::store::{EpochSummary, Store, check_batch};
+use crate::trail::Receipt;
+use crate::transaction::{LockedTrail, TransactionRecorder};
+use crate::{Result, StoreError};
+
+impl SqliteStore {
+    /// Records `event` inside the caller's transaction on this database
+    /// file: the entry (and any epoch seal due) commits or rolls back with
+    /// the caller's own changes.
+    ///
+    /// Begin the transaction with `BEGIN IMMEDIATE`
+    /// (`pool.begin_with("BEGIN IMMEDIATE")`): SQLite then grants the write
+    /// lock at once, instead of failing with [`StoreError::Busy`] when the
+    /// transaction read first and another connection wrote meanwhile. The
+    /// lock is held until the transaction ends, so keep it short.
+    ///
+    /// ```no_run
+    /// # async fn run(store: trailseal::SqliteStore, panel: sqlx::SqlitePool,
+    /// #     recorder: trailseal::TransactionRecorder, event: trailseal::Event)
+    /// #     -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = panel.begin_with("BEGIN IMMEDIATE").await?;
+    /// sqlx::query("INSERT INTO databases (name) VALUES (?)")
+    ///     .bind("shop_db")
+    ///     .execute(&mut *tx)
+    ///     .await?;
+    /// store.record_in(&mut tx, &recorder, &event).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn record_in(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        recorder: &TransactionRecorder,
+        event: &Event,
+    ) -> Result<Receipt> {
+        let mut link = Link {
+            store: self,
+            connection: tx,
+        };
+        recorder.record(&mut link, event).await
+    }
+}
+
+struct Link<'a> {
+    store: &'a SqliteStore,
+    connection: &'a mut SqliteConnection,
+}
+
+#[async_trait]
+impl LockedTrail for Link<'_> {
+    async fn lock_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError> {
+        // A write statement first: it takes the database's write lock (if
+        // the transaction does not hold it yet) before the head is read, so
+        // the head cannot go stale before the insert.
+        sqlx::query("INSERT OR IGNORE INTO trails (name) VALUES (?)")
+            .bind(trail)
+            .execute(&mut *self.connection)
+            .await
+            .map_err(|err| self.store.classify(err))?;
+        head_on(&mut *self.connection, &self.store.path, trail).await
+    }
+
+    async fn committed_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError> {
+        self.store.head(trail).await
+    }
+
+    async fn epoch_summary(&mut self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
+        epoch_summary_on(&mut *self.connection, &self.store.path, trail, epoch).await
+    }
+
+    async fn insert(
+        &mut self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        check_batch(trail, after, entries)?;
+        let bodies = entries
+            .iter()
+            .map(|entry| encode_body(trail, entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        let conflict = || StoreError::Conflict {
+            trail: trail.to_owned(),
+            seq: after.map_or(0, |seq| seq + 1),
+        };
+        insert_entries(self.connection, &self.store.path, entries, bodies, conflict).await
+    }
+}

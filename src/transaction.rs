@@ -1,0 +1,147 @@
+//! Recording inside the caller's own database transaction:
+//! [`TransactionRecorder`].
+//!
+//! A panel that changes its own tables and records the audit entry of that
+//! change in the same transaction gets both or neither: a rollback leaves no
+//! entry behind, a commit leaves no change unaudited. The backends'
+//! `record_in` methods (`SqliteStore::record_in`, `PostgresStore::record_in`)
+//! do the database work; this module seals, exactly as the group-commit
+//! [`Trail`](crate::Trail) writer does (genesis, epoch seals, events).
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::clock::{Clock, SystemClock};
+use crate::entry::{Entry, Head};
+use crate::event::Event;
+use crate::seal::{SealingKey, body_commitment, with_salts};
+use crate::store::EpochSummary;
+use crate::trail::{
+    Receipt, Sealable, first_unsealed_epoch, next_position, plan_append, summary_epoch,
+    validate_trail_name,
+};
+use crate::{Result, StoreError};
+
+/// Seals events of one trail into a caller's database transaction.
+///
+/// Create one per trail and share it; it is cheap to clone. Each
+/// `record_in` call locks the trail's head for the rest of the caller's
+/// transaction (that is what makes it atomic with the caller's change, and
+/// what makes it slower than the group-commit writer: writers of the trail
+/// take turns, one transaction at a time).
+///
+/// A trail written this way may also have a [`Trail`](crate::Trail) writer:
+/// every append is conditional on the head it read, so the two can never
+/// fork the trail; the writer retries when it loses, and a `record_in` that
+/// loses fails with [`StoreError::Conflict`] (the caller retries its
+/// transaction). Giving each trail one writing mode avoids that.
+#[derive(Clone)]
+pub struct TransactionRecorder {
+    trail: Arc<str>,
+    key: Arc<SealingKey>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for TransactionRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransactionRecorder")
+            .field("trail", &self.trail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TransactionRecorder {
+    /// A recorder for `trail`, sealing with `key` (the same key the
+    /// process's other trails use) and timestamping with the system clock.
+    pub fn new(trail: impl Into<String>, key: Arc<SealingKey>) -> Result<Self> {
+        let trail = trail.into();
+        validate_trail_name(&trail)?;
+        Ok(Self {
+            trail: Arc::from(trail),
+            key,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The clock that timestamps entries (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The trail's name.
+    pub fn trail(&self) -> &str {
+        &self.trail
+    }
+
+    /// Validates and seals `event` onto the head `link` holds locked and
+    /// appends it (after any epoch seals due) through `link`.
+    pub(crate) async fn record<L: LockedTrail + ?Sized>(
+        &self,
+        link: &mut L,
+        event: &Event,
+    ) -> Result<Receipt> {
+        let body = with_salts(|salts| event.to_checked_body(&mut &mut *salts))??;
+        let commitment = body_commitment(&body);
+        let events = vec![Sealable::event(body, commitment)];
+        let nothing_planned = || StoreError::InvalidBatch {
+            trail: self.trail.to_string(),
+            reason: "an event planned no entry".to_owned(),
+        };
+
+        let head = link.lock_head(&self.trail).await?;
+        // The key may only evolve past epochs whose seals are committed. The
+        // head just read may include this transaction's own uncommitted
+        // seals, which a rollback would undo, so the floor comes from the
+        // committed head whenever the key could move on at all. Setting it
+        // also registers the trail with the key before anything is sealed.
+        let held = self.key.epoch();
+        let floor = match head {
+            None => next_position(&self.key, self.clock.now(), None)?.epoch(),
+            Some(head) if first_unsealed_epoch(&head) <= held => held,
+            Some(_) => match link.committed_head(&self.trail).await? {
+                Some(committed) => first_unsealed_epoch(&committed),
+                None => held,
+            },
+        };
+        self.key.set_trail_floor(&self.trail, floor)?;
+
+        let next = next_position(&self.key, self.clock.now(), head)?;
+        let summary = match summary_epoch(&self.key, head, next.epoch()) {
+            Some(epoch) => link.epoch_summary(&self.trail, epoch).await?,
+            None => EpochSummary::default(),
+        };
+        let plan = plan_append(&self.trail, &self.key, next, head, events, &summary)?
+            .ok_or_else(nothing_planned)?;
+        link.insert(&self.trail, head.map(|head| head.seq), &plan.entries)
+            .await?;
+        Ok(plan
+            .receipts(&self.trail)
+            .pop()
+            .ok_or_else(nothing_planned)?)
+    }
+}
+
+/// What a backend does for [`TransactionRecorder`] inside the caller's
+/// transaction.
+#[async_trait]
+pub(crate) trait LockedTrail: Send {
+    /// Locks the trail's head until the transaction ends and reads it.
+    async fn lock_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError>;
+
+    /// The head as committed, outside the transaction.
+    async fn committed_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError>;
+
+    /// The summary of one epoch as the transaction sees it.
+    async fn epoch_summary(&mut self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError>;
+
+    /// Inserts entries continuing `after` inside the transaction.
+    async fn insert(
+        &mut self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError>;
+}

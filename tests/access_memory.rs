@@ -1,0 +1,11 @@
+//! The audited reader and subject exports on `MemoryStore`.
+
+mod access;
+
+use trailseal::MemoryStore;
+
+async fn fresh() -> (std::sync::Arc<dyn trailseal::Store>, ()) {
+    (std::sync::Arc::new(MemoryStore::new()), ())
+}
+
+access_tests!(fresh());
