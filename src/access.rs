@@ -340,6 +340,13 @@ impl Subject {
             .push(query.oldest_first().limit(EXPORT_PAGE).include_restricted());
         self
     }
+
+    /// The facets narrowed to the events of one trail.
+    pub(crate) fn event_queries<'a>(&'a self, trail: &'a str) -> impl Iterator<Item = Query> + 'a {
+        self.facets
+            .iter()
+            .map(move |facet| facet.clone().trail(trail).kind(crate::EntryKind::Event))
+    }
 }
 
 /// Merges the facets' answers (each in query order) into one stream in

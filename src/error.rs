@@ -55,6 +55,20 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A projection snapshot is not what a retention record commits to.
+    #[error(
+        "the snapshot of {name} on the {trail} trail up to seq {upto_seq} cannot be trusted: {reason}"
+    )]
+    SnapshotMismatch {
+        /// The trail.
+        trail: String,
+        /// The projection's name.
+        name: String,
+        /// The last seq the snapshot covers.
+        upto_seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// No hold with that id is in force on the trail.
     #[error("no legal hold {id:?} is in force on the {trail} trail")]
     UnknownHold {

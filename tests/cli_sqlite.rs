@@ -333,7 +333,8 @@ async fn rows_damaged_beyond_decoding_are_findings() {
 async fn pruned_by_retention() -> Trail {
     use chrono::{Duration, TimeZone, Utc};
     use std::sync::Arc;
-    use trailseal::retention::{MaxAge, Subject};
+    use trailseal::Subject;
+    use trailseal::retention::MaxAge;
 
     let trail = Trail {
         dir: tempfile::tempdir().expect("temp dir"),
@@ -369,7 +370,7 @@ async fn pruned_by_retention() -> Trail {
         .expect("retention");
     assert_eq!(run.deleted, 9);
     writer
-        .erase_subject(&Subject::Tenant("kunde1".into()), "ticket-1")
+        .erase_subject(&Subject::new().tenant("kunde1"), "ticket-1")
         .await
         .expect("erasure");
     clock.set(start + Duration::days(9) + Duration::hours(22));

@@ -15,12 +15,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use trailseal::retention::{
-    EndOfYearAfter, LegalHold, MaxAge, RedactAfter, RetentionRecord, Snapshot, Snapshotter, Subject,
+    EndOfYearAfter, LegalHold, MaxAge, RedactAfter, RetentionRecord, Snapshot, Snapshotter,
 };
 use trailseal::{
     Actor, Body, Entry, EntryKind, Erasure, Event, Field, FindingKind, ManualClock, MemoryStore,
     Salt, SealingKey, SqliteStore, Store, Trail, TrailReport, Verifier,
 };
+use trailseal::{Projection, Subject};
 
 const TRAIL: &str = "web";
 /// One-hour epochs keep 30 days of seals small.
@@ -227,7 +228,7 @@ async fn thirty_days_of_daily_pruning_verify_clean(fresh: Fresh) {
         if d == 15 {
             let erased = setup
                 .trail
-                .erase_subject(&Subject::Tenant("kunde2".into()), "ticket-17")
+                .erase_subject(&Subject::new().tenant("kunde2"), "ticket-17")
                 .await
                 .unwrap();
             assert!(erased.erased > 0);
@@ -458,7 +459,7 @@ async fn an_erased_field_restored_with_another_value_is_modified(fresh: Fresh) {
     let setup = Setup::pruned(fresh).await;
     let run = setup
         .trail
-        .erase_subject(&Subject::Tenant("kunde0".into()), "ticket-9")
+        .erase_subject(&Subject::new().tenant("kunde0"), "ticket-9")
         .await
         .unwrap();
     assert!(run.erased > 0);
@@ -546,7 +547,7 @@ async fn a_restricted_subject_is_hidden_from_queries_and_still_verified(fresh: F
         .limit(1000);
     let before = setup.store.query(&kunde1).await.unwrap().entries.len();
     assert!(before > 0);
-    let subject = Subject::Tenant("kunde1".into());
+    let subject = Subject::new().tenant("kunde1");
     let changed = setup.trail.restrict_subject(&subject, true).await.unwrap();
     assert_eq!(changed as usize, before);
     assert!(setup.store.query(&kunde1).await.unwrap().entries.is_empty());
@@ -733,6 +734,85 @@ async fn snapshots_across_retention_equal_the_full_history(fresh: Fresh) {
     );
 }
 
+async fn the_inventory_after_30_days_of_pruning_equals_the_full_history(fresh: Fresh) {
+    use trailseal::ResourceInventory;
+    use trailseal::retention::{Keep, resume};
+
+    let setup = Setup::new(fresh).await;
+    let keep = Keep::<ResourceInventory>::new("inventory");
+    let mut full_history = ResourceInventory::default();
+    let mut seen = 0;
+    for d in 0..30 {
+        setup.clock.set(day(d) + Duration::hours(9));
+        let events = (0..4u32)
+            .map(|n| {
+                let kind =
+                    ["domain", "database", "mailbox", "ftp_account"][(d as usize + n as usize) % 4];
+                let verb = if d % 5 == 4 && n == 0 {
+                    "delete"
+                } else {
+                    "create"
+                };
+                let id = format!("{kind}-{}", (d as u32 * 4 + n) % 37);
+                Event::builder(format!("{kind}.{verb}"))
+                    .actor(Actor::customer(format!("kunde{n}")))
+                    .tenant(format!("kunde{n}"))
+                    .target(kind, id)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        setup.trail.record_batch(events).await.unwrap();
+        // The full history, folded as it grows, before anything is deleted.
+        for entry in setup
+            .store
+            .scan(TRAIL, seen)
+            .try_collect::<Vec<Entry>>()
+            .await
+            .unwrap()
+        {
+            full_history.apply(&entry);
+            seen = entry.seq + 1;
+        }
+        let now = day(d) + Duration::hours(23);
+        setup.clock.set(now);
+        setup
+            .trail
+            .enforce_retention_with(&MaxAge::days(7), now, &[&keep])
+            .await
+            .unwrap();
+    }
+    let (resumed, _) = resume::<ResourceInventory>(setup.store.as_ref(), TRAIL, "inventory")
+        .await
+        .unwrap();
+    assert_eq!(resumed, full_history);
+    let mut from_what_is_left = ResourceInventory::default();
+    trailseal::replay(setup.store.as_ref(), TRAIL, &mut from_what_is_left)
+        .await
+        .unwrap();
+    assert_ne!(from_what_is_left, full_history, "retention deleted history");
+    let report = setup.verify().await;
+    assert!(report.is_intact(), "{report}");
+
+    // A snapshot no record commits to is refused.
+    let newest = setup
+        .store
+        .snapshot(TRAIL, "inventory", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let forged = Snapshot {
+        upto_seq: newest.upto_seq + 1,
+        ..newest
+    };
+    setup.store.put_snapshot(&forged).await.unwrap();
+    let refused = resume::<ResourceInventory>(setup.store.as_ref(), TRAIL, "inventory").await;
+    assert!(
+        matches!(refused, Err(trailseal::Error::SnapshotMismatch { .. })),
+        "{refused:?}"
+    );
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
@@ -774,4 +854,5 @@ on_every_backend!(
     a_restricted_subject_is_hidden_from_queries_and_still_verified,
     master_data_goes_at_the_end_of_the_year_after_the_contract,
     snapshots_across_retention_equal_the_full_history,
+    the_inventory_after_30_days_of_pruning_equals_the_full_history,
 );

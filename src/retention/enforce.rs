@@ -1,6 +1,6 @@
 //! Retention runs, legal holds and erasure requests on a [`Trail`].
 
-use std::net::IpAddr;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -12,6 +12,7 @@ use super::record::{
     PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted, redacted_ranges,
 };
 use super::snapshot::{Snapshot, SnapshotRef, Snapshotter};
+use crate::Subject;
 use crate::entry::{Entry, EntryKind, Field};
 use crate::store::{Erasure, Query, Store};
 use crate::trail::{Receipt, Trail};
@@ -19,7 +20,11 @@ use crate::{Error, Result};
 
 /// The most entries one deleted range (and so one delete statement) holds,
 /// so that a run never locks the trail's table for long.
-pub const MAX_PRUNED_RANGE: u64 = 10_000;
+pub const MAX_PRUNED_RANGE: u64 = 2_000;
+
+/// Pause between two deletes of a run, so that writers waiting for the
+/// store's write lock (SQLite has one per file) get it in between.
+const PAUSE_BETWEEN_DELETES: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Entries erased per store call.
 const ERASURE_BATCH: usize = 1_000;
@@ -43,29 +48,6 @@ pub struct RetentionRun {
     pub redaction_seq: Option<u64>,
     /// Entries whose personal fields were erased.
     pub redacted: u64,
-}
-
-/// Whose personal data an erasure request concerns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Subject {
-    /// A customer: entries whose tenant is this customer id.
-    Tenant(String),
-    /// A login: entries whose actor is this login name.
-    Actor(String),
-    /// A client IP address.
-    Ip(IpAddr),
-}
-
-impl Subject {
-    fn query(&self, trail: &str) -> Query {
-        let query = Query::new().trail(trail).kind(EntryKind::Event);
-        match self {
-            Subject::Tenant(tenant) => query.tenant(tenant.as_str()),
-            Subject::Actor(actor) => query.actor(actor.as_str()),
-            Subject::Ip(ip) => query.ip(*ip),
-        }
-    }
 }
 
 /// What one erasure request did.
@@ -232,6 +214,9 @@ impl Trail {
                     .any(|hold| hold.meets_span(range.first_at, range.last_at));
                 if !newly_held {
                     run.deleted += store.delete_events(&trail, range.first, range.last).await?;
+                    // Let waiting writers take the store's write lock
+                    // between two deletes.
+                    tokio::time::sleep(PAUSE_BETWEEN_DELETES).await;
                 }
             }
             run.record_seq = Some(receipt.seq);
@@ -268,7 +253,7 @@ impl Trail {
         let holds: Vec<&LegalHold> = book.active(u64::MAX, now).collect();
         let mut held = Vec::new();
         let mut erasures = Vec::new();
-        read_all(self.store().as_ref(), subject.query(self.name()), |entry| {
+        for entry in self.entries_about(subject).await?.into_values() {
             if holds.iter().any(|hold| hold.holds(&entry)) {
                 held.push(entry.seq);
             } else {
@@ -277,8 +262,7 @@ impl Trail {
                     erasures.push((entry.seq, fields));
                 }
             }
-        })
-        .await?;
+        }
         let mut run = ErasureRun {
             held,
             ..ErasureRun::default()
@@ -302,9 +286,7 @@ impl Trail {
     /// queries unless they ask for them ([`Query::include_restricted`]).
     /// Returns how many entries changed.
     pub async fn restrict_subject(&self, subject: &Subject, restricted: bool) -> Result<u64> {
-        let mut seqs = Vec::new();
-        let query = subject.query(self.name()).include_restricted();
-        read_all(self.store().as_ref(), query, |entry| seqs.push(entry.seq)).await?;
+        let seqs: Vec<u64> = self.entries_about(subject).await?.into_keys().collect();
         let mut changed = 0;
         for chunk in seqs.chunks(ERASURE_BATCH) {
             changed += self
@@ -313,6 +295,19 @@ impl Trail {
                 .await?;
         }
         Ok(changed)
+    }
+
+    /// The events of this trail any facet of the subject selects
+    /// (restricted ones included), by seq.
+    async fn entries_about(&self, subject: &Subject) -> Result<BTreeMap<u64, Entry>> {
+        let mut entries = BTreeMap::new();
+        for query in subject.event_queries(self.name()) {
+            read_all(self.store().as_ref(), query, |entry| {
+                entries.insert(entry.seq, entry);
+            })
+            .await?;
+        }
+        Ok(entries)
     }
 
     /// Stores each projection's state over the trail up to its head.

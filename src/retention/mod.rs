@@ -48,11 +48,11 @@ mod policy;
 mod record;
 mod snapshot;
 
-pub use enforce::{ErasureRun, MAX_PRUNED_RANGE, RetentionRun, RetentionTask, Subject};
+pub use enforce::{ErasureRun, MAX_PRUNED_RANGE, RetentionRun, RetentionTask};
 pub use hold::{HoldBook, LegalHold, PlacedHold};
 pub use policy::{
     ByAction, EndOfYearAfter, Forever, MaxAge, RedactAfter, RetentionFacts, RetentionPolicy,
     subject_of,
 };
 pub use record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord};
-pub use snapshot::{Snapshot, SnapshotRef, Snapshotter};
+pub use snapshot::{Keep, Snapshot, SnapshotRef, Snapshotter, resume};

@@ -548,6 +548,10 @@ fn query_sql(query: &Query) -> Result<(String, PgArguments), StoreError> {
     if !query.include_restricted {
         sql.push_str(" AND NOT restricted");
     }
+    if query.kind.is_some_and(|kind| kind != EntryKind::Event) {
+        // Lets the planner use the partial index of the trail's records.
+        sql.push_str(" AND kind <> 'event'");
+    }
     let mut arguments = PgArguments::default();
     let mut add = |sql: &mut String, condition: &str, value: Argument| -> Result<(), StoreError> {
         let added = match value {

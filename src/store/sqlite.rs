@@ -806,6 +806,10 @@ fn query_sql(query: &Query) -> Result<(String, SqliteArguments), StoreError> {
     if !query.include_restricted {
         sql.push_str(" AND restricted = 0");
     }
+    if query.kind.is_some_and(|kind| kind != EntryKind::Event) {
+        // Lets the planner use the partial index of the trail's records.
+        sql.push_str(" AND kind <> 'event'");
+    }
     let mut arguments = SqliteArguments::default();
     let mut add = |condition: &str, value: Argument| -> Result<(), StoreError> {
         sql.push_str(" AND ");
@@ -1116,6 +1120,17 @@ mod tests {
             assert!(
                 !plan.iter().any(|step| step.contains("TEMP B-TREE")),
                 "{query:?} sorts its matches: {plan:?}"
+            );
+        }
+        // Retention reads a trail's holds and records by kind on every run:
+        // the partial index of records, not a walk over the events.
+        for kind in [EntryKind::HoldPlaced, EntryKind::Retention] {
+            let query = Query::new().trail("admin").kind(kind);
+            let (sql, arguments) = query_sql(&query).unwrap();
+            let plan = plan(&store, &sql, arguments).await;
+            assert!(
+                plan.iter().any(|step| step.contains("INDEX entries_records")),
+                "{query:?}: {plan:?}"
             );
         }
         let mut arguments = SqliteArguments::default();
