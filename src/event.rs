@@ -362,6 +362,25 @@ impl Event {
 
     /// Checks every field against the rules in the module docs.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_fields()?;
+        check_metadata_len(canonical_json_object(&self.metadata).len())
+    }
+
+    /// Validates the event and builds the body it is sealed as, each
+    /// personal field with a fresh salt from `salts`. The same checks as
+    /// [`Event::validate`], with the canonical metadata built only once.
+    pub(crate) fn to_checked_body(
+        &self,
+        salts: &mut impl FnMut() -> Salt,
+    ) -> Result<Body, ValidationError> {
+        self.validate_fields()?;
+        let body = self.to_body(salts);
+        check_metadata_len(body.value("metadata").map_or(0, str::len))?;
+        Ok(body)
+    }
+
+    /// Every check but the length of the canonical metadata.
+    fn validate_fields(&self) -> Result<(), ValidationError> {
         validate_action(&self.action)?;
         let actor = self.actor.as_ref().ok_or(ValidationError::MissingActor)?;
         validate_identifier("actor.name", &actor.name)?;
@@ -395,14 +414,14 @@ impl Event {
                 validate_text("changes.value", value)?;
             }
         }
-        validate_metadata(&self.metadata)?;
+        validate_metadata_values(&self.metadata)?;
         crate::secrets::refuse_secrets(&self.metadata, &self.changes)?;
         Ok(())
     }
 
     /// The body this event is sealed as, each personal field with a fresh
     /// salt from `salts`. Call [`Event::validate`] first.
-    pub(crate) fn to_body(&self, salts: &mut impl FnMut() -> Salt) -> Body {
+    fn to_body(&self, salts: &mut impl FnMut() -> Salt) -> Body {
         let mut body = Body::new();
         body.insert_public("action", self.action.as_ref());
         if let Some(actor) = &self.actor {
@@ -696,7 +715,8 @@ fn validate_text(field: &'static str, value: &str) -> Result<(), ValidationError
     Ok(())
 }
 
-fn validate_metadata(metadata: &Map<String, Value>) -> Result<(), ValidationError> {
+/// Keys, floats and depth of the metadata; its length is checked apart.
+fn validate_metadata_values(metadata: &Map<String, Value>) -> Result<(), ValidationError> {
     fn walk(value: &Value, path: &mut String, depth: usize) -> Result<(), ValidationError> {
         if depth > MAX_METADATA_DEPTH {
             return Err(ValidationError::TooDeep);
@@ -727,7 +747,11 @@ fn validate_metadata(metadata: &Map<String, Value>) -> Result<(), ValidationErro
         path.push_str(key);
         walk(value, &mut path, 1)?;
     }
-    let len = canonical_json_object(metadata).len();
+    Ok(())
+}
+
+/// The canonical metadata (`len` bytes) must fit [`MAX_METADATA_LEN`].
+fn check_metadata_len(len: usize) -> Result<(), ValidationError> {
     if len > MAX_METADATA_LEN {
         return Err(ValidationError::TooLong {
             field: "metadata",

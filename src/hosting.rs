@@ -757,6 +757,16 @@ crate::actions! {
             en: "mail {target} from {sender} to {recipient} ({size} bytes, peer {peer_host} {ip}): {status}",
             de: "E-Mail {target} von {sender} an {recipient} ({size} Bytes, Gegenstelle {peer_host} {ip}): {status}",
         },
+        // Every other line of a queued message, sealed on its own: client,
+        // Message-ID, sender, size, removal. `queue_id` joins it to the
+        // message's deliveries.
+        MailQueue = "mail.queue" {
+            trail: "mail",
+            target: "message",
+            fields: ["queue_id", "text"],
+            en: "{actor} handled queued mail {queue_id}: {text}",
+            de: "{actor} hat die E-Mail {queue_id} in der Warteschlange bearbeitet: {text}",
+        },
 
         // Mailbox access over IMAP/POP (`mailbox`): time, IP, user, bytes; a
         // failed login (e.g. wrong password) as the failure reason.
@@ -834,6 +844,14 @@ crate::actions! {
             fields: ["bytes"],
             en: "{actor} downloaded {target} from {ip} ({bytes} bytes)",
             de: "{actor} hat {target} von {ip} heruntergeladen ({bytes} Bytes)",
+        },
+        // Every other line of an FTP session: connections, logouts, commands.
+        FtpSession = "ftp.session" {
+            trail: "ftp",
+            target: "ftp_account",
+            fields: ["text"],
+            en: "FTP session of {actor} ({ip}): {text}",
+            de: "FTP-Sitzung von {actor} ({ip}): {text}",
         },
     }
 }

@@ -15,6 +15,9 @@
 //! called `note`, or inside a `?debug` rendering of a whole struct, is not
 //! found, so record fields, not forms.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, RwLock};
 
 use serde_json::{Map, Value};
@@ -93,10 +96,50 @@ where
             registered.push(name);
         }
     }
+    // Verdicts remembered under the old list are void from now on.
+    REGISTERED_GENERATION.fetch_add(1, Ordering::Release);
+}
+
+/// Counts the changes of [`REGISTERED`], so that remembered verdicts are
+/// never older than the list they were judged by.
+static REGISTERED_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Most names whose verdict a thread remembers; beyond it the memory
+/// starts over, so odd names sent by clients cannot make it grow.
+const REMEMBERED_NAMES: usize = 256;
+
+thread_local! {
+    /// Verdicts on field names already judged, by generation: the same few
+    /// names (`status`, `bytes`, …) come with every event, and judging one
+    /// takes a normalized copy and a substring search per secret name.
+    static VERDICTS: RefCell<(u64, HashMap<String, bool>)> = RefCell::new((0, HashMap::new()));
 }
 
 /// Whether a field name marks a secret.
 pub fn is_secret_name(name: &str) -> bool {
+    let generation = REGISTERED_GENERATION.load(Ordering::Acquire);
+    let remembered = VERDICTS.with(|verdicts| {
+        let verdicts = verdicts.borrow();
+        (verdicts.0 == generation)
+            .then(|| verdicts.1.get(name).copied())
+            .flatten()
+    });
+    if let Some(verdict) = remembered {
+        return verdict;
+    }
+    let verdict = judge_name(name);
+    VERDICTS.with(|verdicts| {
+        let mut verdicts = verdicts.borrow_mut();
+        if verdicts.0 != generation || verdicts.1.len() >= REMEMBERED_NAMES {
+            verdicts.1.clear();
+            verdicts.0 = generation;
+        }
+        verdicts.1.insert(name.to_owned(), verdict);
+    });
+    verdict
+}
+
+fn judge_name(name: &str) -> bool {
     let name = normalize(name);
     if NORMALIZED_SECRET_NAMES
         .iter()
@@ -232,6 +275,17 @@ mod tests {
         assert!(is_secret_name("the_tannumberfortest_field"));
         // The separator-only name was ignored rather than marking everything.
         assert!(!is_secret_name("size_mb"));
+    }
+
+    #[test]
+    fn remembered_verdicts_stay_right_past_the_memory_bound() {
+        assert!(is_secret_name("db_password"));
+        for i in 0..3 * REMEMBERED_NAMES {
+            assert!(!is_secret_name(&format!("field_{i}")));
+        }
+        assert!(is_secret_name("db_password"));
+        assert!(!is_secret_name("field_0"));
+        VERDICTS.with(|verdicts| assert!(verdicts.borrow().1.len() <= REMEMBERED_NAMES));
     }
 
     fn base() -> crate::EventBuilder {

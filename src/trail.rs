@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::clock::{Clock, SystemClock};
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -102,6 +103,44 @@ impl Sealable {
     }
 }
 
+/// Events validated and turned into bodies with their commitments: the
+/// part of sealing that needs no chain position, done by the caller.
+pub(crate) struct PreparedBatch {
+    items: Vec<Sealable>,
+}
+
+impl PreparedBatch {
+    pub(crate) fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<Self> {
+        let items = with_salts(|salts| {
+            events
+                .into_iter()
+                .map(|event| {
+                    let body = event.to_checked_body(&mut &mut *salts)?;
+                    let commitment = body_commitment(&body);
+                    Ok(Sealable::event(body, commitment))
+                })
+                .collect::<Result<Vec<_>>>()
+        })??;
+        Ok(Self { items })
+    }
+}
+
+/// A batch handed to the writer; [`Committing::receipts`] waits for its
+/// commit.
+pub(crate) struct Committing {
+    receipts: oneshot::Receiver<Result<Vec<Receipt>>>,
+    trail: String,
+}
+
+impl Committing {
+    /// The receipts once the batch is committed; any error means none of
+    /// it is.
+    pub(crate) async fn receipts(self) -> Result<Vec<Receipt>> {
+        let trail = self.trail;
+        self.receipts.await.map_err(|_| Error::Closed { trail })?
+    }
+}
+
 struct Pending {
     item: Sealable,
     reply: oneshot::Sender<Result<Receipt>>,
@@ -111,6 +150,37 @@ struct Pending {
 struct PendingBatch {
     items: Vec<Sealable>,
     reply: oneshot::Sender<Result<Vec<Receipt>>>,
+}
+
+/// The callers waiting for one batch.
+enum Replies {
+    /// One caller per entry ([`Trail::record`]).
+    Each(Vec<oneshot::Sender<Result<Receipt>>>),
+    /// One caller for all entries ([`Trail::record_batch`]).
+    Together(oneshot::Sender<Result<Vec<Receipt>>>),
+}
+
+impl Replies {
+    fn send(self, result: Result<Vec<Receipt>>) {
+        // A caller that stopped waiting still has its entry stored.
+        match (self, result) {
+            (Replies::Each(replies), Ok(receipts)) => {
+                for (reply, receipt) in replies.into_iter().zip(receipts) {
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            // Fail closed: nothing of the batch was committed, and every
+            // caller learns it.
+            (Replies::Each(replies), Err(err)) => {
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+            (Replies::Together(reply), result) => {
+                let _ = reply.send(result);
+            }
+        }
+    }
 }
 
 enum Command {
@@ -178,6 +248,7 @@ impl TrailBuilder {
             head: None,
             max_conflicts: self.max_conflicts,
             max_batch: self.max_batch,
+            in_flight: None,
         };
         // Register the trail with the key before anything else, so the key
         // does not evolve past an epoch this trail has yet to seal.
@@ -251,8 +322,7 @@ impl Trail {
     /// went into is committed. `Ok` means it is durable in the store; any
     /// error means it is not in the trail.
     pub async fn record(&self, event: Event) -> Result<Receipt> {
-        event.validate()?;
-        let body = with_salts(|salts| event.to_body(&mut &mut *salts))?;
+        let body = with_salts(|salts| event.to_checked_body(&mut &mut *salts))??;
         let commitment = body_commitment(&body);
         let (reply, receipt) = oneshot::channel();
         let pending = Pending {
@@ -283,18 +353,29 @@ impl Trail {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let events = with_salts(|salts| {
-            events
-                .iter()
-                .map(|event| {
-                    event.validate()?;
-                    let body = event.to_body(&mut &mut *salts);
-                    let commitment = body_commitment(&body);
-                    Ok(Sealable::event(body, commitment))
-                })
-                .collect::<Result<Vec<_>>>()
-        })??;
-        self.commit_together(events).await
+        let batch = PreparedBatch::of(&events)?;
+        self.send_batch(batch).await?.receipts().await
+    }
+
+    /// Hands a prepared batch to the writer without waiting for its commit,
+    /// so that the caller can prepare the next one meanwhile. Batches are
+    /// committed in the order they are sent, each all or nothing, but one
+    /// failing does not stop the next: a batch that must not be committed
+    /// without its predecessor is sent only once that one's receipts are in.
+    pub(crate) async fn send_batch(&self, batch: PreparedBatch) -> Result<Committing> {
+        let (reply, receipts) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::RecordBatch(PendingBatch {
+                items: batch.items,
+                reply,
+            }))
+            .await
+            .map_err(|_| self.closed())?;
+        Ok(Committing {
+            receipts,
+            trail: self.name().to_owned(),
+        })
     }
 
     /// Appends one of the trail's own records (retention, redaction, legal
@@ -312,13 +393,10 @@ impl Trail {
     }
 
     async fn commit_together(&self, items: Vec<Sealable>) -> Result<Vec<Receipt>> {
-        let (reply, receipts) = oneshot::channel();
-        self.shared
-            .commands
-            .send(Command::RecordBatch(PendingBatch { items, reply }))
+        self.send_batch(PreparedBatch { items })
+            .await?
+            .receipts()
             .await
-            .map_err(|_| self.closed())?;
-        receipts.await.map_err(|_| self.closed())?
     }
 
     /// Seals every epoch that has ended, now rather than at the writer's
@@ -367,10 +445,35 @@ struct Writer {
     store: Arc<dyn Store>,
     key: Arc<SealingKey>,
     clock: Arc<dyn Clock>,
-    /// The head as of our last append or read; `None` means unknown.
+    /// The committed head as of our last append or read; `None` means
+    /// unknown. Never the head an append still in flight would leave.
     head: Option<Option<Head>>,
     max_conflicts: u32,
     max_batch: usize,
+    /// The batch being appended while the next one is sealed.
+    in_flight: Option<InFlight>,
+}
+
+/// What an append task hands back: the entries, and whether they are
+/// committed.
+type Appended = (Vec<Entry>, std::result::Result<(), StoreError>);
+
+/// A batch whose append runs on its own task, so that the writer can seal
+/// the next batch meanwhile (pipelining).
+struct InFlight {
+    append: JoinHandle<Appended>,
+    target_epoch: u64,
+    item_count: usize,
+    /// The head the append leaves if it commits.
+    head: Head,
+    replies: Replies,
+}
+
+/// What woke the writer up.
+enum Wake {
+    Command(Option<Command>),
+    Appended(std::result::Result<Appended, JoinError>),
+    Tick,
 }
 
 impl Writer {
@@ -378,21 +481,43 @@ impl Writer {
         let mut ticks = tokio::time::interval(seal_check_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                biased;
-                command = commands.recv() => {
-                    let Some(command) = command else { break };
+            let wake = match self.in_flight.as_mut() {
+                // With an append running, a new command is sealed while it
+                // runs; with none coming, its callers are answered as soon
+                // as it is done.
+                Some(in_flight) => tokio::select! {
+                    biased;
+                    command = commands.recv() => Wake::Command(command),
+                    joined = &mut in_flight.append => Wake::Appended(joined),
+                },
+                None => tokio::select! {
+                    biased;
+                    command = commands.recv() => Wake::Command(command),
+                    _ = ticks.tick() => Wake::Tick,
+                },
+            };
+            match wake {
+                Wake::Command(Some(command)) => {
                     if self.handle(command, &mut commands).await.is_break() {
                         break;
                     }
                 }
-                _ = ticks.tick() => {
+                Wake::Command(None) => break,
+                Wake::Appended(joined) => {
+                    if let Some(in_flight) = self.in_flight.take() {
+                        self.settle(in_flight, joined).await;
+                    }
+                }
+                Wake::Tick => {
                     if let Err(err) = self.commit(Vec::new()).await {
                         tracing::warn!(trail = %self.name, error = %err, "sealing finished epochs failed; will retry");
                     }
                 }
             }
         }
+        // Every handle is gone or shutdown was asked: what was accepted is
+        // still committed and answered.
+        self.finish_in_flight().await;
     }
 
     async fn handle(
@@ -428,14 +553,19 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
-                self.commit_batch(batch).await;
+                let (items, replies): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .map(|pending| (pending.item, pending.reply))
+                    .unzip();
+                self.submit(items, Replies::Each(replies)).await;
                 match control {
                     Some(command) => Box::pin(self.handle(command, commands)).await,
                     None => std::ops::ControlFlow::Continue(()),
                 }
             }
             Command::RecordBatch(batch) => {
-                let _ = batch.reply.send(self.commit(batch.items).await);
+                self.submit(batch.items, Replies::Together(batch.reply))
+                    .await;
                 std::ops::ControlFlow::Continue(())
             }
             Command::SealFinishedEpochs(reply) => {
@@ -443,30 +573,160 @@ impl Writer {
                 std::ops::ControlFlow::Continue(())
             }
             Command::Shutdown(reply) => {
+                self.finish_in_flight().await;
                 let _ = reply.send(Ok(()));
                 std::ops::ControlFlow::Break(())
             }
         }
     }
 
-    async fn commit_batch(&mut self, batch: Vec<Pending>) {
-        let (items, replies): (Vec<_>, Vec<_>) = batch
-            .into_iter()
-            .map(|pending| (pending.item, pending.reply))
-            .unzip();
-        match self.commit(items).await {
-            Ok(receipts) => {
-                for (reply, receipt) in replies.into_iter().zip(receipts) {
-                    // A caller that stopped waiting still has its event stored.
-                    let _ = reply.send(Ok(receipt));
+    /// Seals `items` and starts their append; the callers are answered when
+    /// it is done. While the previous batch is still being appended, `items`
+    /// are sealed after the head it will leave, and that plan is used only
+    /// if the previous batch committed exactly as planned: after a failure
+    /// or a conflict it is re-planned on the head actually stored, never
+    /// appended after a head that does not exist.
+    async fn submit(&mut self, items: Vec<Sealable>, replies: Replies) {
+        let planned = match self.in_flight.take() {
+            Some(mut in_flight) => {
+                let ahead = self.plan_ahead(&in_flight.head, items);
+                let joined = (&mut in_flight.append).await;
+                let held = self.settle(in_flight, joined).await;
+                match ahead {
+                    Ok(Ok(plan)) if held => Ok(Some(plan)),
+                    Ok(Ok(stale)) => self.plan_on_stored_head(stale.into_items()).await,
+                    Ok(Err(items)) => self.plan_on_stored_head(items).await,
+                    Err(err) => Err(err),
                 }
             }
+            None => self.plan_on_stored_head(items).await,
+        };
+        match planned {
+            Ok(Some(plan)) => self.start_append(plan, replies),
+            Ok(None) => replies.send(Ok(Vec::new())),
+            Err(err) => replies.send(Err(err)),
+        }
+    }
+
+    /// Seals `items` after `head`, an append still in flight, if that needs
+    /// nothing from the store: no epoch seal (whose body counts the stored
+    /// entries of its epoch). Otherwise hands the items back.
+    fn plan_ahead(
+        &self,
+        head: &Head,
+        items: Vec<Sealable>,
+    ) -> Result<std::result::Result<Plan, Vec<Sealable>>> {
+        let NextPosition {
+            time,
+            epoch: target,
+        } = next_position(&self.key, self.clock.now(), Some(*head))?;
+        if target > first_unsealed_epoch(head) {
+            return Ok(Err(items));
+        }
+        let keys = self.key.epoch_keys(target, target)?;
+        let mut chain = ChainCursor::after(&self.name, self.key.key_id(), Some(*head), items.len());
+        let Some(key) = keys.last() else {
+            return Err(KeyError::EpochGone {
+                requested: target,
+                held: self.key.epoch(),
+            }
+            .into());
+        };
+        chain.push_all(key, time, items);
+        Ok(Ok(chain.finish(Some(head.seq), target)))
+    }
+
+    async fn plan_on_stored_head(&mut self, items: Vec<Sealable>) -> Result<Option<Plan>> {
+        let head = self.read_head().await?;
+        self.plan(head, items).await
+    }
+
+    fn start_append(&mut self, plan: Plan, replies: Replies) {
+        let Some(head) = plan.entries.last().map(Entry::head) else {
+            replies.send(Ok(Vec::new()));
+            return;
+        };
+        let Plan {
+            entries,
+            target_epoch,
+            after,
+            item_count,
+        } = plan;
+        let (store, name) = (self.store.clone(), self.name.clone());
+        let append = tokio::spawn(async move {
+            let result = store.append(&name, after, &entries).await;
+            (entries, result)
+        });
+        self.in_flight = Some(InFlight {
+            append,
+            target_epoch,
+            item_count,
+            head,
+            replies,
+        });
+    }
+
+    /// Waits for the append in flight, if any, and answers its callers.
+    async fn finish_in_flight(&mut self) {
+        if let Some(mut in_flight) = self.in_flight.take() {
+            let joined = (&mut in_flight.append).await;
+            self.settle(in_flight, joined).await;
+        }
+    }
+
+    /// Answers the callers of a finished append; a conflicting one is
+    /// re-planned on the stored head and retried first. True if it
+    /// committed as planned, so that its head is the trail's head now.
+    async fn settle(
+        &mut self,
+        in_flight: InFlight,
+        joined: std::result::Result<Appended, JoinError>,
+    ) -> bool {
+        let InFlight {
+            target_epoch,
+            item_count,
+            replies,
+            ..
+        } = in_flight;
+        let (entries, result) = match joined {
+            Ok(appended) => appended,
             Err(err) => {
-                // Fail closed: nothing of this batch was committed, and every
-                // caller learns it.
-                for reply in replies {
-                    let _ = reply.send(Err(err.clone()));
+                self.head = None;
+                if err.is_panic() {
+                    // As if the store had panicked on the writer's task.
+                    std::panic::resume_unwind(err.into_panic());
                 }
+                // Cancelled: the runtime is shutting down.
+                replies.send(Err(Error::Closed {
+                    trail: self.name.to_string(),
+                }));
+                return false;
+            }
+        };
+        let plan = Plan {
+            entries,
+            target_epoch,
+            after: None,
+            item_count,
+        };
+        match result {
+            Ok(()) => {
+                let receipts = self.committed(plan);
+                replies.send(Ok(receipts));
+                true
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let result = match self.conflicted(1) {
+                    Ok(()) => self.commit_after_conflicts(plan.into_items(), 1).await,
+                    Err(err) => Err(err),
+                };
+                replies.send(result);
+                false
+            }
+            Err(err) => {
+                self.head = None;
+                replies.send(Err(err.into()));
+                false
             }
         }
     }
@@ -488,27 +748,34 @@ impl Writer {
             .ok_or(KeyError::BeforeGenesis)?)
     }
 
-    /// Seals finished epochs and the given events and appends them in one
-    /// atomic batch, retrying on conflicts with other writers.
-    async fn commit(&mut self, events: Vec<Sealable>) -> Result<Vec<Receipt>> {
-        let mut conflicts = 0;
+    /// Seals finished epochs and the given items and appends them in one
+    /// atomic batch, retrying on conflicts with other writers; waits for
+    /// any append in flight first.
+    async fn commit(&mut self, items: Vec<Sealable>) -> Result<Vec<Receipt>> {
+        self.finish_in_flight().await;
+        self.commit_after_conflicts(items, 0).await
+    }
+
+    async fn commit_after_conflicts(
+        &mut self,
+        mut items: Vec<Sealable>,
+        mut conflicts: u32,
+    ) -> Result<Vec<Receipt>> {
         loop {
             let head = self.read_head().await?;
-            let Some(plan) = self.plan(head, &events).await? else {
+            let Some(plan) = self.plan(head, items).await? else {
                 return Ok(Vec::new());
             };
-            let after = head.map(|head| head.seq);
-            match self.store.append(&self.name, after, &plan.entries).await {
-                Ok(()) => return Ok(self.committed(plan, events.len())),
+            match self
+                .store
+                .append(&self.name, plan.after, &plan.entries)
+                .await
+            {
+                Ok(()) => return Ok(self.committed(plan)),
                 Err(StoreError::Conflict { .. }) => {
                     conflicts += 1;
-                    self.head = None;
-                    if conflicts >= self.max_conflicts {
-                        return Err(Error::Contention {
-                            trail: self.name.to_string(),
-                            attempts: conflicts,
-                        });
-                    }
+                    self.conflicted(conflicts)?;
+                    items = plan.into_items();
                     tokio::task::yield_now().await;
                 }
                 Err(err) => {
@@ -519,7 +786,20 @@ impl Writer {
         }
     }
 
-    fn committed(&mut self, plan: Plan, event_count: usize) -> Vec<Receipt> {
+    /// Another writer advanced the trail: forget the head, and give up after
+    /// too many conflicts in a row.
+    fn conflicted(&mut self, conflicts: u32) -> Result<()> {
+        self.head = None;
+        if conflicts >= self.max_conflicts {
+            return Err(Error::Contention {
+                trail: self.name.to_string(),
+                attempts: conflicts,
+            });
+        }
+        Ok(())
+    }
+
+    fn committed(&mut self, plan: Plan) -> Vec<Receipt> {
         if let Some(last) = plan.entries.last() {
             self.head = Some(Some(last.head()));
         }
@@ -528,17 +808,17 @@ impl Writer {
             // lags, which weakens forward security until the next success.
             tracing::error!(trail = %self.name, error = %err, "could not evolve the sealing key");
         }
-        plan.receipts(&self.name, event_count)
+        plan.receipts(&self.name)
     }
 
     /// What to append after `head`; see [`plan_append`].
-    async fn plan(&self, head: Option<Head>, events: &[Sealable]) -> Result<Option<Plan>> {
+    async fn plan(&self, head: Option<Head>, items: Vec<Sealable>) -> Result<Option<Plan>> {
         let next = next_position(&self.key, self.clock.now(), head)?;
         let summary = match summary_epoch(&self.key, head, next.epoch) {
             Some(epoch) => self.store.epoch_summary(&self.name, epoch).await?,
             None => EpochSummary::default(),
         };
-        plan_append(&self.name, &self.key, next, head, events, &summary)
+        plan_append(&self.name, &self.key, next, head, items, &summary)
     }
 }
 
@@ -582,8 +862,9 @@ pub(crate) fn summary_epoch(key: &SealingKey, head: Option<Head>, target: u64) -
 }
 
 /// What to append after `head`: a genesis entry for a new trail, seals for
-/// every finished epoch, then the events. `None` if there is nothing to
-/// append. `summary` is that of [`summary_epoch`] (empty when it is `None`).
+/// every finished epoch, then the items (moved into the entries, not
+/// copied). `None` if there is nothing to append. `summary` is that of
+/// [`summary_epoch`] (empty when it is `None`).
 ///
 /// Shared by the group-commit writer and by recording inside a caller's
 /// transaction, so both seal a trail the same way.
@@ -592,7 +873,7 @@ pub(crate) fn plan_append(
     key: &SealingKey,
     next: NextPosition,
     head: Option<Head>,
-    events: &[Sealable],
+    items: Vec<Sealable>,
     summary: &EpochSummary,
 ) -> Result<Option<Plan>> {
     let NextPosition {
@@ -600,7 +881,7 @@ pub(crate) fn plan_append(
         epoch: target,
     } = next;
     let first_unsealed = head.as_ref().map_or(target, first_unsealed_epoch);
-    if events.is_empty() && (head.is_none() || first_unsealed >= target) {
+    if items.is_empty() && (head.is_none() || first_unsealed >= target) {
         return Ok(None);
     }
     let held = key.epoch();
@@ -612,24 +893,20 @@ pub(crate) fn plan_append(
         );
     }
     let keys = key.epoch_keys(first_unsealed.max(held).min(target), target)?;
-
-    let mut chain = ChainCursor {
-        trail,
-        key_id: key.key_id(),
-        next_seq: head.map_or(0, |head| head.seq + 1),
-        prev_mac: head.map_or_else(|| genesis_prev_mac(trail), |head| head.mac),
-        entries: Vec::with_capacity(events.len() + keys.len() + 1),
+    let Some((event_key, seal_keys)) = keys.split_last() else {
+        return Err(KeyError::EpochGone {
+            requested: target,
+            held,
+        }
+        .into());
     };
+
+    let mut chain = ChainCursor::after(trail, key.key_id(), head, items.len() + keys.len());
     if head.is_none() {
-        chain.push(
-            &keys[keys.len() - 1],
-            time,
-            EntryKind::Genesis,
-            genesis_body(trail, key),
-            None,
-        );
+        let body = genesis_body(trail, key);
+        chain.push(event_key, time, EntryKind::Genesis, body, None);
     }
-    for epoch_key in &keys[..keys.len() - 1] {
+    for epoch_key in seal_keys {
         let summary = match summary_epoch(key, head, target) {
             Some(epoch) if epoch == epoch_key.epoch() => *summary,
             _ => EpochSummary::default(),
@@ -638,20 +915,8 @@ pub(crate) fn plan_append(
         let body = seal_body(epoch_key.epoch(), &summary, last_seq, &chain.prev_mac);
         chain.push(epoch_key, time, EntryKind::EpochSeal, body, None);
     }
-    let event_key = &keys[keys.len() - 1];
-    for item in events {
-        chain.push(
-            event_key,
-            time,
-            item.kind,
-            item.body.clone(),
-            Some(item.commitment),
-        );
-    }
-    Ok(Some(Plan {
-        entries: chain.entries,
-        target_epoch: target,
-    }))
+    chain.push_all(event_key, time, items);
+    Ok(Some(chain.finish(head.map(|head| head.seq), target)))
 }
 
 fn genesis_body(trail: &str, key: &SealingKey) -> Body {
@@ -671,22 +936,42 @@ fn genesis_body(trail: &str, key: &SealingKey) -> Body {
     body
 }
 
+/// Sealed entries ready to append: genesis and epoch seals, then the
+/// callers' items.
 pub(crate) struct Plan {
     pub(crate) entries: Vec<Entry>,
     pub(crate) target_epoch: u64,
+    /// The seq of the head they were sealed after.
+    pub(crate) after: Option<u64>,
+    /// How many of the entries, at the end, are the callers' items.
+    item_count: usize,
 }
 
 impl Plan {
-    /// Receipts for the last `event_count` entries: the events.
-    pub(crate) fn receipts(&self, trail: &Arc<str>, event_count: usize) -> Vec<Receipt> {
-        let first_event = self.entries.len().saturating_sub(event_count);
-        self.entries[first_event..]
+    /// Receipts for the callers' items, the last entries.
+    pub(crate) fn receipts(&self, trail: &Arc<str>) -> Vec<Receipt> {
+        let first_item = self.entries.len().saturating_sub(self.item_count);
+        self.entries[first_item..]
             .iter()
             .map(|entry| Receipt {
                 trail: trail.clone(),
                 seq: entry.seq,
                 recorded_at: entry.recorded_at,
                 mac: entry.mac,
+            })
+            .collect()
+    }
+
+    /// The callers' items back, to seal again on another head; their bodies
+    /// and commitments are moved, not copied.
+    fn into_items(mut self) -> Vec<Sealable> {
+        let first_item = self.entries.len().saturating_sub(self.item_count);
+        self.entries
+            .drain(first_item..)
+            .map(|entry| Sealable {
+                kind: entry.kind,
+                body: entry.body,
+                commitment: entry.body_commitment,
             })
             .collect()
     }
@@ -699,9 +984,21 @@ struct ChainCursor<'a> {
     next_seq: u64,
     prev_mac: Mac,
     entries: Vec<Entry>,
+    item_count: usize,
 }
 
-impl ChainCursor<'_> {
+impl<'a> ChainCursor<'a> {
+    fn after(trail: &'a str, key_id: &'a str, head: Option<Head>, capacity: usize) -> Self {
+        Self {
+            trail,
+            key_id,
+            next_seq: head.map_or(0, |head| head.seq + 1),
+            prev_mac: head.map_or_else(|| genesis_prev_mac(trail), |head| head.mac),
+            entries: Vec::with_capacity(capacity),
+            item_count: 0,
+        }
+    }
+
     fn push(
         &mut self,
         key: &EpochKey,
@@ -725,5 +1022,22 @@ impl ChainCursor<'_> {
         self.next_seq += 1;
         self.prev_mac = entry.mac;
         self.entries.push(entry);
+    }
+
+    /// The callers' items, last in the plan.
+    fn push_all(&mut self, key: &EpochKey, time: DateTime<Utc>, items: Vec<Sealable>) {
+        self.item_count = items.len();
+        for item in items {
+            self.push(key, time, item.kind, item.body, Some(item.commitment));
+        }
+    }
+
+    fn finish(self, after: Option<u64>, target_epoch: u64) -> Plan {
+        Plan {
+            entries: self.entries,
+            target_epoch,
+            after,
+            item_count: self.item_count,
+        }
     }
 }

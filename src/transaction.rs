@@ -83,10 +83,9 @@ impl TransactionRecorder {
         link: &mut L,
         event: &Event,
     ) -> Result<Receipt> {
-        event.validate()?;
-        let body = with_salts(|salts| event.to_body(&mut &mut *salts))?;
+        let body = with_salts(|salts| event.to_checked_body(&mut &mut *salts))??;
         let commitment = body_commitment(&body);
-        let events = [Sealable::event(body, commitment)];
+        let events = vec![Sealable::event(body, commitment)];
         let nothing_planned = || StoreError::InvalidBatch {
             trail: self.trail.to_string(),
             reason: "an event planned no entry".to_owned(),
@@ -114,12 +113,12 @@ impl TransactionRecorder {
             Some(epoch) => link.epoch_summary(&self.trail, epoch).await?,
             None => EpochSummary::default(),
         };
-        let plan = plan_append(&self.trail, &self.key, next, head, &events, &summary)?
+        let plan = plan_append(&self.trail, &self.key, next, head, events, &summary)?
             .ok_or_else(nothing_planned)?;
         link.insert(&self.trail, head.map(|head| head.seq), &plan.entries)
             .await?;
         Ok(plan
-            .receipts(&self.trail, 1)
+            .receipts(&self.trail)
             .pop()
             .ok_or_else(nothing_planned)?)
     }

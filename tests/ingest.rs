@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 use trailseal::ingest::{Follower, LogFormat, ParseOptions, UNPARSED_ACTION};
-use trailseal::{Entry, MemoryStore, SealingKey, Store, Trail, Verifier};
+use trailseal::{Entry, Language, MemoryStore, SealingKey, Store, Trail, Verifier, render};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -210,6 +210,16 @@ async fn postfix_lines_are_correlated_by_queue_id() {
     // After "removed" the queue id is forgotten; a local delivery of
     // another message still parses.
     assert_eq!(metadata(&events[9])["peer_host"], "local");
+    // The other lines of a queued message read as sentences of their own.
+    assert_eq!(
+        render(&events[6], Language::English),
+        "postfix handled queued mail 4BkQ3x0ZzFz9sWQ: removed"
+    );
+    assert_eq!(
+        render(&events[0], Language::German),
+        "postfix hat die E-Mail 4BkQ3x0ZzFz9sWQ in der Warteschlange bearbeitet: \
+         client=mail.example.org[198.51.100.7]"
+    );
 }
 
 #[tokio::test]
@@ -293,6 +303,14 @@ async fn ftp_logins_and_transfers() {
     assert_eq!(metadata(&events[2])["bytes"], 1432);
     assert_eq!(events[4].value("outcome"), Some("failure"));
     assert_eq!(events[4].value("context.ip"), Some("198.51.100.66"));
+    assert_eq!(
+        render(&events[0], Language::English),
+        "FTP session of unknown (203.0.113.5): New connection from 203.0.113.5"
+    );
+    assert_eq!(
+        render(&events[5], Language::German),
+        "FTP-Sitzung von web42 (203.0.113.5): Logout."
+    );
 
     let (_setup, events) = seal_fixture("vsftpd.log", LogFormat::Vsftpd, 0).await;
     let actions: Vec<_> = events.iter().map(|e| e.value("action").unwrap()).collect();
@@ -423,5 +441,135 @@ async fn a_restart_resumes_exactly_where_it_stopped() {
     assert_eq!(follower.poll().await.unwrap(), 4);
     assert_eq!(follower.poll().await.unwrap(), 0);
     assert_eq!(numbers(&setup).await, (0..16).collect::<Vec<u64>>());
+    setup.assert_intact("web").await;
+}
+
+/// A MemoryStore whose `fail_at`-th append fails.
+#[derive(Clone)]
+struct FailingAppend {
+    inner: MemoryStore,
+    appends: Arc<std::sync::atomic::AtomicUsize>,
+    fail_at: usize,
+}
+
+#[async_trait::async_trait]
+impl Store for FailingAppend {
+    async fn head(&self, trail: &str) -> Result<Option<trailseal::Head>, trailseal::StoreError> {
+        self.inner.head(trail).await
+    }
+    async fn append(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), trailseal::StoreError> {
+        let count = 1 + self
+            .appends
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if count == self.fail_at {
+            return Err(trailseal::StoreError::Database("disk full".into()));
+        }
+        self.inner.append(trail, after, entries).await
+    }
+    async fn epoch_summary(
+        &self,
+        trail: &str,
+        epoch: u64,
+    ) -> Result<trailseal::EpochSummary, trailseal::StoreError> {
+        self.inner.epoch_summary(trail, epoch).await
+    }
+    fn scan<'a>(&'a self, trail: &'a str, from: u64) -> trailseal::EntryStream<'a> {
+        self.inner.scan(trail, from)
+    }
+    async fn trails(&self) -> Result<Vec<String>, trailseal::StoreError> {
+        self.inner.trails().await
+    }
+    async fn delete_events(
+        &self,
+        trail: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<u64, trailseal::StoreError> {
+        self.inner.delete_events(trail, first, last).await
+    }
+    async fn erase_fields(
+        &self,
+        trail: &str,
+        erasures: &[trailseal::Erasure],
+    ) -> Result<u64, trailseal::StoreError> {
+        self.inner.erase_fields(trail, erasures).await
+    }
+    async fn restrict(
+        &self,
+        trail: &str,
+        seqs: &[u64],
+        restricted: bool,
+    ) -> Result<u64, trailseal::StoreError> {
+        self.inner.restrict(trail, seqs, restricted).await
+    }
+    async fn put_snapshot(
+        &self,
+        snapshot: &trailseal::retention::Snapshot,
+    ) -> Result<(), trailseal::StoreError> {
+        self.inner.put_snapshot(snapshot).await
+    }
+    async fn snapshot(
+        &self,
+        trail: &str,
+        name: &str,
+        upto_seq: Option<u64>,
+    ) -> Result<Option<trailseal::retention::Snapshot>, trailseal::StoreError> {
+        self.inner.snapshot(trail, name, upto_seq).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_batch_stops_the_follower_at_the_last_committed_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    append(&path, 0..20);
+    let setup = Setup::new();
+    // Genesis with the first batch, the second batch, then the third fails
+    // while the fourth is already read.
+    let failing = FailingAppend {
+        inner: setup.store.clone(),
+        appends: Arc::default(),
+        fail_at: 3,
+    };
+    let trail = Trail::open("web", Arc::new(failing), setup.key.clone())
+        .await
+        .unwrap();
+    let mut follower = Follower::builder(
+        trail.clone(),
+        Arc::new(setup.store.clone()),
+        &path,
+        LogFormat::WebAccess,
+    )
+    .source("test-source")
+    .options(options())
+    .batch_lines(4)
+    .start()
+    .await
+    .unwrap();
+
+    let err = follower.poll().await.unwrap_err();
+    assert!(
+        matches!(err, trailseal::ingest::IngestError::Record { .. }),
+        "{err}"
+    );
+    assert_eq!(numbers(&setup).await, (0..8).collect::<Vec<u64>>());
+    assert_eq!(follower.stats().lines, 8, "counts follow the commits");
+    let position = follower.position().unwrap();
+    let eight_lines: u64 = std::fs::read(&path)
+        .unwrap()
+        .split_inclusive(|&b| b == b'\n')
+        .take(8)
+        .map(|line| line.len() as u64)
+        .sum();
+    assert_eq!(position.offset, eight_lines);
+
+    // The next poll continues right after the last committed line.
+    assert_eq!(follower.poll().await.unwrap(), 12);
+    assert_eq!(numbers(&setup).await, (0..20).collect::<Vec<u64>>());
     setup.assert_intact("web").await;
 }

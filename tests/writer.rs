@@ -112,7 +112,8 @@ async fn full_queue_is_a_typed_backpressure_error() {
         .await
         .unwrap();
     // Hold every append back: the writer takes one event and blocks in the
-    // store, two more wait in the queue, the next one is refused at once.
+    // store, takes the next to seal while that append runs, two more wait
+    // in the queue, the next one is refused at once.
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
     let spawn = |i| {
         let trail = trail.clone();
@@ -122,7 +123,9 @@ async fn full_queue_is_a_typed_backpressure_error() {
     let mut waiting = vec![spawn(0)];
     pause().await;
     waiting.push(spawn(1));
+    pause().await;
     waiting.push(spawn(2));
+    waiting.push(spawn(3));
     pause().await;
     let refused = trail.record(sample_event(9)).await.unwrap_err();
     assert!(
@@ -133,8 +136,8 @@ async fn full_queue_is_a_typed_backpressure_error() {
     for call in waiting {
         call.await.unwrap().unwrap();
     }
-    // Genesis + the three accepted events; the refused one is not there.
-    assert_eq!(store.inner.dump(TRAIL).len(), 4);
+    // Genesis + the four accepted events; the refused one is not there.
+    assert_eq!(store.inner.dump(TRAIL).len(), 5);
 }
 
 #[tokio::test]
@@ -180,6 +183,105 @@ async fn failed_append_fails_every_event_of_the_batch_and_stores_none() {
         .await
         .unwrap();
     assert!(report.is_intact(), "{report}");
+}
+
+/// Waits until the writer took what was sent (it is blocked in the store).
+async fn pause() {
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn a_batch_sealed_behind_a_failing_append_is_sealed_again_on_the_stored_head() {
+    let store = Controlled::open();
+    let (sealing, verification) = keys();
+    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
+        .await
+        .unwrap();
+    trail.record(sample_event(0)).await.unwrap();
+
+    // The first batch blocks in the store; the writer seals the second
+    // after the head the first would leave, while waiting for it.
+    let held = store.gate.acquire_many(1_000_000).await.unwrap();
+    let record = |i| {
+        let trail = trail.clone();
+        tokio::spawn(async move { trail.record(sample_event(i)).await })
+    };
+    let failing = record(1);
+    pause().await;
+    let behind = record(2);
+    pause().await;
+    let appends_before = store.appends.load(Ordering::SeqCst);
+    store.fail_next.store(true, Ordering::SeqCst);
+    drop(held);
+
+    let err = failing.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err}");
+    let receipt = behind.await.unwrap().unwrap();
+    assert_eq!(receipt.seq, 2, "sealed again right after the stored head");
+    assert_eq!(
+        store.appends.load(Ordering::SeqCst) - appends_before,
+        2,
+        "the failed append and one append of the second batch: never one on the head that was not stored"
+    );
+    assert_eq!(store.inner.dump(TRAIL).len(), 3);
+    let report = Verifier::new(verification)
+        .verify_trail(&store.inner, TRAIL)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+}
+
+#[tokio::test]
+async fn a_conflict_under_an_append_in_flight_reseals_both_batches_on_the_new_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first_key, _) =
+        SealingKey::create_files(dir.path(), "k1", start_time(), EPOCH_SECONDS).unwrap();
+    let copy = dir.path().join("copy.key");
+    std::fs::copy(dir.path().join("sealing.key"), &copy).unwrap();
+    let second_key = SealingKey::open(&copy).unwrap();
+    let verification =
+        trailseal::VerificationKey::load(dir.path().join("verification.key")).unwrap();
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let store = Controlled::open();
+    let first = Trail::builder(TRAIL, Arc::new(store.clone()), Arc::new(first_key))
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    first.record(sample_event(0)).await.unwrap();
+    let second = Trail::builder(TRAIL, Arc::new(store.inner.clone()), Arc::new(second_key))
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+
+    let held = store.gate.acquire_many(1_000_000).await.unwrap();
+    let record = |i| {
+        let trail = first.clone();
+        tokio::spawn(async move { trail.record(sample_event(i)).await })
+    };
+    let in_flight = record(1);
+    pause().await;
+    let behind = record(2);
+    pause().await;
+    // Another process takes the seq the first batch was sealed for.
+    assert_eq!(second.record(sample_event(3)).await.unwrap().seq, 2);
+    let appends_before = store.appends.load(Ordering::SeqCst);
+    drop(held);
+
+    assert_eq!(in_flight.await.unwrap().unwrap().seq, 3);
+    assert_eq!(behind.await.unwrap().unwrap().seq, 4);
+    assert_eq!(
+        store.appends.load(Ordering::SeqCst) - appends_before,
+        3,
+        "the conflicting append, its retry and one append of the second batch"
+    );
+    let report = Verifier::new(verification)
+        .verify_trail(&store.inner, TRAIL)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, 5);
 }
 
 #[tokio::test]
@@ -304,6 +406,30 @@ async fn invalid_events_are_refused_before_queueing() {
         ),
         "{err}"
     );
+    // Metadata too long once canonical: refused alone and in a batch.
+    let mut oversized = sample_event(1);
+    oversized.metadata.insert(
+        "note".into(),
+        serde_json::Value::String("x".repeat(trailseal::MAX_METADATA_LEN)),
+    );
+    for err in [
+        trail.record(oversized.clone()).await.unwrap_err(),
+        trail
+            .record_batch(vec![sample_event(2), oversized])
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                Error::Invalid(trailseal::ValidationError::TooLong {
+                    field: "metadata",
+                    ..
+                })
+            ),
+            "{err}"
+        );
+    }
     assert!(
         store.dump(TRAIL).is_empty(),
         "nothing written, not even a genesis"

@@ -35,7 +35,7 @@ use super::{IngestError, IngestStats, LogFormat, MAX_LINE_LEN};
 use crate::entry::EntryKind;
 use crate::event::Event;
 use crate::store::{Query, Store};
-use crate::trail::Trail;
+use crate::trail::{Committing, PreparedBatch, Trail};
 
 /// Default number of lines committed per batch.
 const DEFAULT_BATCH_LINES: usize = 1000;
@@ -155,6 +155,7 @@ impl FollowerBuilder {
             stats: IngestStats::default(),
             pending: IngestStats::default(),
             batch_lines: self.batch_lines,
+            in_flight: None,
         })
     }
 }
@@ -206,6 +207,22 @@ struct Reader {
     offset: u64,
 }
 
+/// A batch handed to the trail whose commit is not confirmed yet.
+struct InFlight {
+    committing: Committing,
+    /// Where the file is sealed up to once it is committed.
+    end: Option<Position>,
+    lines: u64,
+    stats: IngestStats,
+}
+
+/// What a prepared batch will be, once sent.
+struct InFlightParts {
+    end: Option<Position>,
+    lines: u64,
+    stats: IngestStats,
+}
+
 /// Seals the lines of one log file as they are written. See the module
 /// docs for rotation and restart.
 pub struct Follower {
@@ -223,6 +240,8 @@ pub struct Follower {
     /// Counts of the lines read but not yet committed.
     pending: IngestStats,
     batch_lines: usize,
+    /// The batch being committed while the next one is read.
+    in_flight: Option<InFlight>,
 }
 
 impl std::fmt::Debug for Follower {
@@ -405,16 +424,28 @@ impl Follower {
             .map(|entry| entry.path())
     }
 
-    /// Reads and seals complete lines until the end of the file.
+    /// Reads and seals complete lines until the end of the file. The next
+    /// batch is read, parsed and prepared while the previous one commits;
+    /// it is handed to the trail only once the previous one is committed,
+    /// so a failed batch is never followed by a committed later one.
     async fn drain(&mut self) -> Result<u64, IngestError> {
         let mut sealed = 0;
-        let mut events = Vec::with_capacity(self.batch_lines);
         loop {
-            let at_end = self.read_lines(&mut events)?;
-            if !events.is_empty() {
-                sealed += self.commit(&mut events).await?;
+            let mut events = Vec::with_capacity(self.batch_lines);
+            let read = self.read_lines(&mut events);
+            let prepared = match read {
+                Ok(_) if !events.is_empty() => Some(self.prepare(&events)),
+                _ => None,
+            };
+            // Whatever happened meanwhile, the previous batch's outcome is
+            // learnt first, so that the position states what is committed.
+            sealed += self.settle().await?;
+            let at_end = read?;
+            if let Some(prepared) = prepared {
+                self.send(prepared?).await?;
             }
             if at_end {
+                sealed += self.settle().await?;
                 return Ok(sealed);
             }
         }
@@ -488,27 +519,67 @@ impl Follower {
         }
     }
 
-    /// Commits a batch; the position and counts advance only on success.
-    async fn commit(&mut self, events: &mut Vec<(Event, u64)>) -> Result<u64, IngestError> {
+    /// Validates the batch's events and computes their commitments; takes
+    /// the batch's counts and the position it ends at.
+    fn prepare(
+        &mut self,
+        events: &[(Event, u64)],
+    ) -> Result<(PreparedBatch, InFlightParts), IngestError> {
+        let prepared = PreparedBatch::of(events.iter().map(|(event, _)| event))
+            .map_err(|source| self.record_error(source))?;
+        let file = self.reader.as_ref().map(|reader| reader.id);
         let end = events.last().map(|(_, end)| *end);
-        let batch: Vec<Event> = events.drain(..).map(|(event, _)| event).collect();
-        let count = batch.len() as u64;
-        let pending = std::mem::take(&mut self.pending);
-        self.trail
-            .record_batch(batch)
+        let parts = InFlightParts {
+            end: file
+                .zip(end)
+                .map(|(file, offset)| Position { file, offset }),
+            lines: events.len() as u64,
+            stats: std::mem::take(&mut self.pending),
+        };
+        Ok((prepared, parts))
+    }
+
+    async fn send(
+        &mut self,
+        (batch, parts): (PreparedBatch, InFlightParts),
+    ) -> Result<(), IngestError> {
+        let committing = self
+            .trail
+            .send_batch(batch)
             .await
-            .map_err(|source| IngestError::Record {
-                path: self.path.display().to_string(),
-                source,
-            })?;
-        self.stats.merge(&pending);
-        if let (Some(end), Some(reader)) = (end, self.reader.as_ref()) {
-            self.committed = Some(Position {
-                file: reader.id,
-                offset: end,
-            });
+            .map_err(|source| self.record_error(source))?;
+        self.in_flight = Some(InFlight {
+            committing,
+            end: parts.end,
+            lines: parts.lines,
+            stats: parts.stats,
+        });
+        Ok(())
+    }
+
+    /// Waits for the batch in flight; the position and counts advance only
+    /// when it is committed.
+    async fn settle(&mut self) -> Result<u64, IngestError> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(0);
+        };
+        in_flight
+            .committing
+            .receipts()
+            .await
+            .map_err(|source| self.record_error(source))?;
+        self.stats.merge(&in_flight.stats);
+        if let Some(end) = in_flight.end {
+            self.committed = Some(end);
         }
-        Ok(count)
+        Ok(in_flight.lines)
+    }
+
+    fn record_error(&self, source: crate::Error) -> IngestError {
+        IngestError::Record {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     /// Seals a last line without a line break (the file was rotated away).
@@ -521,6 +592,8 @@ impl Follower {
         }
         let (id, offset) = (reader.id, reader.offset);
         let event = self.parser_event(self.line_len, id, offset, 0);
-        self.commit(&mut vec![event]).await
+        let prepared = self.prepare(&[event])?;
+        self.send(prepared).await?;
+        self.settle().await
     }
 }

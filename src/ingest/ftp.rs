@@ -79,7 +79,7 @@ pub(super) fn parse_pure_ftpd(
         transfer_event(HostingAction::FtpDownload, user, path, details)
     } else {
         text_field(
-            Event::builder("ftp.session").actor(actor(user)),
+            Event::builder(HostingAction::FtpSession.name()).actor(actor(user)),
             "text",
             text,
         )
@@ -163,8 +163,8 @@ pub(super) fn parse_vsftpd(
         }
         _ => {
             let event = text_field(
-                Event::builder("ftp.session").actor(actor(user)),
-                "command",
+                Event::builder(HostingAction::FtpSession.name()).actor(actor(user)),
+                "text",
                 command,
             );
             match path {

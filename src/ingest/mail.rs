@@ -177,10 +177,10 @@ fn delivery(queue_id: &str, rest: &str, known: &Queued) -> EventBuilder {
 }
 
 fn queue_line(queue_id: &str, rest: &str, queue: &mut QueueTable) -> EventBuilder {
-    let mut event = Event::builder("mail.queue").actor(Actor::system("postfix"));
+    let mut event = Event::builder(HostingAction::MailQueue.name()).actor(Actor::system("postfix"));
     if rest == "removed" {
         queue.forget(queue_id);
-        return event.meta("state", "removed");
+        return text_field(event.meta("state", "removed"), "text", rest);
     }
     let known = queue.entry(queue_id);
     if let Some(client) = field(rest, "client") {

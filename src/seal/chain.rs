@@ -221,8 +221,7 @@ impl Sealer {
         event: &crate::Event,
         recorded_at: DateTime<Utc>,
     ) -> crate::Result<Entry> {
-        event.validate()?;
-        let body = with_salts(|salts| event.to_body(&mut &mut *salts))?;
+        let body = with_salts(|salts| event.to_checked_body(&mut &mut *salts))??;
         Ok(self.seal_body(EntryKind::Event, body, recorded_at))
     }
 

@@ -1364,7 +1364,8 @@ mod tests {
             let (sql, arguments) = query_sql(&query).unwrap();
             let plan = plan(&store, &sql, arguments).await;
             assert!(
-                plan.iter().any(|step| step.contains("INDEX entries_records")),
+                plan.iter()
+                    .any(|step| step.contains("INDEX entries_records")),
                 "{query:?}: {plan:?}"
             );
         }
