@@ -615,7 +615,10 @@ async fn master_data_goes_at_the_end_of_the_year_after_the_contract(fresh: Fresh
     clock.set(Utc.with_ymd_and_hms(2027, 12, 31, 23, 0, 0).unwrap());
     let run = trail.enforce_retention(&EndOfYearAfter).await.unwrap();
     assert_eq!(run.deleted, 0);
-    // … gone on the first day after it; the running contract stays.
+    // … gone on the first day after it, restricted or not; the running
+    // contract stays.
+    let kunde1 = Subject::new().target("customer", "kunde1");
+    assert_eq!(trail.restrict_subject(&kunde1, true).await.unwrap(), 2);
     clock.set(Utc.with_ymd_and_hms(2028, 1, 1, 1, 0, 0).unwrap());
     let run = trail.enforce_retention(&EndOfYearAfter).await.unwrap();
     assert_eq!(run.deleted, 2);

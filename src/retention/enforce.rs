@@ -109,7 +109,10 @@ impl Trail {
     pub async fn holds(&self) -> Result<HoldBook> {
         let mut entries = Vec::new();
         for kind in [EntryKind::HoldPlaced, EntryKind::HoldReleased] {
-            let query = Query::new().trail(self.name()).kind(kind);
+            let query = Query::new()
+                .trail(self.name())
+                .kind(kind)
+                .include_restricted();
             read_all(self.store().as_ref(), query, |entry| entries.push(entry)).await?;
         }
         entries.sort_by_key(|entry| entry.seq);
@@ -365,10 +368,12 @@ impl Trail {
     /// Contract ends, folded from the trail's `contract.terminated` events.
     async fn retention_facts(&self) -> Result<RetentionFacts> {
         let mut facts = RetentionFacts::default();
+        // A restricted termination still ends the contract.
         let query = Query::new()
             .trail(self.name())
             .kind(EntryKind::Event)
-            .action("contract.terminated");
+            .action("contract.terminated")
+            .include_restricted();
         read_all(self.store().as_ref(), query, |entry| facts.apply(&entry)).await?;
         Ok(facts)
     }
