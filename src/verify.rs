@@ -448,7 +448,42 @@ impl Verifier {
         store: &dyn Store,
         report: &mut TrailReport,
     ) -> Result<(), StoreError> {
-        check_snapshots(store, report).await
+        let mut newest: HashMap<String, u64> = HashMap::new();
+        for notice in &report.snapshots {
+            let seq = newest.entry(notice.name.clone()).or_default();
+            *seq = (*seq).max(notice.upto_seq);
+        }
+        let mut findings = Vec::new();
+        for notice in &mut report.snapshots {
+            let stored = store
+                .snapshot(&report.trail, &notice.name, Some(notice.upto_seq))
+                .await?;
+            let is_newest = newest.get(&notice.name) == Some(&notice.upto_seq);
+            let problem = match stored {
+                Some(snapshot) if snapshot.digest() == notice.digest => {
+                    notice.matches = Some(true);
+                    continue;
+                }
+                Some(_) => "differs from the digest its retention record states",
+                None if is_newest => "is not stored, though its retention record commits to it",
+                None => continue,
+            };
+            notice.matches = Some(false);
+            findings.push(Finding {
+                trail: report.trail.clone(),
+                seq: notice.record,
+                seq_end: None,
+                kind: FindingKind::SnapshotMismatch,
+                detail: format!(
+                    "the snapshot of projection {} up to seq {} {problem}",
+                    crate::event::escape_text(&notice.name),
+                    notice.upto_seq
+                ),
+            });
+        }
+        report.findings.extend(findings);
+        report.findings.sort_by_key(|finding| finding.seq);
+        Ok(())
     }
 
     /// Verifies a stream of one trail's entries in stored order.
@@ -1389,47 +1424,4 @@ fn seal_link_problems(seal: &Entry, seq: u64) -> Vec<String> {
         problems.push("names another last MAC than the entry before it".into());
     }
     problems
-}
-
-async fn check_snapshots(store: &dyn Store, report: &mut TrailReport) -> Result<(), StoreError> {
-    let newest: HashMap<String, u64> =
-        report
-            .snapshots
-            .iter()
-            .fold(HashMap::new(), |mut newest, notice| {
-                let seq = newest.entry(notice.name.clone()).or_insert(notice.upto_seq);
-                *seq = (*seq).max(notice.upto_seq);
-                newest
-            });
-    let mut findings = Vec::new();
-    for notice in &mut report.snapshots {
-        let stored = store
-            .snapshot(&report.trail, &notice.name, Some(notice.upto_seq))
-            .await?;
-        let is_newest = newest.get(&notice.name) == Some(&notice.upto_seq);
-        let problem = match stored {
-            Some(snapshot) if snapshot.digest() == notice.digest => {
-                notice.matches = Some(true);
-                continue;
-            }
-            Some(_) => "differs from the digest its retention record states",
-            None if is_newest => "is not stored, though its retention record commits to it",
-            None => continue,
-        };
-        notice.matches = Some(false);
-        findings.push(Finding {
-            trail: report.trail.clone(),
-            seq: notice.record,
-            seq_end: None,
-            kind: FindingKind::SnapshotMismatch,
-            detail: format!(
-                "the snapshot of projection {} up to seq {} {problem}",
-                crate::event::escape_text(&notice.name),
-                notice.upto_seq
-            ),
-        });
-    }
-    report.findings.extend(findings);
-    report.findings.sort_by_key(|finding| finding.seq);
-    Ok(())
 }

@@ -47,18 +47,9 @@ impl EpochSummary {
     /// Adds another summary's entries to this one.
     pub fn merge(&mut self, other: &EpochSummary) {
         self.count += other.count;
-        self.first_at = min_some(self.first_at, other.first_at);
-        self.last_at = match (self.last_at, other.last_at) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-    }
-}
-
-fn min_some(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+        self.first_at = self.first_at.into_iter().chain(other.first_at).min();
+        // `None` orders before any time, so `max` keeps the later one.
+        self.last_at = self.last_at.max(other.last_at);
     }
 }
 
