@@ -114,6 +114,22 @@ async fn renumbered_entry_is_reported_as_reordered() {
 }
 
 #[tokio::test]
+async fn newest_entry_renumbered_below_its_predecessors_is_reordered() {
+    // Stored last but numbered as an early entry: the scan must still end,
+    // and the entry is found where it was sealed.
+    let fixture = standard_trail().await;
+    let mut entries = fixture.entries();
+    let newest = entries.last_mut().unwrap();
+    let sealed_as = newest.seq;
+    newest.seq = 3;
+    fixture.restore(entries);
+    assert_eq!(
+        findings(&fixture.verify().await),
+        vec![(FindingKind::Reordered, sealed_as)]
+    );
+}
+
+#[tokio::test]
 async fn deleted_entry_is_missing_and_its_seal_disagrees() {
     let fixture = standard_trail().await;
     let mut entries = fixture.entries();

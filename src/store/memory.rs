@@ -127,8 +127,10 @@ impl Store for MemoryStore {
                 let start = entries.partition_point(|entry| entry.seq < from);
                 entries[start..].iter().take(SCAN_CHUNK).cloned().collect()
             };
-            let last = chunk.last()?.seq;
-            let next = last.checked_add(1);
+            // Restored entries may be out of order; continuing after the
+            // highest seq read (and always past `from`) ends every scan.
+            let highest = chunk.iter().map(|entry| entry.seq).max()?.max(from);
+            let next = highest.checked_add(1);
             Some((futures_util::stream::iter(chunk.into_iter().map(Ok)), next))
         });
         Box::pin(futures_util::StreamExt::flatten(stream))
