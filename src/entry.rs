@@ -167,7 +167,7 @@ impl fmt::Debug for Field {
 
 /// The body of an entry: named fields, kept in name order because the
 /// commitment encodes them in that order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Body {
     // Names are almost always static (`actor.name`); `Cow` spares an
@@ -265,6 +265,87 @@ impl Body {
     }
 }
 
+/// The names of the fields events carry. Decoding borrows these instead of
+/// allocating a name per field: a stored trail repeats them in every entry.
+const EVENT_FIELD_NAMES: [&str; 22] = [
+    "action",
+    "actor.kind",
+    "actor.name",
+    "changes",
+    "context.htaccess_user",
+    "context.ip",
+    "context.network",
+    "context.request_id",
+    "context.source",
+    "context.user_agent",
+    "impersonator.kind",
+    "impersonator.name",
+    "location.file",
+    "location.line",
+    "location.module",
+    "metadata",
+    "occurred_at",
+    "outcome",
+    "outcome.reason",
+    "target.id",
+    "target.type",
+    "tenant",
+];
+
+fn field_name(name: &str) -> Cow<'static, str> {
+    match EVENT_FIELD_NAMES.binary_search(&name) {
+        Ok(index) => Cow::Borrowed(EVENT_FIELD_NAMES[index]),
+        Err(_) => Cow::Owned(name.to_owned()),
+    }
+}
+
+/// A body field name as decoded: a known name borrowed, any other owned.
+struct FieldName(Cow<'static, str>);
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+
+        impl serde::de::Visitor<'_> for NameVisitor {
+            type Value = FieldName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<FieldName, E> {
+                Ok(FieldName(field_name(name)))
+            }
+        }
+
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BodyVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for BodyVisitor {
+            type Value = Body;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of body fields")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+                let mut body = Body::new();
+                while let Some((FieldName(name), field)) = map.next_entry::<FieldName, Field>()? {
+                    body.fields.insert(name, field);
+                }
+                Ok(body)
+            }
+        }
+
+        deserializer.deserialize_map(BodyVisitor)
+    }
+}
+
 /// One sealed entry of a trail, exactly as stored.
 ///
 /// `mac = HMAC-SHA256(K_epoch, version ‖ trail ‖ seq ‖ epoch ‖ key_id ‖
@@ -339,4 +420,25 @@ pub struct Head {
     pub recorded_at: DateTime<Utc>,
     /// Its MAC, the next entry's `prev_mac`.
     pub mac: Mac,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_field_names_are_sorted_for_the_lookup() {
+        assert!(EVENT_FIELD_NAMES.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn a_decoded_body_borrows_known_names_and_keeps_unknown_ones() {
+        let body: Body =
+            serde_json::from_str(r#"{"action":{"public":"x.y"},"custom.name":{"public":"v"}}"#)
+                .expect("a body");
+        let names: Vec<_> = body.fields.keys().collect();
+        assert!(matches!(names[0], Cow::Borrowed("action")));
+        assert!(matches!(names[1], Cow::Owned(name) if name == "custom.name"));
+        assert_eq!(body.value("custom.name"), Some("v"));
+    }
 }

@@ -79,16 +79,34 @@ macro_rules! hex_bytes {
             }
         }
 
+        // Both directions go through the stack: a body holds several of
+        // these, and a heap string each would dominate encoding and decoding.
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.to_hex())
+                let mut hex = [0u8; 2 * $len];
+                hex::encode_to_slice(self.0, &mut hex).map_err(serde::ser::Error::custom)?;
+                let text = std::str::from_utf8(&hex).map_err(serde::ser::Error::custom)?;
+                serializer.serialize_str(text)
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                Self::from_hex(&text).map_err(serde::de::Error::custom)
+                struct HexVisitor;
+
+                impl serde::de::Visitor<'_> for HexVisitor {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, "{} bytes as hexadecimal", $len)
+                    }
+
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$name, E> {
+                        $name::from_hex(text).map_err(E::custom)
+                    }
+                }
+
+                deserializer.deserialize_str(HexVisitor)
             }
         }
     };

@@ -51,12 +51,62 @@ impl Absorb for Vec<u8> {
     }
 }
 
+/// Bytes gathered on the stack before they are passed to a hash in one call.
+///
+/// An input is built from many short pieces (a length prefix, a class byte,
+/// a name); handing each to the hash separately costs more than hashing
+/// them, so they are collected into blocks first.
+pub(crate) struct Staged<'h, H: Absorb> {
+    hash: &'h mut H,
+    buffer: [u8; STAGE_BYTES],
+    len: usize,
+}
+
+const STAGE_BYTES: usize = 512;
+
+impl<'h, H: Absorb> Staged<'h, H> {
+    pub(crate) fn new(hash: &'h mut H) -> Self {
+        Self {
+            hash,
+            buffer: [0; STAGE_BYTES],
+            len: 0,
+        }
+    }
+
+    /// Passes what is still staged on to the hash.
+    pub(crate) fn flush(&mut self) {
+        self.hash.absorb(&self.buffer[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl<H: Absorb> Absorb for Staged<'_, H> {
+    fn absorb(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > STAGE_BYTES {
+            self.flush();
+        }
+        if bytes.len() > STAGE_BYTES {
+            self.hash.absorb(bytes);
+        } else {
+            self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+}
+
+/// SHA-256 of what `write` absorbs, staged.
+fn sha256_staged(write: impl FnOnce(&mut Staged<'_, Sha256>)) -> Digest {
+    let mut hash = Sha256::new();
+    let mut staged = Staged::new(&mut hash);
+    write(&mut staged);
+    staged.flush();
+    Digest::from_bytes(hash.finalize().into())
+}
+
 /// `SHA-256(FIELD_DOMAIN ‖ salt ‖ lp(name) ‖ lp(value))`: the commitment to one
 /// personal field.
 pub fn field_commitment(salt: &Salt, name: &str, value: &str) -> Digest {
-    let mut hash = Sha256::new();
-    write_field_commitment_input(&mut hash, salt, name, value);
-    Digest::from_bytes(hash.finalize().into())
+    sha256_staged(|out| write_field_commitment_input(out, salt, name, value))
 }
 
 pub(crate) fn write_field_commitment_input(
@@ -73,9 +123,7 @@ pub(crate) fn write_field_commitment_input(
 
 /// SHA-256 over the canonical encoding of a body.
 pub fn body_commitment(body: &Body) -> Digest {
-    let mut hash = Sha256::new();
-    write_body(&mut hash, body);
-    Digest::from_bytes(hash.finalize().into())
+    sha256_staged(|out| write_body(out, body))
 }
 
 /// The canonical encoding of a body, as hashed by [`body_commitment`].

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::encoding::{Absorb, EVOLVE_DOMAIN, KEY_CHECK_DOMAIN, MacInput, format_timestamp};
+use super::encoding::{
+    Absorb, EVOLVE_DOMAIN, KEY_CHECK_DOMAIN, MacInput, Staged, format_timestamp,
+};
 use super::{Digest, Mac};
 use crate::KeyError;
 
@@ -116,7 +118,9 @@ impl EpochKey {
 
     pub(crate) fn mac(&self, input: &MacInput<'_>) -> Mac {
         let mut state = self.state.clone();
-        input.write(&mut state);
+        let mut staged = Staged::new(&mut state);
+        input.write(&mut staged);
+        staged.flush();
         Mac::from_bytes(state.finalize().into_bytes().into())
     }
 }
