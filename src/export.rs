@@ -57,17 +57,24 @@ const DECODE_BLOCK_LINES: usize = 1024;
 /// are skipped; a malformed line is an error naming its line number.
 ///
 /// Lines are read in blocks and decoded in parallel on the current rayon
-/// pool; entries still come out in file order.
+/// pool, the next block while the caller works on the current one; entries
+/// still come out in file order.
 pub struct JsonLinesReader<R> {
     input: R,
     /// Lines read so far.
     line: u64,
-    /// The text of the block being read, and where each of its lines ends.
-    block: Vec<u8>,
-    ends: Vec<usize>,
-    decoded: std::vec::IntoIter<Result<Entry, StoreError>>,
-    failed: bool,
+    /// Blocks being decoded, oldest first.
+    in_flight: std::collections::VecDeque<std::sync::mpsc::Receiver<Vec<Decoded>>>,
+    decoded: std::vec::IntoIter<Decoded>,
+    /// The input ended or failed: nothing more is read.
+    exhausted: bool,
 }
+
+type Decoded = Result<Entry, StoreError>;
+
+/// Blocks decoded ahead of the one the caller reads: enough to keep the
+/// cores busy, few enough to keep memory flat.
+const BLOCKS_AHEAD: usize = 2;
 
 impl<R: BufRead> JsonLinesReader<R> {
     /// Reads from `input`.
@@ -75,60 +82,73 @@ impl<R: BufRead> JsonLinesReader<R> {
         Self {
             input,
             line: 0,
-            block: Vec::new(),
-            ends: Vec::new(),
+            in_flight: std::collections::VecDeque::new(),
             decoded: Vec::new().into_iter(),
-            failed: false,
+            exhausted: false,
         }
     }
 
-    /// Reads and decodes the next block; false at the end of the input.
-    fn next_block(&mut self) -> bool {
-        use rayon::prelude::*;
-        self.block.clear();
-        self.ends.clear();
+    /// Reads the next block and starts decoding it; false at the end of
+    /// the input.
+    fn read_block(&mut self) -> bool {
+        let mut block = Vec::new();
+        let mut ends = Vec::with_capacity(DECODE_BLOCK_LINES);
         let first_line = self.line + 1;
         let mut read_error = None;
-        while self.ends.len() < DECODE_BLOCK_LINES {
-            match self.input.read_until(b'\n', &mut self.block) {
-                Ok(0) => break,
-                Ok(_) => self.ends.push(self.block.len()),
+        while ends.len() < DECODE_BLOCK_LINES {
+            match self.input.read_until(b'\n', &mut block) {
+                Ok(0) => {
+                    self.exhausted = true;
+                    break;
+                }
+                Ok(_) => ends.push(block.len()),
                 Err(err) => {
                     read_error = Some(err);
+                    self.exhausted = true;
                     break;
                 }
             }
         }
-        self.line += self.ends.len() as u64;
-        let block = &self.block;
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        let lines: Vec<(u64, &[u8])> = starts
-            .zip(self.ends.iter().copied())
-            .zip(first_line..)
-            .map(|((start, end), line)| (line, &block[start..end]))
-            .collect();
-        let mut decoded: Vec<Result<Entry, StoreError>> = lines
-            .par_iter()
-            .with_min_len(64)
-            .filter_map(|&(line, text)| decode_line(line, text))
-            .collect();
-        if let Some(err) = read_error {
-            // What was read before the failure still counts; the failure
-            // ends the export.
-            self.failed = true;
-            decoded.push(Err(StoreError::MalformedExport {
-                line: self.line + 1,
-                reason: err.to_string(),
-            }));
+        self.line += ends.len() as u64;
+        // What was read before a failure still counts; the failure ends
+        // the export.
+        let failure = read_error.map(|err| StoreError::MalformedExport {
+            line: self.line + 1,
+            reason: err.to_string(),
+        });
+        if ends.is_empty() && failure.is_none() {
+            return false;
         }
-        let more = !decoded.is_empty() || !self.ends.is_empty();
-        self.decoded = decoded.into_iter();
-        more
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        rayon::spawn(move || {
+            let mut decoded = decode_block(&block, &ends, first_line);
+            decoded.extend(failure.map(Err));
+            // The reader may have been dropped; then nobody needs the block.
+            let _ = sender.send(decoded);
+        });
+        self.in_flight.push_back(receiver);
+        true
     }
 }
 
+/// Decodes a block of lines in parallel, keeping their order.
+fn decode_block(block: &[u8], ends: &[usize], first_line: u64) -> Vec<Decoded> {
+    use rayon::prelude::*;
+    let starts = std::iter::once(0).chain(ends.iter().copied());
+    let lines: Vec<(u64, &[u8])> = starts
+        .zip(ends.iter().copied())
+        .zip(first_line..)
+        .map(|((start, end), line)| (line, &block[start..end]))
+        .collect();
+    lines
+        .par_iter()
+        .with_min_len(64)
+        .filter_map(|&(line, text)| decode_line(line, text))
+        .collect()
+}
+
 /// One line as an entry; `None` for a blank line.
-fn decode_line(line: u64, text: &[u8]) -> Option<Result<Entry, StoreError>> {
+fn decode_line(line: u64, text: &[u8]) -> Option<Decoded> {
     let blank = text.first() != Some(&b'{')
         && std::str::from_utf8(text).is_ok_and(|text| text.trim().is_empty());
     if blank {
@@ -147,16 +167,50 @@ fn decode_line(line: u64, text: &[u8]) -> Option<Result<Entry, StoreError>> {
 }
 
 impl<R: BufRead> Iterator for JsonLinesReader<R> {
-    type Item = Result<Entry, StoreError>;
+    type Item = Decoded;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(item) = self.decoded.next() {
                 return Some(item);
             }
-            if self.failed || !self.next_block() {
-                return None;
+            while !self.exhausted && self.in_flight.len() <= BLOCKS_AHEAD {
+                if !self.read_block() {
+                    break;
+                }
             }
+            let receiver = self.in_flight.pop_front()?;
+            let Some(decoded) = wait_for(&receiver) else {
+                // Decoding a block cannot fail as such; if its task was lost
+                // anyway, the export ends here with an error, never silently.
+                self.exhausted = true;
+                self.in_flight.clear();
+                return Some(Err(StoreError::MalformedExport {
+                    line: self.line,
+                    reason: "the decoder stopped".into(),
+                }));
+            };
+            self.decoded = decoded.into_iter();
+        }
+    }
+}
+
+/// Waits for a block being decoded. On a pool thread, it helps with the
+/// pool's work instead of blocking: with a one-thread pool, the block's
+/// decoding could otherwise never run.
+fn wait_for<T>(receiver: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    use std::sync::mpsc::TryRecvError;
+    loop {
+        match receiver.try_recv() {
+            Ok(value) => return Some(value),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => {}
+                Some(rayon::Yield::Idle) => {
+                    std::thread::sleep(std::time::Duration::from_micros(20))
+                }
+                None => return receiver.recv().ok(),
+            },
         }
     }
 }

@@ -506,7 +506,7 @@ impl Verifier {
                     // not a reason to stop reading.
                     Err(StoreError::Corrupt { seq, reason, .. }) => {
                         run.push_batch(std::mem::take(&mut batch))?;
-                        run.push_undecodable(seq, &reason);
+                        run.push_undecodable(seq, &reason)?;
                     }
                     Err(err) => return Err(err.into()),
                 }
@@ -546,6 +546,7 @@ impl Verifier {
                 .collect(),
             undecodable: std::collections::BTreeSet::new(),
             ledger: Ledger::default(),
+            prechecked: Vec::new(),
         }
     }
 }
@@ -664,11 +665,14 @@ pub struct TrailVerification<'v> {
     undecodable: std::collections::BTreeSet<u64>,
     /// Gaps, erasures and seals waiting for the trail's retention records.
     ledger: Ledger,
+    /// The last batch, MACs computed, waiting for its in-order checks.
+    prechecked: Vec<(Entry, Precheck)>,
 }
 
 impl TrailVerification<'_> {
     /// Checks the next entry in stored order.
     pub fn push(&mut self, entry: Entry) -> Result<(), VerifyError> {
+        self.settle_prechecked()?;
         let keys = self.epoch_keys_for(std::slice::from_ref(&entry));
         let precheck = precheck(&self.trail, &entry, &keys);
         self.push_checked(entry, precheck)
@@ -677,16 +681,37 @@ impl TrailVerification<'_> {
     /// Checks the next entries in stored order. MACs and body commitments
     /// are computed in parallel on all cores; links, order and epochs are
     /// then checked in order.
+    ///
+    /// The in-order part of a batch runs while the next batch's MACs are
+    /// computed, so a batch may still be pending when this returns;
+    /// [`TrailVerification::finish`] settles it.
     pub fn push_batch(&mut self, entries: Vec<Entry>) -> Result<(), VerifyError> {
         use rayon::prelude::*;
         let keys = self.epoch_keys_for(&entries);
-        let trail = self.trail.as_str();
-        let prechecks: Vec<Precheck> = entries
-            .par_iter()
-            .with_min_len(64)
-            .map(|entry| precheck(trail, entry, &keys))
-            .collect();
-        for (entry, precheck) in entries.into_iter().zip(prechecks) {
+        let trail = self.trail.clone();
+        let pending = std::mem::take(&mut self.prechecked);
+        let (prechecks, settled) = rayon::join(
+            || -> Vec<Precheck> {
+                entries
+                    .par_iter()
+                    .with_min_len(64)
+                    .map(|entry| precheck(&trail, entry, &keys))
+                    .collect()
+            },
+            || self.push_all_checked(pending),
+        );
+        self.prechecked = entries.into_iter().zip(prechecks).collect();
+        settled
+    }
+
+    /// Runs the in-order checks of the batch whose MACs are computed.
+    fn settle_prechecked(&mut self) -> Result<(), VerifyError> {
+        let pending = std::mem::take(&mut self.prechecked);
+        self.push_all_checked(pending)
+    }
+
+    fn push_all_checked(&mut self, checked: Vec<(Entry, Precheck)>) -> Result<(), VerifyError> {
+        for (entry, precheck) in checked {
             self.push_checked(entry, precheck)?;
         }
         Ok(())
@@ -769,8 +794,11 @@ impl TrailVerification<'_> {
     }
 
     /// Records that the stored entry at `seq` could not even be decoded
-    /// (e.g. its kind or body was overwritten with garbage).
-    pub fn push_undecodable(&mut self, seq: u64, reason: &str) {
+    /// (e.g. its kind or body was overwritten with garbage). Fails only as
+    /// [`TrailVerification::push`] does, when the entries before it show
+    /// that the verification key is wrong.
+    pub fn push_undecodable(&mut self, seq: u64, reason: &str) -> Result<(), VerifyError> {
+        self.settle_prechecked()?;
         self.report.entries += 1;
         self.undecodable.insert(seq);
         let detail = format!(
@@ -778,10 +806,12 @@ impl TrailVerification<'_> {
             crate::event::escape_text(reason)
         );
         self.finding(seq, None, FindingKind::Modified, detail);
+        Ok(())
     }
 
     /// Finishes the verification and returns the report.
     pub fn finish(mut self) -> Result<TrailReport, VerifyError> {
+        self.settle_prechecked()?;
         self.confirm_key(true)?;
         self.drain(true);
         let outcomes = self.ledger.finish(|first, last| {
