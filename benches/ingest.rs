@@ -7,7 +7,7 @@
 //!   salts and commitments, MAC) with a `Sealer`, nothing stored: the CPU
 //!   work sealing adds to the insert.
 //! - `plain_insert`: the sealed entries of the same lines, inserted as
-//!   1,000-row INSERT statements, one transaction each, like the store
+//!   1,024-row INSERT statements, one transaction each, like the store
 //!   (see `benches/sqlite_append.rs`).
 //! - `sealed_ingest`: a `Follower` reading a real log file that grows by
 //!   the same lines each iteration, sealing them into a `SqliteStore`.
@@ -27,11 +27,11 @@ use sqlx::{Arguments, AssertSqlSafe, sqlite::SqliteArguments};
 use trailseal::ingest::{Follower, LineParser, LogFormat, ParseOptions};
 use trailseal::{Entry, ManualClock, MemoryStore, SealingKey, SqliteStore, Store, Trail};
 
-/// Lines per measured iteration.
-const LINES: usize = 20_000;
+/// Lines per measured iteration: whole batches.
+const LINES: usize = 20 * BATCH;
 /// Rows per INSERT statement and transaction in the plain baseline; also
 /// the follower's lines per batch (its default).
-const BATCH: usize = 1000;
+const BATCH: usize = 1024;
 
 /// Lines and time measured per benchmark, for the closing summary.
 static TALLY: Mutex<BTreeMap<&'static str, (u64, Duration)>> = Mutex::new(BTreeMap::new());

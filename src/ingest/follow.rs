@@ -37,8 +37,10 @@ use crate::event::Event;
 use crate::store::{Query, Store};
 use crate::trail::{Committing, PreparedBatch, Trail};
 
-/// Default number of lines committed per batch.
-const DEFAULT_BATCH_LINES: usize = 1000;
+/// Default number of lines committed per batch: as many rows as the SQLite
+/// store inserts with one statement, so that a full batch is one statement
+/// (1,000 lines took six).
+const DEFAULT_BATCH_LINES: usize = 1024;
 
 /// A file's identity, which survives renames: device and inode on Unix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,7 +124,7 @@ impl FollowerBuilder {
         self
     }
 
-    /// Lines committed per batch (default 1000).
+    /// Lines committed per batch (default 1024).
     pub fn batch_lines(mut self, lines: usize) -> Self {
         self.batch_lines = lines.max(1);
         self
