@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::query::PageCollector;
-use super::{EntryStream, EpochSummary, Erasure, Page, Query, Store, check_batch, counts_in_epoch};
+use super::{
+    EntryStream, EpochSummary, Erasure, Page, Query, Store, check_batch, conflict_after,
+    counts_in_epoch,
+};
 use crate::StoreError;
 use crate::entry::EntryKind;
 use crate::entry::{Entry, Head};
@@ -84,10 +87,7 @@ impl Store for MemoryStore {
             .and_then(|stored| stored.last())
             .map(|entry| entry.seq);
         if head != after {
-            return Err(StoreError::Conflict {
-                trail: trail.to_owned(),
-                seq: after.map_or(0, |seq| seq + 1),
-            });
+            return Err(conflict_after(trail, after));
         }
         // A trail exists from its first stored entry on: a refused or empty
         // batch leaves no trace.

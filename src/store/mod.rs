@@ -142,6 +142,15 @@ pub struct Erasure {
     pub fields: Vec<String>,
 }
 
+/// The conflict of a batch meant to follow `after` when the trail's head is
+/// elsewhere: another writer got there first.
+pub(crate) fn conflict_after(trail: &str, after: Option<u64>) -> StoreError {
+    StoreError::Conflict {
+        trail: trail.to_owned(),
+        seq: after.map_or(0, |seq| seq + 1),
+    }
+}
+
 /// Checks that a batch continues `after` contiguously and belongs to `trail`;
 /// shared by every backend so they refuse the same malformed batches.
 pub fn check_batch(trail: &str, after: Option<u64>, entries: &[Entry]) -> Result<(), StoreError> {

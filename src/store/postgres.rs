@@ -21,7 +21,9 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow
 use sqlx::{Arguments, AssertSqlSafe, Row};
 
 use super::query::{IndexedFields, page_from_sorted};
-use super::{EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch};
+use super::{
+    EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch, conflict_after,
+};
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
 use crate::retention::Snapshot;
@@ -316,10 +318,7 @@ impl Store for PostgresStore {
         entries: &[Entry],
     ) -> Result<(), StoreError> {
         check_batch(trail, after, entries)?;
-        let conflict = || StoreError::Conflict {
-            trail: trail.to_owned(),
-            seq: after.map_or(0, |seq| seq + 1),
-        };
+        let conflict = || conflict_after(trail, after);
         let Some(columns) = Columns::of(trail, entries)? else {
             // Nothing to store, but the condition still holds: a writer
             // with a stale head learns of it.

@@ -24,7 +24,9 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnect
 use tokio::sync::mpsc;
 
 use super::query::{IndexedFields, page_from_sorted};
-use super::{EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch};
+use super::{
+    EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch, conflict_after,
+};
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
 use crate::retention::Snapshot;
@@ -688,15 +690,9 @@ impl Store for SqliteStore {
         check_batch(trail, after, entries)?;
         // Encode before taking the write lock, so the lock is held only
         // for the statements themselves.
-        let bodies = entries
-            .iter()
-            .map(|entry| encode_body(trail, entry))
-            .collect::<Result<Vec<_>, _>>()?;
+        let bodies = encode_bodies(trail, entries)?;
+        let conflict = || conflict_after(trail, after);
         let after = after.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
-        let conflict = || StoreError::Conflict {
-            trail: trail.to_owned(),
-            seq: after.map_or(0, |seq| seq as u64 + 1),
-        };
 
         // IMMEDIATE takes the write lock now: the head read below cannot
         // go stale before the insert, whichever process writes next.
@@ -1143,6 +1139,14 @@ fn bind_entry<'q>(insert: InsertQuery<'q>, entry: &Entry, body: String) -> Inser
         .bind(owned(fields.ip))
         .bind(owned(fields.outcome))
         .bind(owned(fields.request_id))
+}
+
+/// The stored text of every entry's body, in order.
+fn encode_bodies(trail: &str, entries: &[Entry]) -> Result<Vec<String>, StoreError> {
+    entries
+        .iter()
+        .map(|entry| encode_body(trail, entry))
+        .collect()
 }
 
 /// The stored text of an entry's body; also checks the integer columns.

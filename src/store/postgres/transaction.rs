@@ -9,7 +9,7 @@ use super::{
 };
 use crate::entry::{Entry, Head};
 use crate::event::Event;
-use crate::store::{EpochSummary, Store, check_batch};
+use crate::store::{EpochSummary, Store, check_batch, conflict_after};
 use crate::trail::Receipt;
 use crate::transaction::{LockedTrail, TransactionRecorder};
 use crate::{Result, StoreError};
@@ -107,10 +107,7 @@ impl LockedTrail for Link<'_> {
         entries: &[Entry],
     ) -> Result<(), StoreError> {
         check_batch(trail, after, entries)?;
-        let conflict = || StoreError::Conflict {
-            trail: trail.to_owned(),
-            seq: after.map_or(0, |seq| seq + 1),
-        };
+        let conflict = || conflict_after(trail, after);
         let Some(columns) = Columns::of(trail, entries)? else {
             return Ok(());
         };

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use super::{SqliteStore, encode_body, epoch_summary_on, head_on, insert_entries};
+use super::{SqliteStore, encode_bodies, epoch_summary_on, head_on, insert_entries};
 use crate::entry::{Entry, Head};
 use crate::event::Event;
-use crate::store::{EpochSummary, Store, check_batch};
+use crate::store::{EpochSummary, Store, check_batch, conflict_after};
 use crate::trail::Receipt;
 use crate::transaction::{LockedTrail, TransactionRecorder};
 use crate::{Result, StoreError};
@@ -83,14 +83,8 @@ impl LockedTrail for Link<'_> {
         entries: &[Entry],
     ) -> Result<(), StoreError> {
         check_batch(trail, after, entries)?;
-        let bodies = entries
-            .iter()
-            .map(|entry| encode_body(trail, entry))
-            .collect::<Result<Vec<_>, _>>()?;
-        let conflict = || StoreError::Conflict {
-            trail: trail.to_owned(),
-            seq: after.map_or(0, |seq| seq + 1),
-        };
+        let bodies = encode_bodies(trail, entries)?;
+        let conflict = || conflict_after(trail, after);
         insert_entries(self.connection, &self.store.path, entries, bodies, conflict).await
     }
 }
