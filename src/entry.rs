@@ -267,7 +267,7 @@ impl Body {
 
 /// The names of the fields events carry. Decoding borrows these instead of
 /// allocating a name per field: a stored trail repeats them in every entry.
-const EVENT_FIELD_NAMES: [&str; 22] = [
+pub(crate) const EVENT_FIELD_NAMES: [&str; 22] = [
     "action",
     "actor.kind",
     "actor.name",

@@ -955,6 +955,38 @@ mod tests {
     }
 
     #[test]
+    fn every_field_an_event_writes_is_a_known_name_for_decoding() {
+        let event = base()
+            .impersonator(Actor::admin("support"))
+            .tenant("kunde123")
+            .target("database", "shop_db")
+            .failure("quota exceeded")
+            .ip([192, 0, 2, 1].into())
+            .user_agent("curl/8.5.0")
+            .request_id("req-1")
+            .htaccess_user("redaktion")
+            .source(Source::Api)
+            .change("size_mb", Some("100".into()), Some("200".into()))
+            .meta("plan", "basic")
+            .occurred_at(Utc::now())
+            .location(Location {
+                module: "panel".into(),
+                file: "panel.rs".into(),
+                line: 1,
+            })
+            .build()
+            .unwrap();
+        let body = event.to_body(&mut || Salt::from_bytes([0; 16]));
+        for (name, _) in body.iter() {
+            assert!(
+                crate::entry::EVENT_FIELD_NAMES.contains(&name),
+                "{name} is missing from EVENT_FIELD_NAMES"
+            );
+        }
+        assert_eq!(body.len(), crate::entry::EVENT_FIELD_NAMES.len());
+    }
+
+    #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let value = serde_json::json!({"b": 1, "a": {"d": [true, null], "c": "x\"y"}});
         assert_eq!(
