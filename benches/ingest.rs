@@ -141,12 +141,17 @@ fn append(path: &std::path::Path, lines: &[u8], times: usize) {
 }
 
 /// The plain baseline: the same database, opened the way `SqliteStore`
-/// opens it (WAL, synchronous = FULL), without trailseal in between.
+/// opens it (WAL, synchronous = FULL, the same checkpoint interval),
+/// without trailseal in between.
 async fn plain_pool(store: &SqliteStore) -> SqlitePool {
     let options = SqliteConnectOptions::new()
         .filename(store.path())
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+        .pragma(
+            "wal_autocheckpoint",
+            trailseal::DEFAULT_WAL_CHECKPOINT_PAGES.to_string(),
+        )
         .busy_timeout(Duration::from_secs(30));
     SqlitePoolOptions::new()
         .max_connections(1)

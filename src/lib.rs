@@ -62,12 +62,12 @@ pub use store::{
     Cursor, DEFAULT_PAGE_SIZE, EntryStream, EpochSummary, Erasure, MAX_PAGE_SIZE, MemoryStore,
     Order, Page, Query, Store, check_batch, counts_in_epoch, query_by_scan,
 };
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::{DEFAULT_WAL_CHECKPOINT_PAGES, SqliteStore, SqliteStoreOptions, SqliteSync};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::{PostgresStore, PostgresStoreOptions};
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use store::{SqliteStore, SqliteStoreOptions, SqliteSync};
 pub use trail::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_CONFLICTS, DEFAULT_QUEUE_CAPACITY, MAX_TRAIL_NAME_LEN, Receipt,
     Trail, TrailBuilder, validate_trail_name,

@@ -387,3 +387,77 @@ async fn write_ahead_log_without_its_index_is_recovered() {
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.entries, 31);
 }
+
+/// Appends `batches` batches of 250 events of about 1.5 KB each as
+/// stored, sealed in order.
+async fn append_large_events(store: &SqliteStore, batches: usize) {
+    let (key, _) = SealingKey::generate("k1", start(), 900).unwrap();
+    let mut sealer = key.sealer("web", 0, None).unwrap();
+    let mut after = None;
+    for batch in 0..batches {
+        let entries: Vec<_> = (0..250)
+            .map(|i| {
+                let event = Event::builder("web.request")
+                    .actor(Actor::anonymous("visitor"))
+                    .user_agent("Mozilla/5.0 ".repeat(40))
+                    .meta("request", format!("/shop/item/{batch}/{i}"))
+                    .build()
+                    .unwrap();
+                sealer.seal_event(&event, start()).unwrap()
+            })
+            .collect();
+        store.append("web", after, &entries).await.unwrap();
+        after = entries.last().map(|entry| entry.seq);
+    }
+}
+
+fn wal_len(database: &Path) -> u64 {
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map_or(0, |meta| meta.len())
+}
+
+#[tokio::test]
+async fn write_ahead_log_is_folded_back_at_the_configured_size() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 10 MB written in each database.
+    let batches = 24;
+
+    let long = dir.path().join("long.db");
+    let store = SqliteStore::open(&long).await.unwrap();
+    append_large_events(&store, batches).await;
+    let long_wal = wal_len(&long);
+    // SQLite's own default would have folded the log back at 1,000 pages
+    // (4 MB) and reused the file from its start.
+    assert!(
+        long_wal > 6_000_000,
+        "with the default, the log holds every batch: {long_wal} bytes"
+    );
+    assert!(long_wal <= u64::from(trailseal::DEFAULT_WAL_CHECKPOINT_PAGES) * 4096 + 2_000_000);
+    store.close().await;
+
+    let short = dir.path().join("short.db");
+    let store = SqliteStoreOptions::new(&short)
+        .wal_checkpoint_pages(64)
+        .open()
+        .await
+        .unwrap();
+    append_large_events(&store, batches).await;
+    let short_wal = wal_len(&short);
+    // Folded back after every batch of about 400 KB, and cut back to 64
+    // pages each time, with at most the last batch's pages on top.
+    assert!(
+        short_wal < 1_500_000,
+        "checkpointed every 64 pages: {short_wal} bytes"
+    );
+    assert_eq!(
+        store
+            .scan("web", 0)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .len(),
+        batches * 250
+    );
+    store.close().await;
+}

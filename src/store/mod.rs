@@ -12,7 +12,7 @@ pub use memory::MemoryStore;
 pub use postgres::{PostgresStore, PostgresStoreOptions};
 pub use query::{Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Order, Page, Query, query_by_scan};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteStore, SqliteStoreOptions, SqliteSync};
+pub use sqlite::{DEFAULT_WAL_CHECKPOINT_PAGES, SqliteStore, SqliteStoreOptions, SqliteSync};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
