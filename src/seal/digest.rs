@@ -3,7 +3,6 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use subtle::ConstantTimeEq;
 
 macro_rules! hex_bytes {
     ($(#[$doc:meta])* $name:ident, $len:expr, $what:expr) => {
@@ -54,10 +53,12 @@ macro_rules! hex_bytes {
 
         // Equality is constant-time: these values are compared while
         // verifying, and a timing side channel must not reveal how many
-        // leading bytes of a forged MAC were right.
+        // leading bytes of a forged MAC were right. (A word at a time:
+        // comparing byte by byte behind a barrier each took 3 % of
+        // verification.)
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
-                self.0.ct_eq(&other.0).into()
+                constant_time_eq::constant_time_eq_n(&self.0, &other.0)
             }
         }
 
