@@ -347,6 +347,41 @@ async fn a_body_that_is_not_utf8_is_a_finding_at_its_seq() {
     );
 }
 
+#[tokio::test]
+async fn stored_text_with_separators_and_nul_is_read_exactly() {
+    // Chunks are read as one framed text; a damaged row's text may hold
+    // the characters the framing uses, and must still cost only that row.
+    let trail = made_by_quickstart();
+    let interior = trail.interior_events().await;
+    let (first, second) = (interior[0], interior[interior.len() - 1]);
+    trail
+        .sql_at(
+            "UPDATE entries SET body = replace(body, '\"action\"', \
+             '\"act' || char(0) || ' ' || char(10) || '9 9 9 ion\"') \
+             WHERE trail = 'admin' AND seq = ?",
+            first,
+        )
+        .await;
+    trail
+        .sql_at(
+            "UPDATE entries SET key_id = key_id || ' 1 2' || char(10) || char(0) \
+             WHERE trail = 'admin' AND seq = ?",
+            second,
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (
+            1,
+            vec![
+                finding("admin", "modified", first as u64),
+                // Read with its separators: a key id no key has.
+                finding("admin", "unknown_key", second as u64)
+            ]
+        )
+    );
+}
+
 /// A trail pruned by retention and with an erasure request, made through the
 /// library on a real SQLite file, with its key files.
 async fn pruned_by_retention() -> Trail {

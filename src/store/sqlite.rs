@@ -585,14 +585,14 @@ impl SqliteStore {
 
 /// The query of one scan chunk: the rows framed as text, the row count,
 /// the last seq, and whether every column has its stored type. A row is
-/// `seq epoch recorded_at` and the byte lengths of key id, kind and body,
-/// then those three texts as stored, then the three blobs in hex, each
-/// followed by a separator; the lengths make any stored text safe to frame.
-/// (JSON would escape every quote of the body, at twice SQLite's read cost.)
-const JOINED_CHUNK_SQL: &str = "SELECT group_concat(printf('%d %d %d %d %d %d ', seq, epoch, \
-     recorded_at, octet_length(key_id), octet_length(kind), octet_length(body)) \
-     || key_id || kind || body || hex(prev_mac) || ' ' || hex(body_commitment) || ' ' \
-     || hex(mac) || char(10), ''), \
+/// `seq epoch recorded_at`, the byte lengths of key id, kind and body and
+/// the three blobs in hex, each followed by a space, then the three texts
+/// as stored; the lengths make any stored text safe to frame. (JSON would
+/// escape every quote of the body, at twice SQLite's read cost.) The body
+/// comes last because every `||` copies what it appends to.
+const JOINED_CHUNK_SQL: &str = "SELECT group_concat(printf('%d %d %d %d %d %d %s %s %s ', seq, \
+     epoch, recorded_at, octet_length(key_id), octet_length(kind), octet_length(body), \
+     hex(prev_mac), hex(body_commitment), hex(mac)) || key_id || kind || body, ''), \
      count(*), max(seq), min(typeof(seq) = 'integer' AND typeof(epoch) = 'integer' \
      AND typeof(key_id) = 'text' AND typeof(recorded_at) = 'integer' AND typeof(kind) = 'text' \
      AND typeof(body) = 'text' AND typeof(prev_mac) = 'blob' \
@@ -677,6 +677,9 @@ fn split_framed_row(text: &str) -> Option<(StoredColumns<'_>, &str)> {
     let epoch = number()?;
     let recorded_at = number()?;
     let lengths = [number()?, number()?, number()?].map(|n| usize::try_from(n).ok());
+    let (prev_mac, after) = rest.split_once(' ')?;
+    let (body_commitment, after) = after.split_once(' ')?;
+    let (mac, mut rest) = after.split_once(' ')?;
     let mut text_of = |len: Option<usize>| -> Option<&str> {
         let value = rest.get(..len?)?;
         rest = &rest[value.len()..];
@@ -685,9 +688,6 @@ fn split_framed_row(text: &str) -> Option<(StoredColumns<'_>, &str)> {
     let key_id = text_of(lengths[0])?;
     let kind = text_of(lengths[1])?;
     let body = text_of(lengths[2])?;
-    let (prev_mac, after) = rest.split_once(' ')?;
-    let (body_commitment, after) = after.split_once(' ')?;
-    let (mac, after) = after.split_once('\n')?;
     let bytes = |hex: &str| {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(hex, &mut bytes)
@@ -705,7 +705,7 @@ fn split_framed_row(text: &str) -> Option<(StoredColumns<'_>, &str)> {
         body_commitment: bytes(body_commitment),
         mac: bytes(mac),
     };
-    Some((columns, after))
+    Some((columns, rest))
 }
 
 #[async_trait]
