@@ -20,12 +20,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod plain;
+
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, SamplingMode, Throughput};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Arguments, AssertSqlSafe, sqlite::SqliteArguments};
 use trailseal::ingest::{Follower, LineParser, LogFormat, ParseOptions};
-use trailseal::{Entry, ManualClock, MemoryStore, SealingKey, SqliteStore, Store, Trail};
+use trailseal::{ManualClock, MemoryStore, SealingKey, SqliteStore, Store, Trail};
 
 /// Lines per measured iteration: whole batches.
 const LINES: usize = 20 * BATCH;
@@ -140,162 +140,27 @@ fn append(path: &std::path::Path, lines: &[u8], times: usize) {
     file.sync_all().unwrap();
 }
 
-/// The plain baseline: the same database, opened the way `SqliteStore`
-/// opens it (WAL, synchronous = FULL, the same checkpoint interval),
-/// without trailseal in between.
-async fn plain_pool(store: &SqliteStore) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .filename(store.path())
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
-        .pragma(
-            "wal_autocheckpoint",
-            trailseal::DEFAULT_WAL_CHECKPOINT_PAGES.to_string(),
-        )
-        .busy_timeout(Duration::from_secs(30));
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap()
-}
-
-/// Column values of one row, exactly as trailseal stores the entry.
-#[derive(Clone)]
-struct Row {
-    text: [Option<String>; 12],
-    integers: [i64; 3],
-    blobs: [Vec<u8>; 3],
-}
-
-fn row(entry: &Entry) -> Row {
-    let value = |name: &str| entry.value(name).map(str::to_owned);
-    Row {
-        text: [
-            Some(entry.trail.clone()),
-            Some(entry.key_id.clone()),
-            Some(entry.kind.as_str().to_owned()),
-            Some(serde_json::to_string(&entry.body).unwrap()),
-            value("action"),
-            value("tenant"),
-            value("actor.name"),
-            value("target.type"),
-            value("target.id"),
-            value("context.ip"),
-            value("outcome"),
-            value("context.request_id"),
-        ],
-        integers: [
-            entry.seq as i64,
-            entry.epoch as i64,
-            entry.recorded_at.timestamp_micros(),
-        ],
-        blobs: [
-            entry.prev_mac.as_bytes().to_vec(),
-            entry.body_commitment.as_bytes().to_vec(),
-            entry.mac.as_bytes().to_vec(),
-        ],
-    }
-}
-
-fn insert_sql(rows: usize) -> String {
-    let one = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    format!(
-        "INSERT INTO entries (trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, \
-         body_commitment, mac, action, tenant, actor, target_type, target_id, ip, outcome, \
-         request_id) VALUES {}",
-        vec![one; rows].join(", ")
-    )
-}
-
-fn bind(arguments: &mut SqliteArguments, row: Row) {
-    let [
-        trail,
-        key_id,
-        kind,
-        body,
-        action,
-        tenant,
-        actor,
-        target_type,
-        target_id,
-        ip,
-        outcome,
-        request_id,
-    ] = row.text;
-    let [seq, epoch, recorded_at] = row.integers;
-    let [prev_mac, commitment, mac] = row.blobs;
-    arguments.add(trail).unwrap();
-    arguments.add(seq).unwrap();
-    arguments.add(epoch).unwrap();
-    arguments.add(key_id).unwrap();
-    arguments.add(recorded_at).unwrap();
-    arguments.add(kind).unwrap();
-    arguments.add(body).unwrap();
-    arguments.add(prev_mac).unwrap();
-    arguments.add(commitment).unwrap();
-    arguments.add(mac).unwrap();
-    for value in [
-        action,
-        tenant,
-        actor,
-        target_type,
-        target_id,
-        ip,
-        outcome,
-        request_id,
-    ] {
-        arguments.add(value).unwrap();
-    }
-}
-
 /// The rows the follower writes for the log's lines: the lines sealed
-/// once through a follower into memory, renumbered per call so they never
-/// collide.
-struct RowSource {
-    template: Vec<Row>,
-    next_seq: i64,
-}
-
-impl RowSource {
-    async fn new(log: &[u8]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        std::fs::write(&path, log).unwrap();
-        let memory = MemoryStore::new();
-        let trail = start_trail(Arc::new(memory.clone())).await;
-        let mut follower = Follower::builder(
-            trail.clone(),
-            Arc::new(memory.clone()),
-            &path,
-            LogFormat::WebAccess,
-        )
-        .options(options())
-        .start()
-        .await
-        .unwrap();
-        assert_eq!(follower.poll().await.unwrap(), LINES as u64);
-        trail.shutdown().await.unwrap();
-        let template = memory.dump(LogFormat::WebAccess.trail())[1..]
-            .iter()
-            .map(row)
-            .collect();
-        Self {
-            template,
-            next_seq: 0,
-        }
-    }
-
-    fn rows(&mut self, count: usize) -> Vec<Row> {
-        (0..count)
-            .map(|i| {
-                let mut row = self.template[i % self.template.len()].clone();
-                row.integers[0] = self.next_seq;
-                self.next_seq += 1;
-                row
-            })
-            .collect()
-    }
+/// once through a follower into memory.
+async fn sealed_rows(log: &[u8]) -> plain::RowSource {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    std::fs::write(&path, log).unwrap();
+    let memory = MemoryStore::new();
+    let trail = start_trail(Arc::new(memory.clone())).await;
+    let mut follower = Follower::builder(
+        trail.clone(),
+        Arc::new(memory.clone()),
+        &path,
+        LogFormat::WebAccess,
+    )
+    .options(options())
+    .start()
+    .await
+    .unwrap();
+    assert_eq!(follower.poll().await.unwrap(), LINES as u64);
+    trail.shutdown().await.unwrap();
+    plain::RowSource::new(&memory.dump(LogFormat::WebAccess.trail())[1..])
 }
 
 fn ingest(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
@@ -349,30 +214,17 @@ fn ingest(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
 
     group.bench_function("plain_insert", |b| {
         let (store, _log, _dir) = runtime.block_on(fresh_setup());
-        let pool = runtime.block_on(plain_pool(&store));
-        let mut source = runtime.block_on(RowSource::new(&log));
-        let sql = insert_sql(BATCH);
+        let pool = runtime.block_on(plain::pool(&store, 1));
+        let mut source = runtime.block_on(sealed_rows(&log));
+        let sql = plain::insert_sql(BATCH);
         b.to_async(runtime).iter_custom(|iters| {
-            let batches: Vec<Vec<Row>> = (0..iters as usize * LINES / BATCH)
+            let batches: Vec<_> = (0..iters as usize * LINES / BATCH)
                 .map(|_| source.rows(BATCH))
                 .collect();
             let pool = pool.clone();
             let sql = sql.clone();
             async move {
-                let began = Instant::now();
-                for batch in batches {
-                    let mut arguments = SqliteArguments::default();
-                    for row in batch {
-                        bind(&mut arguments, row);
-                    }
-                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-                    sqlx::query_with(AssertSqlSafe(sql.as_str()), arguments)
-                        .execute(&mut *tx)
-                        .await
-                        .unwrap();
-                    tx.commit().await.unwrap();
-                }
-                let elapsed = began.elapsed();
+                let elapsed = plain::insert_batches(&pool, &sql, batches).await;
                 tally("plain_insert", iters * LINES as u64, elapsed);
                 elapsed
             }

@@ -18,12 +18,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod plain;
+
 use chrono::{TimeZone, Utc};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Arguments, AssertSqlSafe, sqlite::SqliteArguments};
 use trailseal::{
-    Actor, Entry, Event, ManualClock, MemoryStore, SealingKey, Source, SqliteStore, Store, Trail,
+    Actor, Event, ManualClock, MemoryStore, SealingKey, Source, SqliteStore, Store, Trail,
 };
 
 /// Events per transaction in the batched mode.
@@ -85,145 +85,15 @@ async fn start_trail(store: Arc<dyn Store>) -> Trail {
         .unwrap()
 }
 
-/// The plain baseline: the same database, opened the way `SqliteStore`
-/// opens it (WAL, synchronous = FULL, the same checkpoint interval),
-/// without trailseal in between.
-async fn plain_pool(store: &SqliteStore) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .filename(store.path())
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
-        .pragma(
-            "wal_autocheckpoint",
-            trailseal::DEFAULT_WAL_CHECKPOINT_PAGES.to_string(),
-        )
-        .busy_timeout(Duration::from_secs(30));
-    SqlitePoolOptions::new()
-        .max_connections(CALLERS as u32)
-        .connect_with(options)
-        .await
-        .unwrap()
-}
-
-/// Column values of one row, exactly as trailseal stores the entry.
-#[derive(Clone)]
-struct Row {
-    text: [Option<String>; 12],
-    integers: [i64; 3],
-    blobs: [Vec<u8>; 3],
-}
-
-fn row(entry: &Entry) -> Row {
-    let value = |name: &str| entry.value(name).map(str::to_owned);
-    Row {
-        text: [
-            Some(entry.trail.clone()),
-            Some(entry.key_id.clone()),
-            Some(entry.kind.as_str().to_owned()),
-            Some(serde_json::to_string(&entry.body).unwrap()),
-            value("action"),
-            value("tenant"),
-            value("actor.name"),
-            value("target.type"),
-            value("target.id"),
-            value("context.ip"),
-            value("outcome"),
-            value("context.request_id"),
-        ],
-        integers: [
-            entry.seq as i64,
-            entry.epoch as i64,
-            entry.recorded_at.timestamp_micros(),
-        ],
-        blobs: [
-            entry.prev_mac.as_bytes().to_vec(),
-            entry.body_commitment.as_bytes().to_vec(),
-            entry.mac.as_bytes().to_vec(),
-        ],
-    }
-}
-
-fn insert_sql(rows: usize) -> String {
-    let one = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    format!(
-        "INSERT INTO entries (trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, \
-         body_commitment, mac, action, tenant, actor, target_type, target_id, ip, outcome, \
-         request_id) VALUES {}",
-        vec![one; rows].join(", ")
-    )
-}
-
-fn bind(arguments: &mut SqliteArguments, row: Row) {
-    let [
-        trail,
-        key_id,
-        kind,
-        body,
-        action,
-        tenant,
-        actor,
-        target_type,
-        target_id,
-        ip,
-        outcome,
-        request_id,
-    ] = row.text;
-    let [seq, epoch, recorded_at] = row.integers;
-    let [prev_mac, commitment, mac] = row.blobs;
-    arguments.add(trail).unwrap();
-    arguments.add(seq).unwrap();
-    arguments.add(epoch).unwrap();
-    arguments.add(key_id).unwrap();
-    arguments.add(recorded_at).unwrap();
-    arguments.add(kind).unwrap();
-    arguments.add(body).unwrap();
-    arguments.add(prev_mac).unwrap();
-    arguments.add(commitment).unwrap();
-    arguments.add(mac).unwrap();
-    for value in [
-        action,
-        tenant,
-        actor,
-        target_type,
-        target_id,
-        ip,
-        outcome,
-        request_id,
-    ] {
-        arguments.add(value).unwrap();
-    }
-}
-
-/// Rows of real sealed entries, renumbered per call so they never collide.
-struct RowSource {
-    template: Vec<Row>,
-    next_seq: i64,
-}
-
-impl RowSource {
-    async fn new() -> Self {
-        let memory = MemoryStore::new();
-        let trail = start_trail(Arc::new(memory.clone())).await;
-        let pending: Vec<_> = (0..BATCH).map(|i| trail.record(event(i))).collect();
-        futures_util::future::try_join_all(pending).await.unwrap();
-        trail.shutdown().await.unwrap();
-        let template = memory.dump("mailbox")[1..].iter().map(row).collect();
-        Self {
-            template,
-            next_seq: 0,
-        }
-    }
-
-    fn rows(&mut self, count: usize) -> Vec<Row> {
-        (0..count)
-            .map(|i| {
-                let mut row = self.template[i % self.template.len()].clone();
-                row.integers[0] = self.next_seq;
-                self.next_seq += 1;
-                row
-            })
-            .collect()
-    }
+/// Rows of the sealed entries of one batch of events, for the plain
+/// baseline.
+async fn sealed_rows() -> plain::RowSource {
+    let memory = MemoryStore::new();
+    let trail = start_trail(Arc::new(memory.clone())).await;
+    let pending: Vec<_> = (0..BATCH).map(|i| trail.record(event(i))).collect();
+    futures_util::future::try_join_all(pending).await.unwrap();
+    trail.shutdown().await.unwrap();
+    plain::RowSource::new(&memory.dump("mailbox")[1..])
 }
 
 fn batched(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
@@ -234,30 +104,17 @@ fn batched(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
 
     group.bench_function(BenchmarkId::new("plain_insert", BATCH), |b| {
         let (store, _dir) = runtime.block_on(fresh_store());
-        let pool = runtime.block_on(plain_pool(&store));
-        let mut source = runtime.block_on(RowSource::new());
-        let sql = insert_sql(BATCH);
+        let pool = runtime.block_on(plain::pool(&store, CALLERS as u32));
+        let mut source = runtime.block_on(sealed_rows());
+        let sql = plain::insert_sql(BATCH);
         b.to_async(runtime).iter_custom(|iters| {
-            let batches: Vec<Vec<Row>> = (0..iters as usize * BATCHES_PER_ITERATION)
+            let batches: Vec<_> = (0..iters as usize * BATCHES_PER_ITERATION)
                 .map(|_| source.rows(BATCH))
                 .collect();
             let pool = pool.clone();
             let sql = sql.clone();
             async move {
-                let began = Instant::now();
-                for batch in batches {
-                    let mut arguments = SqliteArguments::default();
-                    for row in batch {
-                        bind(&mut arguments, row);
-                    }
-                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-                    sqlx::query_with(AssertSqlSafe(sql.as_str()), arguments)
-                        .execute(&mut *tx)
-                        .await
-                        .unwrap();
-                    tx.commit().await.unwrap();
-                }
-                let elapsed = began.elapsed();
+                let elapsed = plain::insert_batches(&pool, &sql, batches).await;
                 tally("batched/plain_insert", iters * rows, elapsed);
                 elapsed
             }
@@ -367,11 +224,11 @@ fn one_per_transaction(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
 
     group.bench_function(BenchmarkId::new("plain_insert", CALLERS), |b| {
         let (store, _dir) = runtime.block_on(fresh_store());
-        let pool = runtime.block_on(plain_pool(&store));
-        let mut source = runtime.block_on(RowSource::new());
-        let sql = insert_sql(1);
+        let pool = runtime.block_on(plain::pool(&store, CALLERS as u32));
+        let mut source = runtime.block_on(sealed_rows());
+        let sql = plain::insert_sql(1);
         b.to_async(runtime).iter_custom(|iters| {
-            let callers: Vec<Vec<Row>> = (0..CALLERS)
+            let callers: Vec<_> = (0..CALLERS)
                 .map(|_| source.rows(iters as usize * EVENTS_PER_CALLER))
                 .collect();
             let pool = pool.clone();
@@ -383,18 +240,11 @@ fn one_per_transaction(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
                     .map(|rows| {
                         let pool = pool.clone();
                         let sql = sql.clone();
-                        tokio::spawn(async move {
-                            for row in rows {
-                                let mut arguments = SqliteArguments::default();
-                                bind(&mut arguments, row);
-                                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-                                sqlx::query_with(AssertSqlSafe(sql.as_str()), arguments)
-                                    .execute(&mut *tx)
-                                    .await
-                                    .unwrap();
-                                tx.commit().await.unwrap();
-                            }
-                        })
+                        // One row per transaction.
+                        let batches = rows.into_iter().map(|row| vec![row]).collect();
+                        tokio::spawn(
+                            async move { plain::insert_batches(&pool, &sql, batches).await },
+                        )
                     })
                     .collect();
                 for task in tasks {
