@@ -70,4 +70,34 @@ async fn postgres_trail_verifies_and_tampering_is_named() {
         .unwrap();
     connection.close().await.unwrap();
     assert_eq!(verify(&key, &url), (1, vec![("modified".to_owned(), 5)]));
+    let entries = entries_read(&key, &url);
+
+    // A row that cannot be decoded is one more finding; the rows after it
+    // in its chunk and in later chunks are still read and verified.
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE entries SET body = '{not json' WHERE trail = 'admin' AND seq = 9")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    assert_eq!(
+        verify(&key, &url),
+        (
+            1,
+            vec![("modified".to_owned(), 5), ("modified".to_owned(), 9)]
+        )
+    );
+    assert_eq!(entries_read(&key, &url), entries);
+}
+
+/// How many entries the report says it read.
+fn entries_read(key: &str, url: &str) -> u64 {
+    let output = Command::new(BIN)
+        .args(["verify", "--json", "--quiet", "--key", key, url])
+        .output()
+        .expect("audit-verify runs");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    report["trails"][0]["entries"]
+        .as_u64()
+        .expect("an entry count")
 }

@@ -142,6 +142,50 @@ pub struct Erasure {
     pub fields: Vec<String>,
 }
 
+/// One chunk of a scan as a backend reads it: each entry on its own (a row
+/// damaged beyond decoding is an error at its seq, and the scan goes on),
+/// or an error that ends the scan.
+pub(crate) type ScanChunk = Result<Vec<Result<Entry, StoreError>>, StoreError>;
+
+/// How many chunks a scan reads ahead of its consumer.
+pub(crate) const READ_AHEAD_CHUNKS: usize = 2;
+
+/// A scan whose chunks `read` sends from a task of its own, so that the
+/// next chunks are read while the consumer works on this one. The task is
+/// started on the first poll, inside the caller's runtime, and ends when
+/// the stream is dropped (its next send fails).
+pub(crate) fn read_ahead_scan<'a, Read, Reading>(read: Read) -> EntryStream<'a>
+where
+    Read: FnOnce(tokio::sync::mpsc::Sender<ScanChunk>) -> Reading + Send + 'a,
+    Reading: std::future::Future<Output = ()> + Send + 'static,
+{
+    use futures_util::{StreamExt, TryStreamExt};
+
+    let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
+    let chunks = futures_util::stream::unfold(
+        (Some((read, sender)), receiver),
+        |(reader, mut receiver)| async move {
+            if let Some((read, sender)) = reader {
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn(read(sender))),
+                    Err(err) => {
+                        let err = StoreError::Database(Box::new(err));
+                        return Some((Err(err), (None, receiver)));
+                    }
+                }
+            }
+            let chunk = receiver.recv().await?;
+            Some((chunk, (None, receiver)))
+        },
+    );
+    Box::pin(
+        chunks
+            .map_ok(|entries| futures_util::stream::iter(entries.into_iter().map(Ok)))
+            .try_flatten()
+            .map(|item| item.and_then(|entry| entry)),
+    )
+}
+
 /// The conflict of a batch meant to follow `after` when the trail's head is
 /// elsewhere: another writer got there first.
 pub(crate) fn conflict_after(trail: &str, after: Option<u64>) -> StoreError {

@@ -15,14 +15,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use futures_util::TryStreamExt;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
+use tokio::sync::mpsc;
 
 use super::query::{IndexedFields, page_from_sorted};
 use super::{
-    EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch, conflict_after,
+    EntryStream, EpochSummary, Erasure, Order, Page, Query, ScanChunk, Store, check_batch,
+    conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -279,7 +280,7 @@ impl PostgresStore {
         Ok(mac.as_deref() == Some(last.mac.as_slice()))
     }
 
-    async fn read_chunk(&self, trail: &str, from: i64) -> Result<Vec<Entry>, StoreError> {
+    async fn read_chunk(&self, trail: &str, from: i64) -> ScanChunk {
         static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let sql = SQL.get_or_init(|| {
             format!(
@@ -293,8 +294,44 @@ impl PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(classify)?;
-        rows.iter().map(|row| decode_entry(trail, row)).collect()
+        // Each row on its own: a row damaged beyond decoding is a finding
+        // at its seq, and must not hide the rows around it.
+        Ok(rows.iter().map(|row| decode_entry(trail, row)).collect())
     }
+
+    /// Reads a trail chunk by chunk into `sender`, each chunk while the
+    /// consumer works on the one before.
+    async fn read_ahead(self, trail: String, mut from: i64, sender: mpsc::Sender<ScanChunk>) {
+        loop {
+            let chunk = self.read_chunk(&trail, from).await;
+            let next = match &chunk {
+                Ok(entries) if entries.is_empty() => return,
+                Ok(entries) if entries.len() as i64 == SCAN_CHUNK => {
+                    last_seq(entries).and_then(|seq| seq.checked_add(1))
+                }
+                _ => None,
+            };
+            if sender.send(chunk).await.is_err() {
+                // The scan was dropped.
+                return;
+            }
+            match next {
+                Some(next) => from = next,
+                None => return,
+            }
+        }
+    }
+}
+
+/// The seq of a chunk's last row: where the next chunk starts after. A row
+/// that did not decode still names its seq in its error.
+fn last_seq(entries: &[Result<Entry, StoreError>]) -> Option<i64> {
+    let seq = match entries.last()? {
+        Ok(entry) => entry.seq,
+        Err(StoreError::Corrupt { seq, .. }) => *seq,
+        Err(_) => return None,
+    };
+    i64::try_from(seq).ok()
 }
 
 #[async_trait]
@@ -497,25 +534,12 @@ impl Store for PostgresStore {
         // Keyset pagination: each chunk is one short query on the (trail,
         // seq) index of every partition, so memory stays flat and no read
         // holds a snapshot (and with it vacuum) for the scan of a huge trail.
-        let start = i64::try_from(from).ok();
-        let chunks = futures_util::stream::try_unfold(start, move |next| async move {
-            let Some(from) = next else {
-                return Ok(None);
-            };
-            let chunk = self.read_chunk(trail, from).await?;
-            let next = match chunk.last() {
-                Some(last) if chunk.len() as i64 == SCAN_CHUNK => i64::try_from(last.seq)
-                    .ok()
-                    .and_then(|seq| seq.checked_add(1)),
-                _ => None,
-            };
-            if chunk.is_empty() {
-                return Ok(None);
-            }
-            let entries = futures_util::stream::iter(chunk.into_iter().map(Ok));
-            Ok(Some((entries, next)))
-        });
-        Box::pin(chunks.try_flatten())
+        let Ok(from) = i64::try_from(from) else {
+            return Box::pin(futures_util::stream::empty());
+        };
+        let store = self.clone();
+        let trail = trail.to_owned();
+        read_ahead_scan(move |sender| store.read_ahead(trail, from, sender))
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {

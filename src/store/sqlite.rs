@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, TryStreamExt};
 use sqlx::error::ErrorKind;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
@@ -25,7 +24,8 @@ use tokio::sync::mpsc;
 
 use super::query::{IndexedFields, page_from_sorted};
 use super::{
-    EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch, conflict_after,
+    EntryStream, EpochSummary, Erasure, Order, Page, Query, ScanChunk, Store, check_batch,
+    conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -544,7 +544,7 @@ impl SqliteStore {
     /// Reads a trail chunk by chunk into `sender`. The next chunk is read on
     /// SQLite's thread while this one is decoded on a blocking thread, and
     /// both while the consumer works on the chunk before: a scan keeps
-    /// three threads busy and holds at most [`READ_AHEAD_CHUNKS`] + 2
+    /// three threads busy and holds at most [`super::READ_AHEAD_CHUNKS`] + 2
     /// chunks.
     async fn read_ahead(self, trail: String, from: i64, sender: mpsc::Sender<ScanChunk>) {
         let mut fetched = self.fetch_chunk(&trail, from).await;
@@ -598,10 +598,6 @@ const JOINED_CHUNK_SQL: &str = "SELECT group_concat(printf('%d %d %d %d %d %d %s
      AND typeof(body) = 'text' AND typeof(prev_mac) = 'blob' \
      AND typeof(body_commitment) = 'blob' AND typeof(mac) = 'blob') \
      FROM (SELECT * FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?)";
-
-const READ_AHEAD_CHUNKS: usize = 2;
-
-type ScanChunk = Result<Vec<Result<Entry, StoreError>>, StoreError>;
 
 /// One chunk of a scan as read from the database.
 enum FetchedChunk {
@@ -764,30 +760,9 @@ impl Store for SqliteStore {
         let Ok(from) = i64::try_from(from) else {
             return Box::pin(futures_util::stream::empty());
         };
-        let (sender, receiver) = mpsc::channel(READ_AHEAD_CHUNKS);
-        let chunks = futures_util::stream::unfold(
-            (Some((self.clone(), trail.to_owned(), sender)), receiver),
-            move |(reader, mut receiver)| async move {
-                // Started on the first poll, inside the caller's runtime.
-                if let Some((store, trail, sender)) = reader {
-                    match tokio::runtime::Handle::try_current() {
-                        Ok(runtime) => drop(runtime.spawn(store.read_ahead(trail, from, sender))),
-                        Err(err) => {
-                            let err = StoreError::Database(Box::new(err));
-                            return Some((Err(err), (None, receiver)));
-                        }
-                    }
-                }
-                let chunk = receiver.recv().await?;
-                Some((chunk, (None, receiver)))
-            },
-        );
-        Box::pin(
-            chunks
-                .map_ok(|entries| futures_util::stream::iter(entries.into_iter().map(Ok)))
-                .try_flatten()
-                .map(|item| item.and_then(|entry| entry)),
-        )
+        let store = self.clone();
+        let trail = trail.to_owned();
+        read_ahead_scan(move |sender| store.read_ahead(trail, from, sender))
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {
