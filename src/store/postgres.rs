@@ -280,58 +280,84 @@ impl PostgresStore {
         Ok(mac.as_deref() == Some(last.mac.as_slice()))
     }
 
-    async fn read_chunk(&self, trail: &str, from: i64) -> ScanChunk {
+    /// The rows of one scan chunk, not yet decoded.
+    async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<Vec<PgRow>, StoreError> {
         static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let sql = SQL.get_or_init(|| {
             format!(
                 "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
             )
         });
-        let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+        sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(trail)
             .bind(from)
             .bind(SCAN_CHUNK)
             .fetch_all(&self.pool)
             .await
-            .map_err(classify)?;
-        // Each row on its own: a row damaged beyond decoding is a finding
-        // at its seq, and must not hide the rows around it.
-        Ok(rows.iter().map(|row| decode_entry(trail, row)).collect())
+            .map_err(classify)
     }
 
-    /// Reads a trail chunk by chunk into `sender`, each chunk while the
-    /// consumer works on the one before.
-    async fn read_ahead(self, trail: String, mut from: i64, sender: mpsc::Sender<ScanChunk>) {
+    /// Reads a trail chunk by chunk into `sender`. The next chunk is
+    /// fetched while this one is decoded on a blocking thread, and both
+    /// while the consumer works on the chunk before.
+    async fn read_ahead(self, trail: String, from: i64, sender: mpsc::Sender<ScanChunk>) {
+        let mut fetched = self.fetch_chunk(&trail, from).await;
         loop {
-            let chunk = self.read_chunk(&trail, from).await;
-            let next = match &chunk {
-                Ok(entries) if entries.is_empty() => return,
-                Ok(entries) if entries.len() as i64 == SCAN_CHUNK => {
-                    last_seq(entries).and_then(|seq| seq.checked_add(1))
+            let rows = match fetched {
+                Ok(rows) if rows.is_empty() => return,
+                Ok(rows) => rows,
+                Err(err) => {
+                    let _ = sender.send(Err(err)).await;
+                    return;
                 }
-                _ => None,
             };
-            if sender.send(chunk).await.is_err() {
+            let next = next_from(&trail, &rows);
+            let name = trail.clone();
+            // Each row on its own: a row damaged beyond decoding is a
+            // finding at its seq, and must not hide the rows around it.
+            let decoding = tokio::task::spawn_blocking(move || {
+                rows.iter()
+                    .map(|row| decode_entry(&name, row))
+                    .collect::<Vec<_>>()
+            });
+            let (decoded, following) = match next {
+                Ok(Some(next)) => {
+                    let (decoded, following) =
+                        futures_util::future::join(decoding, self.fetch_chunk(&trail, next)).await;
+                    (decoded, Some(following))
+                }
+                Ok(None) => (decoding.await, None),
+                Err(err) => (decoding.await, Some(Err(err))),
+            };
+            let decoded = decoded.map_err(|err| StoreError::Database(Box::new(err)));
+            if sender.send(decoded).await.is_err() {
                 // The scan was dropped.
                 return;
             }
-            match next {
-                Some(next) => from = next,
+            match following {
+                Some(following) => fetched = following,
                 None => return,
             }
         }
     }
 }
 
-/// The seq of a chunk's last row: where the next chunk starts after. A row
-/// that did not decode still names its seq in its error.
-fn last_seq(entries: &[Result<Entry, StoreError>]) -> Option<i64> {
-    let seq = match entries.last()? {
-        Ok(entry) => entry.seq,
-        Err(StoreError::Corrupt { seq, .. }) => *seq,
-        Err(_) => return None,
+/// Where the chunk after `rows` starts: after its last seq, unless the
+/// chunk was the last. The seq column is typed, so reading it fails only
+/// if the database does; that ends the scan with the error.
+fn next_from(trail: &str, rows: &[PgRow]) -> Result<Option<i64>, StoreError> {
+    if (rows.len() as i64) < SCAN_CHUNK {
+        return Ok(None);
+    }
+    let Some(last) = rows.last() else {
+        return Ok(None);
     };
-    i64::try_from(seq).ok()
+    let seq: i64 = last.try_get(1).map_err(|err| StoreError::Corrupt {
+        trail: trail.to_owned(),
+        seq: 0,
+        reason: format!("a seq could not be read: {err}"),
+    })?;
+    Ok(seq.checked_add(1))
 }
 
 #[async_trait]
