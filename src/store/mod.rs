@@ -145,29 +145,57 @@ pub struct Erasure {
 /// One chunk of a scan as a backend reads it: each entry on its own (a row
 /// damaged beyond decoding is an error at its seq, and the scan goes on),
 /// or an error that ends the scan.
-pub(crate) type ScanChunk = Result<Vec<Result<Entry, StoreError>>, StoreError>;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+type ScanChunk = Result<Vec<Result<Entry, StoreError>>, StoreError>;
 
-/// How many chunks a scan reads ahead of its consumer.
-pub(crate) const READ_AHEAD_CHUNKS: usize = 2;
+/// How many decoded chunks a scan holds ahead of its consumer.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const READ_AHEAD_CHUNKS: usize = 2;
 
-/// A scan whose chunks `read` sends from a task of its own, so that the
-/// next chunks are read while the consumer works on this one. The task is
-/// started on the first poll, inside the caller's runtime, and ends when
-/// the stream is dropped (its next send fails).
-pub(crate) fn read_ahead_scan<'a, Read, Reading>(read: Read) -> EntryStream<'a>
-where
-    Read: FnOnce(tokio::sync::mpsc::Sender<ScanChunk>) -> Reading + Send + 'a,
-    Reading: std::future::Future<Output = ()> + Send + 'static,
-{
+/// How a SQL backend reads a trail in chunks, for [`read_ahead_scan`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[async_trait]
+pub(crate) trait ChunkReader: Send + Sync + 'static {
+    /// A chunk as read from the database, not yet decoded.
+    type Chunk: Send + 'static;
+
+    /// Reads the chunk of `trail` that starts at seq `from`.
+    async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<Self::Chunk, StoreError>;
+
+    /// Whether the chunk holds no rows: the scan is done.
+    fn is_empty(chunk: &Self::Chunk) -> bool;
+
+    /// Where the next chunk starts, or `None` after the last one.
+    fn next_from(trail: &str, chunk: &Self::Chunk) -> Result<Option<i64>, StoreError>;
+
+    /// The chunk's entries, each decoded on its own.
+    fn decode(trail: &str, chunk: Self::Chunk) -> Vec<Result<Entry, StoreError>>;
+}
+
+/// A scan read chunk by chunk on a task of its own: the next chunk is read
+/// while this one is decoded on a blocking thread, and both while the
+/// consumer works on the chunk before, at most [`READ_AHEAD_CHUNKS`] ahead.
+/// The task is started on the first poll, inside the caller's runtime, and
+/// ends when the stream is dropped (its next send fails).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn read_ahead_scan<'a, R: ChunkReader>(
+    reader: R,
+    trail: &str,
+    from: u64,
+) -> EntryStream<'a> {
     use futures_util::{StreamExt, TryStreamExt};
 
+    let Ok(from) = i64::try_from(from) else {
+        return Box::pin(futures_util::stream::empty());
+    };
+    let trail = trail.to_owned();
     let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
     let chunks = futures_util::stream::unfold(
-        (Some((read, sender)), receiver),
-        |(reader, mut receiver)| async move {
-            if let Some((read, sender)) = reader {
+        (Some((reader, trail, sender)), receiver),
+        move |(start, mut receiver)| async move {
+            if let Some((reader, trail, sender)) = start {
                 match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => drop(runtime.spawn(read(sender))),
+                    Ok(runtime) => drop(runtime.spawn(read_ahead(reader, trail, from, sender))),
                     Err(err) => {
                         let err = StoreError::Database(Box::new(err));
                         return Some((Err(err), (None, receiver)));
@@ -184,6 +212,49 @@ where
             .try_flatten()
             .map(|item| item.and_then(|entry| entry)),
     )
+}
+
+/// The task behind [`read_ahead_scan`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn read_ahead<R: ChunkReader>(
+    reader: R,
+    trail: String,
+    from: i64,
+    sender: tokio::sync::mpsc::Sender<ScanChunk>,
+) {
+    let mut fetched = reader.fetch_chunk(&trail, from).await;
+    loop {
+        let chunk = match fetched {
+            Ok(chunk) if R::is_empty(&chunk) => return,
+            Ok(chunk) => chunk,
+            Err(err) => {
+                let _ = sender.send(Err(err)).await;
+                return;
+            }
+        };
+        let next = R::next_from(&trail, &chunk);
+        let name = trail.clone();
+        let decoding = tokio::task::spawn_blocking(move || R::decode(&name, chunk));
+        let (decoded, following) = match next {
+            Ok(Some(next)) => {
+                let (decoded, following) =
+                    futures_util::future::join(decoding, reader.fetch_chunk(&trail, next)).await;
+                (decoded, Some(following))
+            }
+            Ok(None) => (decoding.await, None),
+            // The chunk read still counts; the error ends the scan after it.
+            Err(err) => (decoding.await, Some(Err(err))),
+        };
+        let decoded = decoded.map_err(|err| StoreError::Database(Box::new(err)));
+        if sender.send(decoded).await.is_err() {
+            // The scan was dropped.
+            return;
+        }
+        match following {
+            Some(following) => fetched = following,
+            None => return,
+        }
+    }
 }
 
 /// The conflict of a batch meant to follow `after` when the trail's head is

@@ -18,11 +18,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
-use tokio::sync::mpsc;
 
 use super::query::{IndexedFields, page_from_sorted};
 use super::{
-    EntryStream, EpochSummary, Erasure, Order, Page, Query, ScanChunk, Store, check_batch,
+    ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch,
     conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
@@ -279,6 +278,11 @@ impl PostgresStore {
         tx.rollback().await?;
         Ok(mac.as_deref() == Some(last.mac.as_slice()))
     }
+}
+
+#[async_trait]
+impl ChunkReader for PostgresStore {
+    type Chunk = Vec<PgRow>;
 
     /// The rows of one scan chunk, not yet decoded.
     async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<Vec<PgRow>, StoreError> {
@@ -297,67 +301,33 @@ impl PostgresStore {
             .map_err(classify)
     }
 
-    /// Reads a trail chunk by chunk into `sender`. The next chunk is
-    /// fetched while this one is decoded on a blocking thread, and both
-    /// while the consumer works on the chunk before.
-    async fn read_ahead(self, trail: String, from: i64, sender: mpsc::Sender<ScanChunk>) {
-        let mut fetched = self.fetch_chunk(&trail, from).await;
-        loop {
-            let rows = match fetched {
-                Ok(rows) if rows.is_empty() => return,
-                Ok(rows) => rows,
-                Err(err) => {
-                    let _ = sender.send(Err(err)).await;
-                    return;
-                }
-            };
-            let next = next_from(&trail, &rows);
-            let name = trail.clone();
-            // Each row on its own: a row damaged beyond decoding is a
-            // finding at its seq, and must not hide the rows around it.
-            let decoding = tokio::task::spawn_blocking(move || {
-                rows.iter()
-                    .map(|row| decode_entry(&name, row))
-                    .collect::<Vec<_>>()
-            });
-            let (decoded, following) = match next {
-                Ok(Some(next)) => {
-                    let (decoded, following) =
-                        futures_util::future::join(decoding, self.fetch_chunk(&trail, next)).await;
-                    (decoded, Some(following))
-                }
-                Ok(None) => (decoding.await, None),
-                Err(err) => (decoding.await, Some(Err(err))),
-            };
-            let decoded = decoded.map_err(|err| StoreError::Database(Box::new(err)));
-            if sender.send(decoded).await.is_err() {
-                // The scan was dropped.
-                return;
-            }
-            match following {
-                Some(following) => fetched = following,
-                None => return,
-            }
-        }
+    fn is_empty(rows: &Vec<PgRow>) -> bool {
+        rows.is_empty()
     }
-}
 
-/// Where the chunk after `rows` starts: after its last seq, unless the
-/// chunk was the last. The seq column is typed, so reading it fails only
-/// if the database does; that ends the scan with the error.
-fn next_from(trail: &str, rows: &[PgRow]) -> Result<Option<i64>, StoreError> {
-    if (rows.len() as i64) < SCAN_CHUNK {
-        return Ok(None);
+    /// After the last seq of a full chunk. The seq column is typed, so
+    /// reading it fails only if the database does; that ends the scan with
+    /// the error.
+    fn next_from(trail: &str, rows: &Vec<PgRow>) -> Result<Option<i64>, StoreError> {
+        if (rows.len() as i64) < SCAN_CHUNK {
+            return Ok(None);
+        }
+        let Some(last) = rows.last() else {
+            return Ok(None);
+        };
+        let seq: i64 = last.try_get(1).map_err(|err| StoreError::Corrupt {
+            trail: trail.to_owned(),
+            seq: 0,
+            reason: format!("a seq could not be read: {err}"),
+        })?;
+        Ok(seq.checked_add(1))
     }
-    let Some(last) = rows.last() else {
-        return Ok(None);
-    };
-    let seq: i64 = last.try_get(1).map_err(|err| StoreError::Corrupt {
-        trail: trail.to_owned(),
-        seq: 0,
-        reason: format!("a seq could not be read: {err}"),
-    })?;
-    Ok(seq.checked_add(1))
+
+    /// Each row on its own: a row damaged beyond decoding is a finding at
+    /// its seq, and must not hide the rows around it.
+    fn decode(trail: &str, rows: Vec<PgRow>) -> Vec<Result<Entry, StoreError>> {
+        rows.iter().map(|row| decode_entry(trail, row)).collect()
+    }
 }
 
 #[async_trait]
@@ -560,12 +530,7 @@ impl Store for PostgresStore {
         // Keyset pagination: each chunk is one short query on the (trail,
         // seq) index of every partition, so memory stays flat and no read
         // holds a snapshot (and with it vacuum) for the scan of a huge trail.
-        let Ok(from) = i64::try_from(from) else {
-            return Box::pin(futures_util::stream::empty());
-        };
-        let store = self.clone();
-        let trail = trail.to_owned();
-        read_ahead_scan(move |sender| store.read_ahead(trail, from, sender))
+        read_ahead_scan(self.clone(), trail, from)
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {

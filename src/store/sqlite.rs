@@ -20,11 +20,10 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
-use tokio::sync::mpsc;
 
 use super::query::{IndexedFields, page_from_sorted};
 use super::{
-    EntryStream, EpochSummary, Erasure, Order, Page, Query, ScanChunk, Store, check_batch,
+    ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch,
     conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
@@ -489,6 +488,37 @@ impl SqliteStore {
         }
     }
 
+    /// One chunk of a scan read row by row: every row decoded on its own, so
+    /// a row that was damaged in storage is reported (by the verifier, as a
+    /// finding) without hiding the rows after it.
+    async fn read_chunk(&self, trail: &str, from: i64) -> Result<FetchedChunk, StoreError> {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?"
+            )
+        });
+        let rows = sqlx::query(sql.as_str())
+            .bind(trail)
+            .bind(from)
+            .bind(SCAN_CHUNK)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|err| self.classify(err))?;
+        let Some(last_seq) = rows.last().map(|row| row.try_get::<i64, _>(1)) else {
+            return Ok(FetchedChunk::Empty);
+        };
+        Ok(FetchedChunk::Decoded {
+            last_seq: last_seq.ok(),
+            entries: rows.iter().map(|row| decode_entry(trail, row)).collect(),
+        })
+    }
+}
+
+#[async_trait]
+impl ChunkReader for SqliteStore {
+    type Chunk = FetchedChunk;
+
     /// One chunk of a scan, undecoded. SQLite joins the rows into one text
     /// value, since the driver hands each result row from its thread to the
     /// caller on its own, which costs several times what SQLite's read does.
@@ -515,71 +545,16 @@ impl SqliteStore {
         }
     }
 
-    /// One chunk of a scan read row by row: every row decoded on its own, so
-    /// a row that was damaged in storage is reported (by the verifier, as a
-    /// finding) without hiding the rows after it.
-    async fn read_chunk(&self, trail: &str, from: i64) -> Result<FetchedChunk, StoreError> {
-        static SQL: OnceLock<String> = OnceLock::new();
-        let sql = SQL.get_or_init(|| {
-            format!(
-                "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?"
-            )
-        });
-        let rows = sqlx::query(sql.as_str())
-            .bind(trail)
-            .bind(from)
-            .bind(SCAN_CHUNK)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|err| self.classify(err))?;
-        let Some(last_seq) = rows.last().map(|row| row.try_get::<i64, _>(1)) else {
-            return Ok(FetchedChunk::Empty);
-        };
-        Ok(FetchedChunk::Decoded {
-            last_seq: last_seq.ok(),
-            entries: rows.iter().map(|row| decode_entry(trail, row)).collect(),
-        })
+    fn is_empty(chunk: &FetchedChunk) -> bool {
+        matches!(chunk, FetchedChunk::Empty)
     }
 
-    /// Reads a trail chunk by chunk into `sender`. The next chunk is read on
-    /// SQLite's thread while this one is decoded on a blocking thread, and
-    /// both while the consumer works on the chunk before: a scan keeps
-    /// three threads busy and holds at most [`super::READ_AHEAD_CHUNKS`] + 2
-    /// chunks.
-    async fn read_ahead(self, trail: String, from: i64, sender: mpsc::Sender<ScanChunk>) {
-        let mut fetched = self.fetch_chunk(&trail, from).await;
-        loop {
-            let chunk = match fetched {
-                Ok(chunk) => chunk,
-                Err(err) => {
-                    let _ = sender.send(Err(err)).await;
-                    return;
-                }
-            };
-            let next = chunk.next_from();
-            if matches!(chunk, FetchedChunk::Empty) {
-                return;
-            }
-            let name = trail.clone();
-            let decoding = tokio::task::spawn_blocking(move || chunk.decode(&name));
-            let (decoded, following) = match next {
-                Some(next) => {
-                    let (decoded, following) =
-                        futures_util::future::join(decoding, self.fetch_chunk(&trail, next)).await;
-                    (decoded, Some(following))
-                }
-                None => (decoding.await, None),
-            };
-            let decoded = decoded.map_err(|err| StoreError::Database(Box::new(err)));
-            if sender.send(decoded).await.is_err() {
-                // The scan was dropped.
-                return;
-            }
-            match following {
-                Some(following) => fetched = following,
-                None => return,
-            }
-        }
+    fn next_from(_trail: &str, chunk: &FetchedChunk) -> Result<Option<i64>, StoreError> {
+        Ok(chunk.next_from())
+    }
+
+    fn decode(trail: &str, chunk: FetchedChunk) -> Vec<Result<Entry, StoreError>> {
+        chunk.decode(trail)
     }
 }
 
@@ -600,7 +575,7 @@ const JOINED_CHUNK_SQL: &str = "SELECT group_concat(printf('%d %d %d %d %d %d %s
      FROM (SELECT * FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?)";
 
 /// One chunk of a scan as read from the database.
-enum FetchedChunk {
+pub(crate) enum FetchedChunk {
     /// No rows: the scan is done.
     Empty,
     /// Rows joined into lines by SQLite, not yet decoded.
@@ -757,12 +732,7 @@ impl Store for SqliteStore {
         // Keyset pagination: each chunk is one short query on the primary
         // key, so memory stays flat and no read holds a snapshot for the
         // whole scan of a huge trail.
-        let Ok(from) = i64::try_from(from) else {
-            return Box::pin(futures_util::stream::empty());
-        };
-        let store = self.clone();
-        let trail = trail.to_owned();
-        read_ahead_scan(move |sender| store.read_ahead(trail, from, sender))
+        read_ahead_scan(self.clone(), trail, from)
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {
