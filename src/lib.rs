@@ -24,6 +24,7 @@ mod seal;
 mod secrets;
 mod store;
 mod trail;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod transaction;
 mod verify;
 
@@ -72,6 +73,8 @@ pub use trail::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_CONFLICTS, DEFAULT_QUEUE_CAPACITY, MAX_TRAIL_NAME_LEN, Receipt,
     Trail, TrailBuilder, validate_trail_name,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use transaction::TransactionRecorder;
 pub use verify::{
     DEFAULT_MINIMUM_RETENTION_DAYS, DEFAULT_REORDER_WINDOW, Finding, FindingKind, PrunedNotice,

@@ -825,15 +825,9 @@ impl Writer {
 /// When the next entries after a trail's head are sealed, and in which epoch.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NextPosition {
-    time: DateTime<Utc>,
-    epoch: u64,
-}
-
-impl NextPosition {
+    pub(crate) time: DateTime<Utc>,
     /// The epoch the next entries are sealed in.
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch
-    }
+    pub(crate) epoch: u64,
 }
 
 /// The timestamp and epoch of entries appended after `head` at `now`.

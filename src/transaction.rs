@@ -99,7 +99,7 @@ impl TransactionRecorder {
         // also registers the trail with the key before anything is sealed.
         let held = self.key.epoch();
         let floor = match head {
-            None => next_position(&self.key, self.clock.now(), None)?.epoch(),
+            None => next_position(&self.key, self.clock.now(), None)?.epoch,
             Some(head) if first_unsealed_epoch(&head) <= held => held,
             Some(_) => match link.committed_head(&self.trail).await? {
                 Some(committed) => first_unsealed_epoch(&committed),
@@ -109,7 +109,7 @@ impl TransactionRecorder {
         self.key.set_trail_floor(&self.trail, floor)?;
 
         let next = next_position(&self.key, self.clock.now(), head)?;
-        let summary = match summary_epoch(&self.key, head, next.epoch()) {
+        let summary = match summary_epoch(&self.key, head, next.epoch) {
             Some(epoch) => link.epoch_summary(&self.trail, epoch).await?,
             None => EpochSummary::default(),
         };
