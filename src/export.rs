@@ -64,13 +64,22 @@ pub struct JsonLinesReader<R> {
     /// Lines read so far.
     line: u64,
     /// Blocks being decoded, oldest first.
-    in_flight: std::collections::VecDeque<std::sync::mpsc::Receiver<Vec<Decoded>>>,
+    in_flight: std::collections::VecDeque<std::sync::mpsc::Receiver<DecodedBlock>>,
     decoded: std::vec::IntoIter<Decoded>,
+    /// Buffers of blocks already decoded, kept for the next blocks: a
+    /// fresh buffer would grow by copying and fault in new pages each time.
+    spare_buffers: Vec<Vec<u8>>,
     /// The input ended or failed: nothing more is read.
     exhausted: bool,
 }
 
 type Decoded = Result<Entry, StoreError>;
+
+/// The entries of a block, and the block's buffer handed back for reuse.
+struct DecodedBlock {
+    entries: Vec<Decoded>,
+    buffer: Vec<u8>,
+}
 
 /// Blocks decoded ahead of the one the caller reads: enough to keep the
 /// cores busy, few enough to keep memory flat.
@@ -84,6 +93,7 @@ impl<R: BufRead> JsonLinesReader<R> {
             line: 0,
             in_flight: std::collections::VecDeque::new(),
             decoded: Vec::new().into_iter(),
+            spare_buffers: Vec::new(),
             exhausted: false,
         }
     }
@@ -91,7 +101,8 @@ impl<R: BufRead> JsonLinesReader<R> {
     /// Reads the next block and starts decoding it; false at the end of
     /// the input.
     fn read_block(&mut self) -> bool {
-        let mut block = Vec::new();
+        let mut block = self.spare_buffers.pop().unwrap_or_default();
+        block.clear();
         let mut ends = Vec::with_capacity(DECODE_BLOCK_LINES);
         let first_line = self.line + 1;
         let mut read_error = None;
@@ -121,10 +132,13 @@ impl<R: BufRead> JsonLinesReader<R> {
         }
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         rayon::spawn(move || {
-            let mut decoded = decode_block(&block, &ends, first_line);
-            decoded.extend(failure.map(Err));
+            let mut entries = decode_block(&block, &ends, first_line);
+            entries.extend(failure.map(Err));
             // The reader may have been dropped; then nobody needs the block.
-            let _ = sender.send(decoded);
+            let _ = sender.send(DecodedBlock {
+                entries,
+                buffer: block,
+            });
         });
         self.in_flight.push_back(receiver);
         true
@@ -149,13 +163,22 @@ fn decode_block(block: &[u8], ends: &[usize], first_line: u64) -> Vec<Decoded> {
 
 /// One line as an entry; `None` for a blank line.
 fn decode_line(line: u64, text: &[u8]) -> Option<Decoded> {
-    let blank = text.first() != Some(&b'{')
-        && std::str::from_utf8(text).is_ok_and(|text| text.trim().is_empty());
-    if blank {
+    // Checking the whole line at once is faster than serde_json checking
+    // each string on its own.
+    let text = match std::str::from_utf8(text) {
+        Ok(text) => text,
+        Err(err) => {
+            return Some(Err(StoreError::MalformedExport {
+                line,
+                reason: format!("not UTF-8 (byte {})", err.valid_up_to() + 1),
+            }));
+        }
+    };
+    if text.trim().is_empty() {
         return None;
     }
     Some(
-        serde_json::from_slice(text).map_err(|err| StoreError::MalformedExport {
+        serde_json::from_str(text).map_err(|err| StoreError::MalformedExport {
             line,
             reason: format!(
                 "not an entry (column {}): {}",
@@ -190,7 +213,8 @@ impl<R: BufRead> Iterator for JsonLinesReader<R> {
                     reason: "the decoder stopped".into(),
                 }));
             };
-            self.decoded = decoded.into_iter();
+            self.decoded = decoded.entries.into_iter();
+            self.spare_buffers.push(decoded.buffer);
         }
     }
 }

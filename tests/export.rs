@@ -74,3 +74,30 @@ async fn a_damaged_line_in_a_later_block_is_named_after_the_entries_before_it() 
         fixture.entries()[damaged_line]
     );
 }
+
+#[tokio::test]
+async fn a_line_that_is_not_utf8_is_named_and_the_others_still_decode() {
+    let (fixture, mut jsonl) = exported().await;
+    let damaged_line = 3;
+    let start = jsonl
+        .split_inclusive(|&byte| byte == b'\n')
+        .take(damaged_line - 1)
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    // Inside the line's first string: `{"trail":"…`.
+    jsonl[start + 11] = 0xff;
+    let decoded: Vec<_> = JsonLinesReader::new(&jsonl[..]).collect();
+    let entries = fixture.entries();
+    assert_eq!(decoded.len(), entries.len());
+    for (index, item) in decoded.iter().enumerate() {
+        match item {
+            Err(StoreError::MalformedExport { line, reason }) => {
+                assert_eq!(index + 1, damaged_line);
+                assert_eq!(*line, damaged_line as u64);
+                assert_eq!(reason, "not UTF-8 (byte 12)");
+            }
+            Ok(entry) => assert_eq!(*entry, entries[index]),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+}
