@@ -293,9 +293,11 @@ pub(crate) const EVENT_FIELD_NAMES: [&str; 22] = [
 ];
 
 fn field_name(name: &str) -> Cow<'static, str> {
-    match EVENT_FIELD_NAMES.binary_search(&name) {
-        Ok(index) => Cow::Borrowed(EVENT_FIELD_NAMES[index]),
-        Err(_) => Cow::Owned(name.to_owned()),
+    // A scan beats a binary search here: most lengths are unique, so almost
+    // every comparison ends at the length without reading a byte.
+    match EVENT_FIELD_NAMES.iter().find(|known| **known == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
     }
 }
 
@@ -334,11 +336,17 @@ impl<'de> Deserialize<'de> for Body {
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
-                let mut body = Body::new();
+                // Stored bodies list their fields in name order; building the
+                // map from them at once costs a comparison or two per field
+                // instead of a search per insert. A repeated name keeps its
+                // last value, as inserting would.
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
                 while let Some((FieldName(name), field)) = map.next_entry::<FieldName, Field>()? {
-                    body.fields.insert(name, field);
+                    fields.push((name, field));
                 }
-                Ok(body)
+                Ok(Body {
+                    fields: fields.into_iter().collect(),
+                })
             }
         }
 
@@ -427,8 +435,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_field_names_are_sorted_for_the_lookup() {
-        assert!(EVENT_FIELD_NAMES.windows(2).all(|pair| pair[0] < pair[1]));
+    fn a_repeated_field_name_keeps_its_last_value() {
+        let body: Body = serde_json::from_str(
+            r#"{"outcome":{"public":"first"},"action":{"public":"x.y"},"outcome":{"public":"last"}}"#,
+        )
+        .expect("a body");
+        assert_eq!(body.len(), 2);
+        assert_eq!(body.value("outcome"), Some("last"));
+        assert_eq!(body.iter().next().map(|(name, _)| name), Some("action"));
     }
 
     #[test]
