@@ -301,6 +301,83 @@ async fn schema_from_a_newer_version_is_refused() {
 }
 
 #[tokio::test]
+async fn a_database_of_the_first_schema_version_is_upgraded_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let current = dir.path().join("current.db");
+    let verification = make_trail(&current, 20).await;
+
+    // The same entries in a file that has only the first migration.
+    let first = dir.path().join("first.db");
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&first)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA application_id = 1953721393")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(1, &mut connection)
+        .await
+        .unwrap();
+    sqlx::query("ATTACH DATABASE ? AS current")
+        .bind(current.display().to_string())
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let columns = "trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, \
+                   body_commitment, mac, action, tenant, actor, target_type, target_id, ip, \
+                   outcome, request_id";
+    for copy in [
+        format!("INSERT INTO entries ({columns}) SELECT {columns} FROM current.entries"),
+        "INSERT INTO trails (name) SELECT name FROM current.trails".to_owned(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(copy))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    connection.close().await.unwrap();
+
+    // One connection: the migrations must give it back before the store
+    // uses it again.
+    let store = SqliteStoreOptions::new(&first)
+        .max_connections(1)
+        .open()
+        .await
+        .unwrap();
+    let report = Verifier::new(verification)
+        .verify_trail(&store, "admin")
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, 21);
+    store.close().await;
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&first)
+        .connect()
+        .await
+        .unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied as usize,
+        sqlx::migrate!("./migrations/sqlite").iter().count()
+    );
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_schema WHERE name = 'entries_records'")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    assert_eq!(indexes, ["entries_records"]);
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn database_urls_name_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("url.db");

@@ -9,7 +9,8 @@ use sqlx::{Arguments, AssertSqlSafe, sqlite::SqliteArguments};
 use trailseal::{Entry, SqliteStore};
 
 /// The store's database, opened the way `SqliteStore` opens it (WAL,
-/// synchronous = FULL, the same checkpoint interval).
+/// synchronous = FULL, the same checkpoint interval, statement journals in
+/// memory).
 pub async fn pool(store: &SqliteStore, connections: u32) -> SqlitePool {
     let options = SqliteConnectOptions::new()
         .filename(store.path())
@@ -19,6 +20,7 @@ pub async fn pool(store: &SqliteStore, connections: u32) -> SqlitePool {
             "wal_autocheckpoint",
             trailseal::DEFAULT_WAL_CHECKPOINT_PAGES.to_string(),
         )
+        .pragma("temp_store", "memory")
         .busy_timeout(Duration::from_secs(30));
     SqlitePoolOptions::new()
         .max_connections(connections)

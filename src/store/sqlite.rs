@@ -328,6 +328,13 @@ impl SqliteStoreOptions {
                 "journal_size_limit",
                 (u64::from(self.wal_checkpoint_pages) * 4096).to_string(),
             )
+            // A multi-row insert inside a transaction keeps the pages it
+            // changes in a statement journal, which SQLite moves to a
+            // temporary file beyond 64 KiB; a batch with random `ip` keys
+            // changes a thousand pages. In memory that costs a few MiB per
+            // batch instead of writing them to a file. Migrations switch
+            // back to files, since building an index sorts the whole table.
+            .pragma("temp_store", "memory")
     }
 }
 
@@ -398,7 +405,28 @@ impl SqliteStore {
         if !self.pending_migrations().await? {
             return Ok(());
         }
-        match MIGRATOR.run(&self.pool).await {
+        // On a connection of its own, returned to the pool before anything
+        // else needs one (the pool may hold a single connection).
+        let migrated = {
+            let mut connection = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|err| self.classify(err))?;
+            sqlx::query("PRAGMA temp_store = FILE")
+                .execute(&mut *connection)
+                .await
+                .map_err(|err| self.classify(err))?;
+            let migrated = MIGRATOR.run(&mut *connection).await;
+            // Back to the pool's setting, so that every connection behaves
+            // alike.
+            sqlx::query("PRAGMA temp_store = MEMORY")
+                .execute(&mut *connection)
+                .await
+                .map_err(|err| self.classify(err))?;
+            migrated
+        };
+        match migrated {
             Ok(()) => Ok(()),
             // Another process may have applied them at the same moment.
             Err(_) if !self.pending_migrations().await? => Ok(()),
