@@ -125,6 +125,32 @@ impl PreparedBatch {
     }
 }
 
+/// Batches handed to the writer one after another that must commit in that
+/// order, each only if the one before it did. Once one fails, every later
+/// batch of the chain fails with the same error without being appended, so
+/// a caller may send the next batch before the previous one is committed.
+#[derive(Clone, Default)]
+pub(crate) struct BatchChain {
+    failure: Arc<std::sync::Mutex<Option<Error>>>,
+}
+
+impl BatchChain {
+    fn fail(&self, err: &Error) {
+        let mut failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failure.get_or_insert_with(|| err.clone());
+    }
+
+    fn failure(&self) -> Option<Error> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// A batch handed to the writer; [`Committing::receipts`] waits for its
 /// commit.
 pub(crate) struct Committing {
@@ -150,14 +176,16 @@ struct Pending {
 struct PendingBatch {
     items: Vec<Sealable>,
     reply: oneshot::Sender<Result<Vec<Receipt>>>,
+    chain: Option<BatchChain>,
 }
 
 /// The callers waiting for one batch.
 enum Replies {
     /// One caller per entry ([`Trail::record`]).
     Each(Vec<oneshot::Sender<Result<Receipt>>>),
-    /// One caller for all entries ([`Trail::record_batch`]).
-    Together(oneshot::Sender<Result<Vec<Receipt>>>),
+    /// One caller for all entries ([`Trail::record_batch`]), and the chain
+    /// the batch belongs to, if any.
+    Together(oneshot::Sender<Result<Vec<Receipt>>>, Option<BatchChain>),
 }
 
 impl Replies {
@@ -176,9 +204,21 @@ impl Replies {
                     let _ = reply.send(Err(err.clone()));
                 }
             }
-            (Replies::Together(reply), result) => {
+            (Replies::Together(reply, chain), result) => {
+                if let (Some(chain), Err(err)) = (&chain, &result) {
+                    chain.fail(err);
+                }
                 let _ = reply.send(result);
             }
+        }
+    }
+
+    /// Why the batch must not be appended: an earlier batch of its chain
+    /// failed.
+    fn chain_failure(&self) -> Option<Error> {
+        match self {
+            Replies::Together(_, Some(chain)) => chain.failure(),
+            _ => None,
         }
     }
 }
@@ -354,21 +394,25 @@ impl Trail {
             return Ok(Vec::new());
         }
         let batch = PreparedBatch::of(&events)?;
-        self.send_batch(batch).await?.receipts().await
+        self.send_batch(batch, None).await?.receipts().await
     }
 
     /// Hands a prepared batch to the writer without waiting for its commit,
     /// so that the caller can prepare the next one meanwhile. Batches are
-    /// committed in the order they are sent, each all or nothing, but one
-    /// failing does not stop the next: a batch that must not be committed
-    /// without its predecessor is sent only once that one's receipts are in.
-    pub(crate) async fn send_batch(&self, batch: PreparedBatch) -> Result<Committing> {
+    /// committed in the order they are sent, each all or nothing. One
+    /// failing does not stop the next, unless both belong to `chain`.
+    pub(crate) async fn send_batch(
+        &self,
+        batch: PreparedBatch,
+        chain: Option<&BatchChain>,
+    ) -> Result<Committing> {
         let (reply, receipts) = oneshot::channel();
         self.shared
             .commands
             .send(Command::RecordBatch(PendingBatch {
                 items: batch.items,
                 reply,
+                chain: chain.cloned(),
             }))
             .await
             .map_err(|_| self.closed())?;
@@ -393,7 +437,7 @@ impl Trail {
     }
 
     async fn commit_together(&self, items: Vec<Sealable>) -> Result<Vec<Receipt>> {
-        self.send_batch(PreparedBatch { items })
+        self.send_batch(PreparedBatch { items }, None)
             .await?
             .receipts()
             .await
@@ -564,7 +608,7 @@ impl Writer {
                 }
             }
             Command::RecordBatch(batch) => {
-                self.submit(batch.items, Replies::Together(batch.reply))
+                self.submit(batch.items, Replies::Together(batch.reply, batch.chain))
                     .await;
                 std::ops::ControlFlow::Continue(())
             }
@@ -601,6 +645,12 @@ impl Writer {
             }
             None => self.plan_on_stored_head(items).await,
         };
+        // Checked only now: the batch before it in its chain may have been
+        // the one in flight, settled just above.
+        if let Some(err) = replies.chain_failure() {
+            replies.send(Err(err));
+            return;
+        }
         match planned {
             Ok(Some(plan)) => self.start_append(plan, replies),
             Ok(None) => replies.send(Ok(Vec::new())),

@@ -18,7 +18,8 @@
 //! truncation are only in the copy: that loss is inherent to copytruncate
 //! and a reason to prefer rename rotation.
 //!
-//! Memory is bounded: one batch of events, one line of at most
+//! Memory is bounded: three batches of events (one being read, one being
+//! sealed, one being committed), one line of at most
 //! [`MAX_LINE_LEN`](super::MAX_LINE_LEN) bytes (longer lines are sealed cut
 //! short), and the parser's bounded state.
 
@@ -35,7 +36,7 @@ use super::{IngestError, IngestStats, LogFormat, MAX_LINE_LEN};
 use crate::entry::EntryKind;
 use crate::event::Event;
 use crate::store::{Query, Store};
-use crate::trail::{Committing, PreparedBatch, Trail};
+use crate::trail::{BatchChain, Committing, PreparedBatch, Trail};
 
 /// Default number of lines committed per batch: as many rows as the SQLite
 /// store inserts with one statement, so that a full batch is one statement
@@ -157,7 +158,8 @@ impl FollowerBuilder {
             stats: IngestStats::default(),
             pending: IngestStats::default(),
             batch_lines: self.batch_lines,
-            in_flight: None,
+            in_flight: std::collections::VecDeque::new(),
+            chain: BatchChain::default(),
         })
     }
 }
@@ -242,8 +244,12 @@ pub struct Follower {
     /// Counts of the lines read but not yet committed.
     pending: IngestStats,
     batch_lines: usize,
-    /// The batch being committed while the next one is read.
-    in_flight: Option<InFlight>,
+    /// Batches handed to the trail and not yet known to be committed,
+    /// oldest first: the one committing and the one sealed meanwhile.
+    in_flight: std::collections::VecDeque<InFlight>,
+    /// Links the batches of this follower: the trail appends a batch only
+    /// if the one before it committed.
+    chain: BatchChain,
 }
 
 impl std::fmt::Debug for Follower {
@@ -297,6 +303,15 @@ impl Follower {
     pub async fn poll(&mut self) -> Result<u64, IngestError> {
         let result = self.poll_inner().await;
         if result.is_err() {
+            // Batches still in flight that commit count; after one that
+            // failed, none of its chain can.
+            while !self.in_flight.is_empty() {
+                if self.settle().await.is_err() {
+                    break;
+                }
+            }
+            self.in_flight.clear();
+            self.chain = BatchChain::default();
             // Whatever was read past the committed position is read again.
             self.reader = None;
             self.line.clear();
@@ -427,27 +442,27 @@ impl Follower {
     }
 
     /// Reads and seals complete lines until the end of the file. The next
-    /// batch is read, parsed and prepared while the previous one commits;
-    /// it is handed to the trail only once the previous one is committed,
-    /// so a failed batch is never followed by a committed later one.
+    /// batch is read, parsed and prepared while the previous one commits,
+    /// and handed to the trail before that commit is done, so that the
+    /// trail seals it meanwhile. Both are in one chain: a failed batch is
+    /// never followed by a committed later one. On an error, [`Self::poll`]
+    /// settles what is still in flight.
     async fn drain(&mut self) -> Result<u64, IngestError> {
         let mut sealed = 0;
         loop {
             let mut events = Vec::with_capacity(self.batch_lines);
-            let read = self.read_lines(&mut events);
-            let prepared = match read {
-                Ok(_) if !events.is_empty() => Some(self.prepare(&events)),
-                _ => None,
-            };
-            // Whatever happened meanwhile, the previous batch's outcome is
-            // learnt first, so that the position states what is committed.
-            sealed += self.settle().await?;
-            let at_end = read?;
-            if let Some(prepared) = prepared {
-                self.send(prepared?).await?;
+            let at_end = self.read_lines(&mut events)?;
+            if !events.is_empty() {
+                let prepared = self.prepare(&events)?;
+                self.send(prepared).await?;
+            }
+            if self.in_flight.len() > 1 {
+                sealed += self.settle().await?;
             }
             if at_end {
-                sealed += self.settle().await?;
+                while !self.in_flight.is_empty() {
+                    sealed += self.settle().await?;
+                }
                 return Ok(sealed);
             }
         }
@@ -547,10 +562,10 @@ impl Follower {
     ) -> Result<(), IngestError> {
         let committing = self
             .trail
-            .send_batch(batch)
+            .send_batch(batch, Some(&self.chain))
             .await
             .map_err(|source| self.record_error(source))?;
-        self.in_flight = Some(InFlight {
+        self.in_flight.push_back(InFlight {
             committing,
             end: parts.end,
             lines: parts.lines,
@@ -559,10 +574,10 @@ impl Follower {
         Ok(())
     }
 
-    /// Waits for the batch in flight; the position and counts advance only
-    /// when it is committed.
+    /// Waits for the oldest batch in flight; the position and counts
+    /// advance only when it is committed.
     async fn settle(&mut self) -> Result<u64, IngestError> {
-        let Some(in_flight) = self.in_flight.take() else {
+        let Some(in_flight) = self.in_flight.pop_front() else {
             return Ok(0);
         };
         in_flight
