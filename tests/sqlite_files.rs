@@ -37,6 +37,35 @@ fn event(i: usize) -> Event {
         .unwrap()
 }
 
+/// A connection to the file with nothing of trailseal in between; creates
+/// the file if it is missing.
+async fn plain_connection(path: &Path) -> sqlx::SqliteConnection {
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn execute(connection: &mut sqlx::SqliteConnection, sql: impl sqlx::SqlSafeStr) {
+    sqlx::query(sql).execute(connection).await.unwrap();
+}
+
+/// Verifies the trail `admin`: intact, with `entries` entries.
+async fn assert_intact(
+    store: &SqliteStore,
+    verification: trailseal::VerificationKey,
+    entries: u64,
+) {
+    let report = Verifier::new(verification)
+        .verify_trail(store, "admin")
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, entries);
+}
+
 /// A trailseal database with a short trail, closed; returns its
 /// verification key.
 async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
@@ -103,20 +132,17 @@ async fn another_applications_database_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("panel.db");
     {
-        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO customers (name) VALUES ('kunde123')")
-            .execute(&mut connection)
-            .await
-            .unwrap();
+        let mut connection = plain_connection(&path).await;
+        execute(
+            &mut connection,
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)",
+        )
+        .await;
+        execute(
+            &mut connection,
+            "INSERT INTO customers (name) VALUES ('kunde123')",
+        )
+        .await;
         connection.close().await.unwrap();
     }
     let before = snapshot(&path);
@@ -145,12 +171,7 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
         .open()
         .await
         .unwrap();
-    let report = Verifier::new(verification)
-        .verify_trail(&store, "admin")
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
-    assert_eq!(report.entries, 21);
+    assert_intact(&store, verification, 21).await;
     let entries: Vec<_> = store.scan("admin", 0).try_collect().await.unwrap();
     let head = entries.last().unwrap();
     let more = vec![trailseal::Entry {
@@ -279,18 +300,13 @@ async fn schema_from_a_newer_version_is_refused() {
     let path = dir.path().join("trail.db");
     make_trail(&path, 1).await;
     {
-        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query(
+        let mut connection = plain_connection(&path).await;
+        execute(
+            &mut connection,
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES (9999, 'from the future', 1, x'00', 0)",
         )
-        .execute(&mut connection)
-        .await
-        .unwrap();
+        .await;
         connection.close().await.unwrap();
     }
     let err = SqliteStore::open(&path).await.unwrap_err();
@@ -308,16 +324,8 @@ async fn a_database_of_the_first_schema_version_is_upgraded_on_open() {
 
     // The same entries in a file that has only the first migration.
     let first = dir.path().join("first.db");
-    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&first)
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("PRAGMA application_id = 1953721393")
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    let mut connection = plain_connection(&first).await;
+    execute(&mut connection, "PRAGMA application_id = 1953721393").await;
     sqlx::migrate!("./migrations/sqlite")
         .run_to(1, &mut connection)
         .await
@@ -334,10 +342,7 @@ async fn a_database_of_the_first_schema_version_is_upgraded_on_open() {
         format!("INSERT INTO entries ({columns}) SELECT {columns} FROM current.entries"),
         "INSERT INTO trails (name) SELECT name FROM current.trails".to_owned(),
     ] {
-        sqlx::query(sqlx::AssertSqlSafe(copy))
-            .execute(&mut connection)
-            .await
-            .unwrap();
+        execute(&mut connection, sqlx::AssertSqlSafe(copy)).await;
     }
     connection.close().await.unwrap();
 
@@ -348,18 +353,9 @@ async fn a_database_of_the_first_schema_version_is_upgraded_on_open() {
         .open()
         .await
         .unwrap();
-    let report = Verifier::new(verification)
-        .verify_trail(&store, "admin")
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
-    assert_eq!(report.entries, 21);
+    assert_intact(&store, verification, 21).await;
     store.close().await;
-    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&first)
-        .connect()
-        .await
-        .unwrap();
+    let mut connection = plain_connection(&first).await;
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
         .fetch_one(&mut connection)
         .await
@@ -419,13 +415,8 @@ async fn reopened_store_continues_the_trail() {
         store.close().await;
     }
     let store = SqliteStore::open(&path).await.unwrap();
-    let report = Verifier::new(verification)
-        .verify_trail(&store, "admin")
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
     // 120 events over 20 minutes: genesis, 120 events, one epoch seal.
-    assert_eq!(report.entries, 122);
+    assert_intact(&store, verification, 122).await;
 }
 
 /// After a power loss the write-ahead log may hold committed transactions
@@ -457,12 +448,7 @@ async fn write_ahead_log_without_its_index_is_recovered() {
     let recovered = SqliteStore::open(copy.path().join("trail.db"))
         .await
         .unwrap();
-    let report = Verifier::new(verification)
-        .verify_trail(&recovered, "admin")
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
-    assert_eq!(report.entries, 31);
+    assert_intact(&recovered, verification, 31).await;
 }
 
 /// Appends `batches` batches of 250 events of about 1.5 KB each as
