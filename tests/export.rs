@@ -21,6 +21,15 @@ async fn exported() -> (Fixture, Vec<u8>) {
     (fixture, jsonl)
 }
 
+/// The byte offset at which line `line` (from 1) starts.
+fn line_start(jsonl: &[u8], line: usize) -> usize {
+    jsonl
+        .split_inclusive(|&byte| byte == b'\n')
+        .take(line - 1)
+        .map(<[u8]>::len)
+        .sum()
+}
+
 #[tokio::test]
 async fn an_export_reads_back_in_order_on_a_one_thread_pool() {
     let (fixture, jsonl) = exported().await;
@@ -49,11 +58,7 @@ async fn an_export_reads_back_in_order_on_a_one_thread_pool() {
 async fn a_damaged_line_in_a_later_block_is_named_after_the_entries_before_it() {
     let (fixture, mut jsonl) = exported().await;
     let damaged_line = 2_500;
-    let start = jsonl
-        .split_inclusive(|&byte| byte == b'\n')
-        .take(damaged_line - 1)
-        .map(<[u8]>::len)
-        .sum::<usize>();
+    let start = line_start(&jsonl, damaged_line);
     jsonl[start] = b'x';
     let mut reader = JsonLinesReader::new(&jsonl[..]);
     let before: Vec<Entry> = reader
@@ -79,11 +84,7 @@ async fn a_damaged_line_in_a_later_block_is_named_after_the_entries_before_it() 
 async fn a_line_that_is_not_utf8_is_named_and_the_others_still_decode() {
     let (fixture, mut jsonl) = exported().await;
     let damaged_line = 3;
-    let start = jsonl
-        .split_inclusive(|&byte| byte == b'\n')
-        .take(damaged_line - 1)
-        .map(<[u8]>::len)
-        .sum::<usize>();
+    let start = line_start(&jsonl, damaged_line);
     // Inside the line's first string: `{"trail":"…`.
     jsonl[start + 11] = 0xff;
     let decoded: Vec<_> = JsonLinesReader::new(&jsonl[..]).collect();
