@@ -29,83 +29,59 @@ pub async fn pool(store: &SqliteStore, connections: u32) -> SqlitePool {
         .unwrap()
 }
 
-/// Column values of one row, exactly as trailseal stores the entry.
+/// One column value as bound to the INSERT.
+#[derive(Clone)]
+enum Value {
+    Text(Option<String>),
+    Integer(i64),
+    Blob(Vec<u8>),
+}
+
+/// Column values of one row, exactly as trailseal stores the entry, in the
+/// order of [`insert_sql`]'s columns.
 #[derive(Clone)]
 pub struct Row {
-    text: [Option<String>; 12],
-    integers: [i64; 3],
-    blobs: [Vec<u8>; 3],
+    values: [Value; 18],
 }
+
+/// Where `seq` stands among the columns.
+const SEQ_COLUMN: usize = 1;
 
 impl Row {
     pub fn new(entry: &Entry) -> Self {
-        let value = |name: &str| entry.value(name).map(str::to_owned);
+        let text = |value: &str| Value::Text(Some(value.to_owned()));
+        let field = |name: &str| Value::Text(entry.value(name).map(str::to_owned));
         Self {
-            text: [
-                Some(entry.trail.clone()),
-                Some(entry.key_id.clone()),
-                Some(entry.kind.as_str().to_owned()),
-                Some(serde_json::to_string(&entry.body).unwrap()),
-                value("action"),
-                value("tenant"),
-                value("actor.name"),
-                value("target.type"),
-                value("target.id"),
-                value("context.ip"),
-                value("outcome"),
-                value("context.request_id"),
-            ],
-            integers: [
-                entry.seq as i64,
-                entry.epoch as i64,
-                entry.recorded_at.timestamp_micros(),
-            ],
-            blobs: [
-                entry.prev_mac.as_bytes().to_vec(),
-                entry.body_commitment.as_bytes().to_vec(),
-                entry.mac.as_bytes().to_vec(),
+            values: [
+                text(&entry.trail),
+                Value::Integer(entry.seq as i64),
+                Value::Integer(entry.epoch as i64),
+                text(&entry.key_id),
+                Value::Integer(entry.recorded_at.timestamp_micros()),
+                text(entry.kind.as_str()),
+                text(&serde_json::to_string(&entry.body).unwrap()),
+                Value::Blob(entry.prev_mac.as_bytes().to_vec()),
+                Value::Blob(entry.body_commitment.as_bytes().to_vec()),
+                Value::Blob(entry.mac.as_bytes().to_vec()),
+                field("action"),
+                field("tenant"),
+                field("actor.name"),
+                field("target.type"),
+                field("target.id"),
+                field("context.ip"),
+                field("outcome"),
+                field("context.request_id"),
             ],
         }
     }
 
     fn bind(self, arguments: &mut SqliteArguments) {
-        let [
-            trail,
-            key_id,
-            kind,
-            body,
-            action,
-            tenant,
-            actor,
-            target_type,
-            target_id,
-            ip,
-            outcome,
-            request_id,
-        ] = self.text;
-        let [seq, epoch, recorded_at] = self.integers;
-        let [prev_mac, commitment, mac] = self.blobs;
-        arguments.add(trail).unwrap();
-        arguments.add(seq).unwrap();
-        arguments.add(epoch).unwrap();
-        arguments.add(key_id).unwrap();
-        arguments.add(recorded_at).unwrap();
-        arguments.add(kind).unwrap();
-        arguments.add(body).unwrap();
-        arguments.add(prev_mac).unwrap();
-        arguments.add(commitment).unwrap();
-        arguments.add(mac).unwrap();
-        for value in [
-            action,
-            tenant,
-            actor,
-            target_type,
-            target_id,
-            ip,
-            outcome,
-            request_id,
-        ] {
-            arguments.add(value).unwrap();
+        for value in self.values {
+            match value {
+                Value::Text(text) => arguments.add(text).unwrap(),
+                Value::Integer(integer) => arguments.add(integer).unwrap(),
+                Value::Blob(blob) => arguments.add(blob).unwrap(),
+            }
         }
     }
 }
@@ -128,7 +104,7 @@ impl RowSource {
         (0..count)
             .map(|i| {
                 let mut row = self.template[i % self.template.len()].clone();
-                row.integers[0] = self.next_seq;
+                row.values[SEQ_COLUMN] = Value::Integer(self.next_seq);
                 self.next_seq += 1;
                 row
             })
