@@ -14,6 +14,16 @@ use trailseal::{ManualClock, PostgresStore, SealingKey, Trail};
 
 const BIN: &str = env!("CARGO_BIN_EXE_audit-verify");
 
+/// Runs one statement on the server, as someone with database access would.
+async fn execute(url: &str, statement: &'static str) {
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(statement)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+}
+
 fn verify(key: &str, url: &str) -> (i32, Vec<(String, u64)>) {
     let output = Command::new(BIN)
         .args(["verify", "--json", "--quiet", "--key", key, url])
@@ -63,23 +73,21 @@ async fn postgres_trail_verifies_and_tampering_is_named() {
 
     assert_eq!(verify(&key, &url), (0, vec![]));
 
-    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE entries SET prev_mac = decode(repeat('00', 32), 'hex') WHERE trail = 'admin' AND seq = 5")
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    connection.close().await.unwrap();
+    execute(
+        &url,
+        "UPDATE entries SET prev_mac = decode(repeat('00', 32), 'hex') WHERE trail = 'admin' AND seq = 5",
+    )
+    .await;
     assert_eq!(verify(&key, &url), (1, vec![("modified".to_owned(), 5)]));
     let entries = entries_read(&key, &url);
 
     // A row that cannot be decoded is one more finding; the rows after it
     // in its chunk and in later chunks are still read and verified.
-    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE entries SET body = '{not json' WHERE trail = 'admin' AND seq = 9")
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    connection.close().await.unwrap();
+    execute(
+        &url,
+        "UPDATE entries SET body = '{not json' WHERE trail = 'admin' AND seq = 9",
+    )
+    .await;
     assert_eq!(
         verify(&key, &url),
         (

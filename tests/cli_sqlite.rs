@@ -93,6 +93,18 @@ impl Trail {
         seqs
     }
 
+    /// The first and the last of [`Self::interior_events`], with events
+    /// between them.
+    async fn two_separate_interior_events(&self) -> (i64, i64) {
+        let interior = self.interior_events().await;
+        let (first, last) = (interior[0], interior[interior.len() - 1]);
+        assert!(
+            last > first + 1,
+            "two separate interior events: {interior:?}"
+        );
+        (first, last)
+    }
+
     async fn sql_at(&self, statement: &'static str, seq: i64) {
         let mut connection = sqlx::SqliteConnection::connect(&self.url())
             .await
@@ -298,12 +310,7 @@ async fn export_verifies_like_the_database() {
 #[tokio::test]
 async fn rows_damaged_beyond_decoding_are_findings() {
     let trail = made_by_quickstart();
-    let interior = trail.interior_events().await;
-    let (first, second) = (interior[0], interior[interior.len() - 1]);
-    assert!(
-        second > first + 1,
-        "two separate interior events: {interior:?}"
-    );
+    let (first, second) = trail.two_separate_interior_events().await;
     trail
         .sql_at(
             "UPDATE entries SET kind = 'bogus' WHERE trail = 'admin' AND seq = ?",
@@ -352,8 +359,7 @@ async fn stored_text_with_separators_and_nul_is_read_exactly() {
     // Chunks are read as one framed text; a damaged row's text may hold
     // the characters the framing uses, and must still cost only that row.
     let trail = made_by_quickstart();
-    let interior = trail.interior_events().await;
-    let (first, second) = (interior[0], interior[interior.len() - 1]);
+    let (first, second) = trail.two_separate_interior_events().await;
     trail
         .sql_at(
             "UPDATE entries SET body = replace(body, '\"action\"', \
