@@ -61,7 +61,8 @@ pub use secrets::{
 };
 pub use store::{
     Cursor, DEFAULT_PAGE_SIZE, EntryStream, EpochSummary, Erasure, MAX_PAGE_SIZE, MemoryStore,
-    Order, Page, Query, Store, check_batch, counts_in_epoch, query_by_scan,
+    Order, Page, PreviousAppend, PreviousOutcome, Query, Store, check_batch, counts_in_epoch,
+    query_by_scan,
 };
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

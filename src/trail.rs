@@ -15,7 +15,7 @@ use crate::seal::{
     Digest, EntryDraft, EpochKey, FORMAT_VERSION, Mac, SealingKey, body_commitment,
     format_timestamp, genesis_fields, genesis_prev_mac, seal_body, truncate_to_micros, with_salts,
 };
-use crate::store::{EpochSummary, Store};
+use crate::store::{EpochSummary, PreviousAppend, Store};
 use crate::{Error, KeyError, Result, StoreError};
 
 /// Default number of events that may wait for the writer.
@@ -499,8 +499,9 @@ struct Writer {
 }
 
 /// What an append task hands back: the entries, and whether they are
-/// committed.
-type Appended = (Vec<Entry>, std::result::Result<(), StoreError>);
+/// committed (`Ok(false)`: not attempted, the append before them did not
+/// commit as planned).
+type Appended = (Vec<Entry>, std::result::Result<bool, StoreError>);
 
 /// A batch whose append runs on its own task, so that the writer can seal
 /// the next batch meanwhile (pipelining).
@@ -626,35 +627,94 @@ impl Writer {
 
     /// Seals `items` and starts their append; the callers are answered when
     /// it is done. While the previous batch is still being appended, `items`
-    /// are sealed after the head it will leave, and that plan is used only
-    /// if the previous batch committed exactly as planned: after a failure
-    /// or a conflict it is re-planned on the head actually stored, never
-    /// appended after a head that does not exist.
+    /// are sealed after the head it will leave and handed to the store at
+    /// once, but appended only if the previous batch committed exactly as
+    /// planned: after a failure or a conflict they are re-planned on the
+    /// head actually stored, never appended after a head that does not
+    /// exist.
     async fn submit(&mut self, items: Vec<Sealable>, replies: Replies) {
         let planned = match self.in_flight.take() {
-            Some(mut in_flight) => {
-                let ahead = self.plan_ahead(&in_flight.head, items);
-                let joined = (&mut in_flight.append).await;
-                let held = self.settle(in_flight, joined).await;
-                match ahead {
-                    Ok(Ok(plan)) if held => Ok(Some(plan)),
-                    Ok(Ok(stale)) => self.plan_on_stored_head(stale.into_items()).await,
-                    Ok(Err(items)) => self.plan_on_stored_head(items).await,
-                    Err(err) => Err(err),
+            Some(in_flight) => match self.plan_ahead(&in_flight.head, items) {
+                Ok(Ok(plan)) if !plan.entries.is_empty() => {
+                    return self.pipeline(in_flight, plan, replies).await;
                 }
-            }
+                Ok(Ok(empty)) => {
+                    self.finish(in_flight).await;
+                    Ok(Some(empty))
+                }
+                Ok(Err(items)) => {
+                    self.finish(in_flight).await;
+                    self.plan_on_stored_head(items).await
+                }
+                Err(err) => {
+                    self.finish(in_flight).await;
+                    Err(err)
+                }
+            },
             None => self.plan_on_stored_head(items).await,
         };
+        self.start(planned, replies);
+    }
+
+    /// Starts the append of a batch planned on the stored head.
+    fn start(&mut self, planned: Result<Option<Plan>>, replies: Replies) {
         // Checked only now: the batch before it in its chain may have been
-        // the one in flight, settled just above.
+        // the one in flight, settled just before.
         if let Some(err) = replies.chain_failure() {
             replies.send(Err(err));
             return;
         }
         match planned {
-            Ok(Some(plan)) => self.start_append(plan, replies),
+            Ok(Some(plan)) => {
+                let next = self.start_append(plan, PreviousAppend::settled(true), replies);
+                self.in_flight = next;
+            }
             Ok(None) => replies.send(Ok(Vec::new())),
             Err(err) => replies.send(Err(err)),
+        }
+    }
+
+    /// Hands `plan`, sealed after the head that the append in flight
+    /// leaves, to the store while that append runs, so that the store
+    /// prepares it meanwhile; it follows only if that append committed as
+    /// planned and its chain has not failed.
+    async fn pipeline(&mut self, mut in_flight: InFlight, plan: Plan, replies: Replies) {
+        let (outcome, previous) = PreviousAppend::pending();
+        let next = self.start_append(plan, previous, replies);
+        let joined = (&mut in_flight.append).await;
+        // Told before the callers are answered: the next batch is ready
+        // and the database waits for it.
+        let committed = matches!(joined, Ok((_, Ok(true))));
+        let follows = committed
+            && next
+                .as_ref()
+                .is_some_and(|next| next.replies.chain_failure().is_none());
+        outcome.settle(follows);
+        self.settle(in_flight, joined).await;
+        let Some(mut next) = next else {
+            return;
+        };
+        if follows {
+            self.in_flight = Some(next);
+            return;
+        }
+        let joined = (&mut next.append).await;
+        match joined {
+            Ok((entries, Ok(false))) => {
+                let plan = Plan {
+                    entries,
+                    target_epoch: next.target_epoch,
+                    after: None,
+                    item_count: next.item_count,
+                };
+                let planned = self.plan_on_stored_head(plan.into_items()).await;
+                self.start(planned, next.replies);
+            }
+            // Appended after all, failed before it waited, or panicked:
+            // settled like any append.
+            joined => {
+                self.settle(next, joined).await;
+            }
         }
     }
 
@@ -691,10 +751,17 @@ impl Writer {
         self.plan(head, items).await
     }
 
-    fn start_append(&mut self, plan: Plan, replies: Replies) {
+    /// Spawns the append of `plan` once `previous` committed; `None` (and
+    /// the callers answered) if the plan holds no entries.
+    fn start_append(
+        &self,
+        plan: Plan,
+        previous: PreviousAppend,
+        replies: Replies,
+    ) -> Option<InFlight> {
         let Some(head) = plan.entries.last().map(Entry::head) else {
             replies.send(Ok(Vec::new()));
-            return;
+            return None;
         };
         let Plan {
             entries,
@@ -704,34 +771,40 @@ impl Writer {
         } = plan;
         let (store, name) = (self.store.clone(), self.name.clone());
         let append = tokio::spawn(async move {
-            let result = store.append(&name, after, &entries).await;
+            let result = store
+                .append_pipelined(&name, after, &entries, previous)
+                .await;
             (entries, result)
         });
-        self.in_flight = Some(InFlight {
+        Some(InFlight {
             append,
             target_epoch,
             item_count,
             head,
             replies,
-        });
+        })
     }
 
     /// Waits for the append in flight, if any, and answers its callers.
     async fn finish_in_flight(&mut self) {
-        if let Some(mut in_flight) = self.in_flight.take() {
-            let joined = (&mut in_flight.append).await;
-            self.settle(in_flight, joined).await;
+        if let Some(in_flight) = self.in_flight.take() {
+            self.finish(in_flight).await;
         }
     }
 
+    /// Waits for an append and answers its callers.
+    async fn finish(&mut self, mut in_flight: InFlight) {
+        let joined = (&mut in_flight.append).await;
+        self.settle(in_flight, joined).await;
+    }
+
     /// Answers the callers of a finished append; a conflicting one is
-    /// re-planned on the stored head and retried first. True if it
-    /// committed as planned, so that its head is the trail's head now.
+    /// re-planned on the stored head and retried first.
     async fn settle(
         &mut self,
         in_flight: InFlight,
         joined: std::result::Result<Appended, JoinError>,
-    ) -> bool {
+    ) {
         let InFlight {
             target_epoch,
             item_count,
@@ -750,7 +823,7 @@ impl Writer {
                 replies.send(Err(Error::Closed {
                     trail: self.name.to_string(),
                 }));
-                return false;
+                return;
             }
         };
         let plan = Plan {
@@ -760,23 +833,23 @@ impl Writer {
             item_count,
         };
         match result {
-            Ok(()) => {
+            Ok(true) => {
                 let receipts = self.committed(plan);
                 replies.send(Ok(receipts));
-                true
             }
-            Err(StoreError::Conflict { .. }) => {
+            // Not attempted although the append before it committed: only
+            // a store that misreads its `PreviousAppend` says so. Nothing
+            // was stored; retried like a conflict.
+            Ok(false) | Err(StoreError::Conflict { .. }) => {
                 let result = match self.conflicted(1) {
                     Ok(()) => self.commit_after_conflicts(plan.into_items(), 1).await,
                     Err(err) => Err(err),
                 };
                 replies.send(result);
-                false
             }
             Err(err) => {
                 self.head = None;
                 replies.send(Err(err.into()));
-                false
             }
         }
     }

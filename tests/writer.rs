@@ -12,7 +12,7 @@ use support::{EPOCH_SECONDS, TRAIL, sample_event, start_time};
 use trailseal::retention::Snapshot;
 use trailseal::{
     Entry, EntryKind, EntryStream, EpochSummary, Erasure, Error, Head, ManualClock, MemoryStore,
-    SealingKey, Store, StoreError, Trail, Verifier,
+    PreviousAppend, SealingKey, Store, StoreError, Trail, Verifier,
 };
 
 /// A MemoryStore whose appends can be held back or made to fail, to drive
@@ -23,6 +23,8 @@ struct Controlled {
     gate: Arc<tokio::sync::Semaphore>,
     fail_next: Arc<AtomicBool>,
     appends: Arc<AtomicUsize>,
+    /// Batches handed over with `append_pipelined`, waiting or not.
+    handed: Arc<AtomicUsize>,
 }
 
 impl Controlled {
@@ -32,6 +34,7 @@ impl Controlled {
             gate: Arc::new(tokio::sync::Semaphore::new(1_000_000)),
             fail_next: Arc::default(),
             appends: Arc::default(),
+            handed: Arc::default(),
         }
     }
 }
@@ -57,6 +60,19 @@ impl Store for Controlled {
             return Err(StoreError::Database("disk full".into()));
         }
         self.inner.append(trail, after, entries).await
+    }
+    async fn append_pipelined(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+        previous: PreviousAppend,
+    ) -> Result<bool, StoreError> {
+        self.handed.fetch_add(1, Ordering::SeqCst);
+        if !previous.committed().await {
+            return Ok(false);
+        }
+        self.append(trail, after, entries).await.map(|()| true)
     }
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
         self.inner.epoch_summary(trail, epoch).await
@@ -224,6 +240,48 @@ async fn a_batch_sealed_behind_a_failing_append_is_sealed_again_on_the_stored_he
         "the failed append and one append of the second batch: never one on the head that was not stored"
     );
     assert_eq!(store.inner.dump(TRAIL).len(), 3);
+    let report = Verifier::new(verification)
+        .verify_trail(&store.inner, TRAIL)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+}
+
+#[tokio::test]
+async fn the_next_batch_is_handed_to_the_store_while_the_one_before_is_appended() {
+    let store = Controlled::open();
+    let (sealing, verification) = keys();
+    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
+        .await
+        .unwrap();
+    trail.record(sample_event(0)).await.unwrap();
+    let (handed_before, appends_before) = (
+        store.handed.load(Ordering::SeqCst),
+        store.appends.load(Ordering::SeqCst),
+    );
+
+    let held = store.gate.acquire_many(1_000_000).await.unwrap();
+    let record = |i| {
+        let trail = trail.clone();
+        tokio::spawn(async move { trail.record(sample_event(i)).await })
+    };
+    let first = record(1);
+    pause().await;
+    let second = record(2);
+    pause().await;
+    // The first batch is blocked in its append, the second is with the
+    // store already, waiting for the first to commit.
+    assert_eq!(store.handed.load(Ordering::SeqCst) - handed_before, 2);
+    assert_eq!(store.inner.dump(TRAIL).len(), 2, "genesis and event 0");
+    drop(held);
+
+    assert_eq!(first.await.unwrap().unwrap().seq, 2);
+    assert_eq!(second.await.unwrap().unwrap().seq, 3);
+    assert_eq!(
+        store.appends.load(Ordering::SeqCst) - appends_before,
+        2,
+        "each batch appended once, the second on the head the first left"
+    );
     let report = Verifier::new(verification)
         .verify_trail(&store.inner, TRAIL)
         .await

@@ -17,6 +17,7 @@ pub use sqlite::{DEFAULT_WAL_CHECKPOINT_PAGES, SqliteStore, SqliteStoreOptions, 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_core::stream::BoxStream;
+use tokio::sync::oneshot;
 
 use crate::StoreError;
 use crate::entry::{Entry, EntryKind, Head};
@@ -74,6 +75,28 @@ pub trait Store: Send + Sync + 'static {
         entries: &[Entry],
     ) -> Result<(), StoreError>;
 
+    /// Appends like [`Store::append`] once the append before this batch,
+    /// still running when it was handed over, has committed as planned;
+    /// otherwise stores nothing and returns `Ok(false)`.
+    ///
+    /// The trail writer hands each batch over this way while the one before
+    /// it commits, so that a backend can prepare it (encode rows, bind
+    /// parameters: work that needs no lock) meanwhile, and the database
+    /// need not wait for that work between two batches. The provided
+    /// implementation waits for `previous`, then calls [`Store::append`].
+    async fn append_pipelined(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+        previous: PreviousAppend,
+    ) -> Result<bool, StoreError> {
+        if !previous.committed().await {
+            return Ok(false);
+        }
+        self.append(trail, after, entries).await.map(|()| true)
+    }
+
     /// Count and time span of the entries of one epoch that are not epoch
     /// seals, as the seal of that epoch states them.
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError>;
@@ -130,6 +153,45 @@ pub trait Store: Send + Sync + 'static {
     /// ([`query_by_scan`]); backends with indexes answer it themselves.
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         query_by_scan(self, query).await
+    }
+}
+
+/// Whether the append before a pipelined batch committed as planned; see
+/// [`Store::append_pipelined`].
+#[derive(Debug)]
+pub struct PreviousAppend(oneshot::Receiver<bool>);
+
+impl PreviousAppend {
+    /// An append that is already over: `committed` says whether as planned.
+    pub fn settled(committed: bool) -> Self {
+        let (outcome, previous) = Self::pending();
+        outcome.settle(committed);
+        previous
+    }
+
+    /// An append still running, and the handle that tells its outcome.
+    pub fn pending() -> (PreviousOutcome, Self) {
+        let (sender, receiver) = oneshot::channel();
+        (PreviousOutcome(sender), Self(receiver))
+    }
+
+    /// Waits for the append; true if it committed as planned, so that the
+    /// batch after it may follow. An outcome never told counts as failed.
+    pub async fn committed(self) -> bool {
+        self.0.await.unwrap_or(false)
+    }
+}
+
+/// Tells a [`PreviousAppend`] how the append went.
+#[derive(Debug)]
+pub struct PreviousOutcome(oneshot::Sender<bool>);
+
+impl PreviousOutcome {
+    /// Tells whether the append committed as planned. Dropping the
+    /// outcome untold counts as `false`.
+    pub fn settle(self, committed: bool) {
+        // The batch after it may be gone already; then nobody waits.
+        let _ = self.0.send(committed);
     }
 }
 

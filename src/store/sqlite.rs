@@ -23,8 +23,8 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnect
 
 use super::query::{IndexedFields, page_from_sorted};
 use super::{
-    ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch,
-    conflict_after, read_ahead_scan,
+    ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
+    check_batch, conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -719,37 +719,26 @@ impl Store for SqliteStore {
         after: Option<u64>,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
-        check_batch(trail, after, entries)?;
-        // Encode before taking the write lock, so the lock is held only
-        // for the statements themselves.
-        let bodies = encode_bodies(trail, entries)?;
-        let conflict = || conflict_after(trail, after);
-        let after = after.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
+        let inserts = insert_statements(trail, after, entries)?;
+        self.insert_after(trail, after, inserts).await
+    }
 
-        // IMMEDIATE takes the write lock now: the head read below cannot
-        // go stale before the insert, whichever process writes next.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|err| self.classify(err))?;
-        let head: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM entries WHERE trail = ?")
-            .bind(trail)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|err| self.classify(err))?;
-        if head != after {
-            return Err(conflict());
+    async fn append_pipelined(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+        previous: PreviousAppend,
+    ) -> Result<bool, StoreError> {
+        // Built while the append before holds the write lock, so that the
+        // statements are ready the moment it commits.
+        let inserts = insert_statements(trail, after, entries)?;
+        if !previous.committed().await {
+            return Ok(false);
         }
-        if after.is_none() && !entries.is_empty() {
-            sqlx::query("INSERT OR IGNORE INTO trails (name) VALUES (?)")
-                .bind(trail)
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| self.classify(err))?;
-        }
-        insert_entries(&mut tx, &self.path, entries, bodies, conflict).await?;
-        tx.commit().await.map_err(|err| self.classify(err))
+        self.insert_after(trail, after, inserts)
+            .await
+            .map(|()| true)
     }
 
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
@@ -971,17 +960,55 @@ async fn epoch_summary_on<'c>(
     })
 }
 
-/// Inserts a checked batch with its encoded bodies on `connection`, inside
-/// the transaction that checked the head.
-async fn insert_entries(
-    connection: &mut SqliteConnection,
-    path: &Path,
+impl SqliteStore {
+    /// Runs a batch's inserts in one transaction, only if the trail's head
+    /// is still `after`.
+    async fn insert_after(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        inserts: Vec<InsertQuery<'static>>,
+    ) -> Result<(), StoreError> {
+        let conflict = || conflict_after(trail, after);
+        let expected = after.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
+        // IMMEDIATE takes the write lock now: the head read below cannot
+        // go stale before the insert, whichever process writes next.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|err| self.classify(err))?;
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM entries WHERE trail = ?")
+            .bind(trail)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|err| self.classify(err))?;
+        if head != expected {
+            return Err(conflict());
+        }
+        if after.is_none() && !inserts.is_empty() {
+            sqlx::query("INSERT OR IGNORE INTO trails (name) VALUES (?)")
+                .bind(trail)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| self.classify(err))?;
+        }
+        insert_entries(&mut tx, &self.path, inserts, conflict).await?;
+        tx.commit().await.map_err(|err| self.classify(err))
+    }
+}
+
+/// The insert statements of a batch that continues `after`, every value
+/// bound: few statements of up to [`MAX_INSERT_ROWS`] rows each.
+fn insert_statements(
+    trail: &str,
+    after: Option<u64>,
     entries: &[Entry],
-    bodies: Vec<String>,
-    conflict: impl Fn() -> StoreError,
-) -> Result<(), StoreError> {
-    let mut rest = entries.iter().zip(bodies);
+) -> Result<Vec<InsertQuery<'static>>, StoreError> {
+    check_batch(trail, after, entries)?;
+    let mut rest = entries.iter().zip(encode_bodies(trail, entries)?);
     let mut remaining = entries.len();
+    let mut inserts = Vec::new();
     while remaining > 0 {
         let rows = chunk_rows(remaining);
         let mut insert = sqlx::query_with(insert_sql(rows), SqliteArguments::default());
@@ -989,6 +1016,20 @@ async fn insert_entries(
             insert = bind_entry(insert, entry, body);
         }
         remaining -= rows;
+        inserts.push(insert);
+    }
+    Ok(inserts)
+}
+
+/// Runs a batch's insert statements on `connection`, inside the
+/// transaction that checked the head.
+async fn insert_entries(
+    connection: &mut SqliteConnection,
+    path: &Path,
+    inserts: Vec<InsertQuery<'static>>,
+    conflict: impl Fn() -> StoreError,
+) -> Result<(), StoreError> {
+    for insert in inserts {
         insert.execute(&mut *connection).await.map_err(|err| {
             // The head check makes this unreachable for writers that
             // follow the protocol; the key still stops a fork.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use trailseal::{
-    Actor, Body, Cursor, Digest, Entry, EntryKind, Event, Field, Mac, ManualClock, Query, Salt,
-    SealingKey, Store, StoreError, Trail, Verifier,
+    Actor, Body, Cursor, Digest, Entry, EntryKind, Event, Field, Mac, ManualClock, PreviousAppend,
+    Query, Salt, SealingKey, Store, StoreError, Trail, Verifier,
 };
 
 /// Generates one `#[tokio::test]` per conformance function; `$fresh` is an
@@ -39,6 +39,7 @@ macro_rules! all_conformance_tests {
             every_field_round_trips_exactly,
             append_is_conditional_on_the_head,
             malformed_batches_are_refused,
+            pipelined_append_follows_only_a_committed_append,
             empty_batch_stores_nothing,
             scan_streams_in_seq_order_from_any_seq,
             trails_are_independent_and_listed_in_order,
@@ -260,6 +261,56 @@ pub async fn append_is_conditional_on_the_head(store: Arc<dyn Store>) {
     let next = entries("admin", 5, 3, TimeDelta::seconds(1));
     store.append("admin", Some(4), &next).await.unwrap();
     assert_eq!(store.head("admin").await.unwrap().unwrap().seq, 7);
+}
+
+pub async fn pipelined_append_follows_only_a_committed_append(store: Arc<dyn Store>) {
+    let first = entries("admin", 0, 3, TimeDelta::seconds(1));
+    let second = entries("admin", 3, 2, TimeDelta::seconds(1));
+
+    // Handed over before the batch it follows is stored: it waits.
+    let (outcome, previous) = PreviousAppend::pending();
+    let pipelined = {
+        let (store, second) = (store.clone(), second.clone());
+        tokio::spawn(async move {
+            store
+                .append_pipelined("admin", Some(2), &second, previous)
+                .await
+        })
+    };
+    store.append("admin", None, &first).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(store.head("admin").await.unwrap().unwrap().seq, 2);
+    outcome.settle(true);
+    assert!(pipelined.await.unwrap().unwrap(), "appended");
+    let both: Vec<Entry> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(scan_all(&*store, "admin", 0).await, both);
+
+    // After an append that did not commit as planned, or whose outcome
+    // was never told, it stores nothing.
+    let third = entries("admin", 5, 2, TimeDelta::seconds(1));
+    let refused = store
+        .append_pipelined("admin", Some(4), &third, PreviousAppend::settled(false))
+        .await;
+    assert!(!refused.unwrap(), "not attempted");
+    let (untold, previous) = PreviousAppend::pending();
+    drop(untold);
+    let orphaned = store
+        .append_pipelined("admin", Some(4), &third, previous)
+        .await;
+    assert!(!orphaned.unwrap(), "not attempted");
+    assert_eq!(scan_all(&*store, "admin", 0).await, both);
+
+    // Told it may follow, it still checks the head like any append.
+    let stale = entries("admin", 3, 2, TimeDelta::seconds(1));
+    let err = store
+        .append_pipelined("admin", Some(2), &stale, PreviousAppend::settled(true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { seq: 3, .. }),
+        "{err:?}"
+    );
+    assert_eq!(scan_all(&*store, "admin", 0).await, both);
 }
 
 pub async fn malformed_batches_are_refused(store: Arc<dyn Store>) {

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use super::{SqliteStore, encode_bodies, epoch_summary_on, head_on, insert_entries};
+use super::{SqliteStore, epoch_summary_on, head_on, insert_entries, insert_statements};
 use crate::entry::{Entry, Head};
 use crate::event::Event;
-use crate::store::{EpochSummary, Store, check_batch, conflict_after};
+use crate::store::{EpochSummary, Store, conflict_after};
 use crate::trail::Receipt;
 use crate::transaction::{LockedTrail, TransactionRecorder};
 use crate::{Result, StoreError};
@@ -82,9 +82,8 @@ impl LockedTrail for Link<'_> {
         after: Option<u64>,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
-        check_batch(trail, after, entries)?;
-        let bodies = encode_bodies(trail, entries)?;
+        let inserts = insert_statements(trail, after, entries)?;
         let conflict = || conflict_after(trail, after);
-        insert_entries(self.connection, &self.store.path, entries, bodies, conflict).await
+        insert_entries(self.connection, &self.store.path, inserts, conflict).await
     }
 }
