@@ -234,6 +234,11 @@ impl SqliteStoreOptions {
         let pool = SqlitePoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.busy_timeout + Duration::from_secs(5))
+            // A connection to a file in this process does not go stale,
+            // and sqlx already checks each one when it comes back: a check
+            // on every acquire would cost another trip to the connection's
+            // thread before each batch.
+            .test_before_acquire(false)
             .connect_with(self.connect_options())
             .await
             .map_err(|err| classify(&path, err))?;
