@@ -21,8 +21,8 @@ use sqlx::{Arguments, AssertSqlSafe, Row};
 
 use super::query::{IndexedFields, page_from_sorted};
 use super::{
-    ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, Query, Store, check_batch,
-    conflict_after, read_ahead_scan,
+    ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
+    check_batch, conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -330,29 +330,17 @@ impl ChunkReader for PostgresStore {
     }
 }
 
-#[async_trait]
-impl Store for PostgresStore {
-    async fn head(&self, trail: &str) -> Result<Option<Head>, StoreError> {
-        let row = sqlx::query(
-            "SELECT seq, epoch, kind, recorded_at, mac FROM trail_heads \
-             WHERE trail = $1 AND seq IS NOT NULL",
-        )
-        .bind(trail)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(classify)?;
-        row.map(|row| decode_head(trail, &row)).transpose()
-    }
-
-    async fn append(
+impl PostgresStore {
+    /// Stores a checked batch's columns, only if the trail's head is still
+    /// `after`.
+    async fn insert_columns(
         &self,
         trail: &str,
         after: Option<u64>,
-        entries: &[Entry],
+        columns: Option<Columns>,
     ) -> Result<(), StoreError> {
-        check_batch(trail, after, entries)?;
         let conflict = || conflict_after(trail, after);
-        let Some(columns) = Columns::of(trail, entries)? else {
+        let Some(columns) = columns else {
             // Nothing to store, but the condition still holds: a writer
             // with a stale head learns of it.
             let head = self.head(trail).await?;
@@ -399,6 +387,51 @@ impl Store for PostgresStore {
                 }
             }
         }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn head(&self, trail: &str) -> Result<Option<Head>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq, epoch, kind, recorded_at, mac FROM trail_heads \
+             WHERE trail = $1 AND seq IS NOT NULL",
+        )
+        .bind(trail)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        row.map(|row| decode_head(trail, &row)).transpose()
+    }
+
+    async fn append(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        check_batch(trail, after, entries)?;
+        let columns = Columns::of(trail, entries)?;
+        self.insert_columns(trail, after, columns).await
+    }
+
+    async fn append_pipelined(
+        &self,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+        previous: PreviousAppend,
+    ) -> Result<bool, StoreError> {
+        // Encoded while the append before it still runs, so that the rows
+        // are ready the moment it commits.
+        check_batch(trail, after, entries)?;
+        let columns = Columns::of(trail, entries)?;
+        if !previous.committed().await {
+            return Ok(false);
+        }
+        self.insert_columns(trail, after, columns)
+            .await
+            .map(|()| true)
     }
 
     async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
