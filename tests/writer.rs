@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use support::{EPOCH_SECONDS, TRAIL, sample_event, start_time};
+use tokio::task::JoinHandle;
 use trailseal::retention::Snapshot;
 use trailseal::{
     Entry, EntryKind, EntryStream, EpochSummary, Erasure, Error, Head, ManualClock, MemoryStore,
-    PreviousAppend, SealingKey, Store, StoreError, Trail, Verifier,
+    PreviousAppend, Receipt, SealingKey, Store, StoreError, Trail, TrailReport, VerificationKey,
+    Verifier,
 };
 
 /// A MemoryStore whose appends can be held back or made to fail, to drive
@@ -110,6 +112,23 @@ impl Store for Controlled {
     }
 }
 
+/// Records event `i` on a task of its own, so that the test goes on while
+/// the writer holds it.
+fn spawn_record(trail: &Trail, i: usize) -> JoinHandle<trailseal::Result<Receipt>> {
+    let trail = trail.clone();
+    tokio::spawn(async move { trail.record(sample_event(i)).await })
+}
+
+/// Verifies the trail in `store`, asserts it intact and returns the report.
+async fn assert_intact(store: &dyn Store, verification: VerificationKey) -> TrailReport {
+    let report = Verifier::new(verification)
+        .verify_trail(store, TRAIL)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    report
+}
+
 /// Keys for writers on the system clock.
 fn keys() -> (Arc<SealingKey>, trailseal::VerificationKey) {
     let genesis = chrono::Utc::now() - TimeDelta::hours(1);
@@ -131,10 +150,7 @@ async fn full_queue_is_a_typed_backpressure_error() {
     // store, takes the next to seal while that append runs, two more wait
     // in the queue, the next one is refused at once.
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let spawn = |i| {
-        let trail = trail.clone();
-        tokio::spawn(async move { trail.record(sample_event(i)).await })
-    };
+    let spawn = |i| spawn_record(&trail, i);
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
     let mut waiting = vec![spawn(0)];
     pause().await;
@@ -168,12 +184,7 @@ async fn failed_append_fails_every_event_of_the_batch_and_stores_none() {
 
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
     store.fail_next.store(true, Ordering::SeqCst);
-    let calls: Vec<_> = (1..=5)
-        .map(|i| {
-            let trail = trail.clone();
-            tokio::spawn(async move { trail.record(sample_event(i)).await })
-        })
-        .collect();
+    let calls: Vec<_> = (1..=5).map(|i| spawn_record(&trail, i)).collect();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     drop(held);
     let mut failed = 0;
@@ -194,11 +205,7 @@ async fn failed_append_fails_every_event_of_the_batch_and_stores_none() {
 
     // The writer recovers and the trail is intact.
     trail.record(sample_event(6)).await.unwrap();
-    let report = Verifier::new(verification)
-        .verify_trail(&store.inner, TRAIL)
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
+    assert_intact(&store.inner, verification).await;
 }
 
 /// Waits until the writer took what was sent (it is blocked in the store).
@@ -218,10 +225,7 @@ async fn a_batch_sealed_behind_a_failing_append_is_sealed_again_on_the_stored_he
     // The first batch blocks in the store; the writer seals the second
     // after the head the first would leave, while waiting for it.
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let record = |i| {
-        let trail = trail.clone();
-        tokio::spawn(async move { trail.record(sample_event(i)).await })
-    };
+    let record = |i| spawn_record(&trail, i);
     let failing = record(1);
     pause().await;
     let behind = record(2);
@@ -240,11 +244,7 @@ async fn a_batch_sealed_behind_a_failing_append_is_sealed_again_on_the_stored_he
         "the failed append and one append of the second batch: never one on the head that was not stored"
     );
     assert_eq!(store.inner.dump(TRAIL).len(), 3);
-    let report = Verifier::new(verification)
-        .verify_trail(&store.inner, TRAIL)
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
+    assert_intact(&store.inner, verification).await;
 }
 
 #[tokio::test]
@@ -261,10 +261,7 @@ async fn the_next_batch_is_handed_to_the_store_while_the_one_before_is_appended(
     );
 
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let record = |i| {
-        let trail = trail.clone();
-        tokio::spawn(async move { trail.record(sample_event(i)).await })
-    };
+    let record = |i| spawn_record(&trail, i);
     let first = record(1);
     pause().await;
     let second = record(2);
@@ -282,11 +279,7 @@ async fn the_next_batch_is_handed_to_the_store_while_the_one_before_is_appended(
         2,
         "each batch appended once, the second on the head the first left"
     );
-    let report = Verifier::new(verification)
-        .verify_trail(&store.inner, TRAIL)
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
+    assert_intact(&store.inner, verification).await;
 }
 
 #[tokio::test]
@@ -314,10 +307,7 @@ async fn a_conflict_under_an_append_in_flight_reseals_both_batches_on_the_new_he
         .unwrap();
 
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let record = |i| {
-        let trail = first.clone();
-        tokio::spawn(async move { trail.record(sample_event(i)).await })
-    };
+    let record = |i| spawn_record(&first, i);
     let in_flight = record(1);
     pause().await;
     let behind = record(2);
@@ -334,11 +324,7 @@ async fn a_conflict_under_an_append_in_flight_reseals_both_batches_on_the_new_he
         3,
         "the conflicting append, its retry and one append of the second batch"
     );
-    let report = Verifier::new(verification)
-        .verify_trail(&store.inner, TRAIL)
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
+    let report = assert_intact(&store.inner, verification).await;
     assert_eq!(report.entries, 5);
 }
 
@@ -367,12 +353,7 @@ async fn two_writers_on_one_trail_make_one_chain_with_one_seal_per_epoch() {
     }
     let mut receipts = Vec::new();
     for round in 0..6 {
-        let calls: Vec<_> = (0..40)
-            .map(|i| {
-                let trail = writers[i % 2].clone();
-                tokio::spawn(async move { trail.record(sample_event(i)).await })
-            })
-            .collect();
+        let calls: Vec<_> = (0..40).map(|i| spawn_record(&writers[i % 2], i)).collect();
         for call in calls {
             receipts.push(call.await.unwrap().unwrap().seq);
         }
@@ -405,11 +386,7 @@ async fn two_writers_on_one_trail_make_one_chain_with_one_seal_per_epoch() {
         (0..sealed.len() as u64).collect::<Vec<_>>(),
         "every finished epoch sealed"
     );
-    let report = Verifier::new(verification)
-        .verify_trail(&store, TRAIL)
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
+    let report = assert_intact(&store, verification).await;
     assert_eq!(report.entries, entries.len() as u64);
 }
 
@@ -420,12 +397,7 @@ async fn shutdown_commits_everything_accepted_before_it() {
     let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
         .await
         .unwrap();
-    let calls: Vec<_> = (0..200)
-        .map(|i| {
-            let trail = trail.clone();
-            tokio::spawn(async move { trail.record(sample_event(i)).await })
-        })
-        .collect();
+    let calls: Vec<_> = (0..200).map(|i| spawn_record(&trail, i)).collect();
     tokio::task::yield_now().await;
     let results: Vec<_> = futures_util::future::join_all(calls).await;
     trail.shutdown().await.unwrap();
@@ -436,11 +408,7 @@ async fn shutdown_commits_everything_accepted_before_it() {
         trail.record(sample_event(0)).await,
         Err(Error::Closed { .. })
     ));
-    let report = Verifier::new(verification)
-        .verify_trail(&store, TRAIL)
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{report}");
+    assert_intact(&store, verification).await;
 }
 
 #[tokio::test]
