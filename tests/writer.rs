@@ -71,10 +71,7 @@ impl Store for Controlled {
         previous: PreviousAppend,
     ) -> Result<bool, StoreError> {
         self.handed.fetch_add(1, Ordering::SeqCst);
-        if !previous.committed().await {
-            return Ok(false);
-        }
-        self.append(trail, after, entries).await.map(|()| true)
+        previous.follow(self.append(trail, after, entries)).await
     }
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
         self.inner.epoch_summary(trail, epoch).await

@@ -91,10 +91,7 @@ pub trait Store: Send + Sync + 'static {
         entries: &[Entry],
         previous: PreviousAppend,
     ) -> Result<bool, StoreError> {
-        if !previous.committed().await {
-            return Ok(false);
-        }
-        self.append(trail, after, entries).await.map(|()| true)
+        previous.follow(self.append(trail, after, entries)).await
     }
 
     /// Count and time span of the entries of one epoch that are not epoch
@@ -179,6 +176,19 @@ impl PreviousAppend {
     /// batch after it may follow. An outcome never told counts as failed.
     pub async fn committed(self) -> bool {
         self.0.await.unwrap_or(false)
+    }
+
+    /// Runs `append` once the append before committed as planned and
+    /// returns `Ok(true)` when it succeeds; otherwise `Ok(false)` without
+    /// running it. What [`Store::append_pipelined`] returns.
+    pub async fn follow(
+        self,
+        append: impl Future<Output = Result<(), StoreError>>,
+    ) -> Result<bool, StoreError> {
+        if !self.committed().await {
+            return Ok(false);
+        }
+        append.await.map(|()| true)
     }
 }
 

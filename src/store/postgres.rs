@@ -426,12 +426,9 @@ impl Store for PostgresStore {
         // are ready the moment it commits.
         check_batch(trail, after, entries)?;
         let columns = Columns::of(trail, entries)?;
-        if !previous.committed().await {
-            return Ok(false);
-        }
-        self.insert_columns(trail, after, columns)
+        previous
+            .follow(self.insert_columns(trail, after, columns))
             .await
-            .map(|()| true)
     }
 
     async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {

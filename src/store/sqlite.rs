@@ -738,12 +738,9 @@ impl Store for SqliteStore {
         // Built while the append before holds the write lock, so that the
         // statements are ready the moment it commits.
         let inserts = insert_statements(trail, after, entries)?;
-        if !previous.committed().await {
-            return Ok(false);
-        }
-        self.insert_after(trail, after, inserts)
+        previous
+            .follow(self.insert_after(trail, after, inserts))
             .await
-            .map(|()| true)
     }
 
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
