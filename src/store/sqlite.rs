@@ -1008,14 +1008,14 @@ fn insert_statements(
     entries: &[Entry],
 ) -> Result<Vec<InsertQuery<'static>>, StoreError> {
     check_batch(trail, after, entries)?;
-    let mut rest = entries.iter().zip(encode_bodies(trail, entries)?);
+    let mut rest = entries.iter();
     let mut remaining = entries.len();
     let mut inserts = Vec::new();
     while remaining > 0 {
         let rows = chunk_rows(remaining);
         let mut insert = sqlx::query_with(insert_sql(rows), SqliteArguments::default());
-        for (entry, body) in rest.by_ref().take(rows) {
-            insert = bind_entry(insert, entry, body);
+        for entry in rest.by_ref().take(rows) {
+            insert = bind_entry(insert, entry, encode_body(trail, entry)?);
         }
         remaining -= rows;
         inserts.push(insert);
@@ -1188,14 +1188,6 @@ fn bind_entry<'q>(insert: InsertQuery<'q>, entry: &Entry, body: String) -> Inser
         .bind(owned(fields.ip))
         .bind(owned(fields.outcome))
         .bind(owned(fields.request_id))
-}
-
-/// The stored text of every entry's body, in order.
-fn encode_bodies(trail: &str, entries: &[Entry]) -> Result<Vec<String>, StoreError> {
-    entries
-        .iter()
-        .map(|entry| encode_body(trail, entry))
-        .collect()
 }
 
 /// The stored text of an entry's body; also checks the integer columns.
