@@ -638,17 +638,13 @@ impl Writer {
                 Ok(Ok(plan)) if !plan.entries.is_empty() => {
                     return self.pipeline(in_flight, plan, replies).await;
                 }
-                Ok(Ok(empty)) => {
+                ahead => {
                     self.finish(in_flight).await;
-                    Ok(Some(empty))
-                }
-                Ok(Err(items)) => {
-                    self.finish(in_flight).await;
-                    self.plan_on_stored_head(items).await
-                }
-                Err(err) => {
-                    self.finish(in_flight).await;
-                    Err(err)
+                    match ahead {
+                        Ok(Ok(empty)) => Ok(Some(empty)),
+                        Ok(Err(items)) => self.plan_on_stored_head(items).await,
+                        Err(err) => Err(err),
+                    }
                 }
             },
             None => self.plan_on_stored_head(items).await,
