@@ -5,7 +5,7 @@
 //! window for entries stored out of order, so memory does not grow with the
 //! trail.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque, btree_map};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -300,7 +300,9 @@ pub enum VerifyError {
 /// rotation).
 #[derive(Debug)]
 pub struct Verifier {
-    keys: HashMap<String, VerificationKey>,
+    // Looked up for every entry; a handful of keys, so a fast hash cannot
+    // be made to collide at any cost worth noting.
+    keys: HashMap<String, VerificationKey, foldhash::fast::RandomState>,
     checkpoints: HashMap<String, Vec<Checkpoint>>,
     reorder_window: usize,
     minimum_retention: chrono::Duration,
@@ -315,7 +317,7 @@ impl Verifier {
     /// A verifier with one key.
     pub fn new(key: VerificationKey) -> Self {
         Self {
-            keys: HashMap::from([(key.key_id().to_owned(), key)]),
+            keys: [(key.key_id().to_owned(), key)].into_iter().collect(),
             checkpoints: HashMap::new(),
             reorder_window: DEFAULT_REORDER_WINDOW,
             minimum_retention: chrono::Duration::days(DEFAULT_MINIMUM_RETENTION_DAYS),
@@ -532,8 +534,8 @@ impl Verifier {
             buffered: 0,
             next_seq: 0,
             highest_arrived: None,
-            known_macs: HashMap::new(),
-            processed_macs: BTreeMap::new(),
+            known_macs: HashMap::default(),
+            processed_macs: VecDeque::new(),
             previous: None,
             epochs: EpochTracker::default(),
             checkpoints: self
@@ -620,6 +622,13 @@ struct Item {
     identity: u64,
 }
 
+/// The entries stored for one seq: usually one, more when rows were
+/// duplicated, forked or forged.
+struct Slot {
+    first: Item,
+    more: Vec<Item>,
+}
+
 /// What the chain check remembers of the entry before.
 #[derive(Clone, Copy)]
 struct Previous {
@@ -648,15 +657,18 @@ pub struct TrailVerification<'v> {
     checked_key: bool,
     key_suspicion: Option<KeyError>,
     /// Entries waiting for their turn, by the seq they were sealed as.
-    slots: BTreeMap<u64, Vec<Item>>,
+    slots: BTreeMap<u64, Slot>,
     buffered: usize,
     /// The next seq to check the chain at.
     next_seq: u64,
     highest_arrived: Option<u64>,
     /// MACs of sealed entries seen recently, to find renumbered entries.
-    known_macs: HashMap<Mac, u64>,
-    /// MACs of recently checked slots, to tell duplicates from forks.
-    processed_macs: BTreeMap<u64, Option<Mac>>,
+    /// Only MACs that verified are keys, and no one without the key can
+    /// choose those, so a fast hash is safe here.
+    known_macs: HashMap<Mac, u64, foldhash::fast::RandomState>,
+    /// MACs of recently checked slots in seq order, to tell duplicates from
+    /// forks.
+    processed_macs: VecDeque<(u64, Option<Mac>)>,
     previous: Option<Previous>,
     epochs: EpochTracker,
     /// Checkpoints not yet matched against the trail.
@@ -782,11 +794,20 @@ impl TrailVerification<'_> {
                 identity,
             });
         } else {
-            self.slots.entry(identity).or_default().push(Item {
+            let item = Item {
                 entry,
                 status,
                 identity,
-            });
+            };
+            match self.slots.entry(identity) {
+                btree_map::Entry::Vacant(slot) => {
+                    slot.insert(Slot {
+                        first: item,
+                        more: Vec::new(),
+                    });
+                }
+                btree_map::Entry::Occupied(mut slot) => slot.get_mut().more.push(item),
+            }
             self.buffered += 1;
             self.drain(false);
         }
@@ -1018,7 +1039,11 @@ impl TrailVerification<'_> {
     /// inserted entry.
     fn late_arrival(&mut self, item: Item) {
         let seq = item.identity;
-        let earlier = self.processed_macs.get(&seq).copied().flatten();
+        let earlier = self
+            .processed_macs
+            .binary_search_by_key(&seq, |(processed, _)| *processed)
+            .ok()
+            .and_then(|at| self.processed_macs[at].1);
         match item.status {
             status if status.is_sealed() && earlier == Some(item.entry.mac) => self.finding(
                 seq,
@@ -1084,20 +1109,26 @@ impl TrailVerification<'_> {
             if !finished && !later_arrived && self.buffered < self.verifier.reorder_window {
                 return;
             }
-            let items = self.slots.remove(&lowest).unwrap_or_default();
-            self.buffered -= items.len();
-            self.check_slot(lowest, items);
+            let Some(slot) = self.slots.remove(&lowest) else {
+                return;
+            };
+            self.buffered -= 1 + slot.more.len();
+            self.check_slot(lowest, slot);
             self.next_seq = lowest + 1;
         }
     }
 
-    fn check_slot(&mut self, seq: u64, mut items: Vec<Item>) {
+    fn check_slot(&mut self, seq: u64, slot: Slot) {
+        let Slot {
+            first: mut owner,
+            more: mut items,
+        } = slot;
         // The sealed entry (if any) owns the slot; every other is extra.
-        let owner = items
-            .iter()
-            .position(|item| item.status.is_sealed())
-            .unwrap_or(0);
-        let owner = items.swap_remove(owner);
+        if !owner.status.is_sealed()
+            && let Some(sealed) = items.iter().position(|item| item.status.is_sealed())
+        {
+            std::mem::swap(&mut owner, &mut items[sealed]);
+        }
         let owner_sealed = owner.status.is_sealed();
         for extra in items {
             match extra.status {
@@ -1172,7 +1203,7 @@ impl TrailVerification<'_> {
         }
         self.track_epoch(&owner, sealed);
         self.processed_macs
-            .insert(seq, sealed.then_some(owner.entry.mac));
+            .push_back((seq, sealed.then_some(owner.entry.mac)));
         if !self.checkpoints.is_empty() {
             self.check_checkpoints(seq, sealed.then_some(owner.entry.mac));
         }
@@ -1188,11 +1219,11 @@ impl TrailVerification<'_> {
     fn forget_old(&mut self, seq: u64) {
         let window = self.verifier.reorder_window as u64;
         if let Some(cutoff) = seq.checked_sub(window) {
-            while let Some(entry) = self.processed_macs.first_entry() {
-                if *entry.key() >= cutoff {
+            while let Some(&(oldest, mac)) = self.processed_macs.front() {
+                if oldest >= cutoff {
                     break;
                 }
-                let (_, mac) = entry.remove_entry();
+                self.processed_macs.pop_front();
                 if let Some(mac) = mac {
                     self.known_macs.remove(&mac);
                 }
