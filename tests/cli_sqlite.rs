@@ -337,8 +337,8 @@ async fn rows_damaged_beyond_decoding_are_findings() {
 
 #[tokio::test]
 async fn a_body_that_is_not_utf8_is_a_finding_at_its_seq() {
-    // Text that is not UTF-8 cannot be read in the joined chunk; the chunk
-    // is read row by row instead, and only the damaged row is reported.
+    // SQLite stores text that is not UTF-8 as it is given; only the
+    // damaged row is reported, not its chunk.
     let trail = made_by_quickstart();
     let interior = trail.interior_events().await;
     let damaged = interior[0];
@@ -386,6 +386,110 @@ async fn stored_text_with_separators_and_nul_is_read_exactly() {
             ]
         )
     );
+}
+
+#[tokio::test]
+async fn a_mac_cut_short_is_a_finding_at_its_seq() {
+    // A blob of the wrong size cannot be framed with the others; its chunk
+    // is read row by row, and only the damaged row is reported.
+    let trail = made_by_quickstart();
+    let seq = trail.interior_events().await[0];
+    trail
+        .sql_at(
+            "UPDATE entries SET mac = substr(mac, 1, 31) WHERE trail = 'admin' AND seq = ?",
+            seq,
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "modified", seq as u64)])
+    );
+}
+
+#[tokio::test]
+async fn a_copy_stored_in_utf16_verifies_as_the_original() {
+    // SQLite converts text for the reader, but not text joined with blobs:
+    // a database in another encoding is read row by row.
+    let trail = made_by_quickstart();
+    let seq = trail.interior_events().await[0];
+    trail
+        .sql_at(
+            "UPDATE entries SET recorded_at = recorded_at + 1 WHERE trail = 'admin' AND seq = ?",
+            seq,
+        )
+        .await;
+    let original = trail.verify(&[]);
+    assert_eq!(
+        original,
+        (1, vec![finding("admin", "modified", seq as u64)])
+    );
+
+    // Attached databases must share the encoding, so the copy is made as
+    // `.dump` would make it: the schema, then every row as an INSERT, and
+    // the header's application id.
+    let mut original_db = sqlx::SqliteConnection::connect(&trail.url())
+        .await
+        .expect("connection");
+    let objects: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT type, name, sql FROM sqlite_master \
+         WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY type = 'index'",
+    )
+    .fetch_all(&mut original_db)
+    .await
+    .expect("schema");
+    let application_id: i64 = sqlx::query_scalar("PRAGMA application_id")
+        .fetch_one(&mut original_db)
+        .await
+        .expect("application id");
+    let mut statements = vec![format!("PRAGMA application_id = {application_id}")];
+    statements.extend(objects.iter().map(|(_, _, sql)| sql.clone()));
+    for (_, table, _) in objects.iter().filter(|(kind, ..)| kind == "table") {
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(table)
+            .fetch_all(&mut original_db)
+            .await
+            .expect("columns");
+        let values = columns
+            .iter()
+            .map(|column| format!("quote(\"{column}\")"))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
+        let dump =
+            format!("SELECT 'INSERT INTO \"{table}\" VALUES(' || {values} || ')' FROM \"{table}\"");
+        let inserts: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(dump))
+            .fetch_all(&mut original_db)
+            .await
+            .expect("rows");
+        statements.extend(inserts);
+    }
+    original_db.close().await.expect("closed");
+
+    let copy = trail.dir.path().join("utf16.db");
+    let mut copy_db =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", copy.display()))
+            .await
+            .expect("new database");
+    sqlx::raw_sql("PRAGMA encoding = 'UTF-16le'")
+        .execute(&mut copy_db)
+        .await
+        .expect("encoding set");
+    let script = format!("BEGIN; {}; COMMIT;", statements.join(";\n"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+        .execute(&mut copy_db)
+        .await
+        .expect("copied");
+    let encoding: String = sqlx::query_scalar("SELECT encoding FROM pragma_encoding")
+        .fetch_one(&mut copy_db)
+        .await
+        .expect("encoding");
+    assert_eq!(encoding, "UTF-16le");
+    copy_db.close().await.expect("closed");
+
+    std::fs::rename(&copy, trail.db()).expect("copy in place");
+    for stale in ["trail.db-wal", "trail.db-shm"] {
+        let _ = std::fs::remove_file(trail.dir.path().join(stale));
+    }
+    assert_eq!(trail.verify(&[]), original);
 }
 
 /// A trail pruned by retention and with an erasure request, made through the

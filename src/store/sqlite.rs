@@ -552,27 +552,28 @@ impl SqliteStore {
 impl ChunkReader for SqliteStore {
     type Chunk = FetchedChunk;
 
-    /// One chunk of a scan, undecoded. SQLite joins the rows into one text
+    /// One chunk of a scan, undecoded. SQLite joins the rows into one
     /// value, since the driver hands each result row from its thread to the
     /// caller on its own, which costs several times what SQLite's read does.
     /// Rows whose columns do not have the stored types (only a file whose
     /// schema was tampered with has them) are read row by row instead.
     async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<FetchedChunk, StoreError> {
-        let fetched =
-            sqlx::query_as::<_, (Option<String>, i64, Option<i64>, Option<bool>)>(JOINED_CHUNK_SQL)
-                .bind(trail)
-                .bind(from)
-                .bind(SCAN_CHUNK)
-                .fetch_one(&self.pool)
-                .await;
+        let fetched = sqlx::query_as::<_, (Option<Vec<u8>>, i64, Option<i64>, Option<bool>)>(
+            JOINED_CHUNK_SQL,
+        )
+        .bind(trail)
+        .bind(from)
+        .bind(SCAN_CHUNK)
+        .fetch_one(&self.pool)
+        .await;
         match fetched {
-            Ok((Some(lines), rows, Some(last_seq), Some(true))) => Ok(FetchedChunk::Joined {
-                lines,
+            Ok((Some(rows_joined), rows, Some(last_seq), Some(true))) => Ok(FetchedChunk::Joined {
+                rows_joined,
                 rows,
                 last_seq,
             }),
             Ok((None, 0, ..)) => Ok(FetchedChunk::Empty),
-            // Mistyped columns, or text that is not UTF-8: the row-by-row
+            // Mistyped columns, or a database not in UTF-8: the row-by-row
             // read reports each damaged row on its own.
             _ => self.read_chunk(trail, from).await,
         }
@@ -591,29 +592,33 @@ impl ChunkReader for SqliteStore {
     }
 }
 
-/// The query of one scan chunk: the rows framed as text, the row count,
-/// the last seq, and whether every column has its stored type. A row is
-/// `seq epoch recorded_at`, the byte lengths of key id, kind and body and
-/// the three blobs in hex, each followed by a space, then the three texts
-/// as stored; the lengths make any stored text safe to frame. (JSON would
-/// escape every quote of the body, at twice SQLite's read cost.) The body
-/// comes last because every `||` copies what it appends to.
-const JOINED_CHUNK_SQL: &str = "SELECT group_concat(printf('%d %d %d %d %d %d %s %s %s ', seq, \
-     epoch, recorded_at, octet_length(key_id), octet_length(kind), octet_length(body), \
-     hex(prev_mac), hex(body_commitment), hex(mac)) || key_id || kind || body, ''), \
+/// The query of one scan chunk: the rows framed as bytes, the row count,
+/// the last seq, and whether every column has its stored type and size
+/// (and the database stores text as UTF-8, so that text and blobs join
+/// unchanged). A row is `seq epoch recorded_at`, the byte lengths of key
+/// id, kind and body, each followed by a space, then the three 32-byte
+/// blobs and the three texts as stored; the lengths make any stored text
+/// safe to frame. (Hex or JSON would cost SQLite more than it takes to read
+/// the row.) The body comes last because every `||` copies what it appends
+/// to.
+const JOINED_CHUNK_SQL: &str = "SELECT CAST(group_concat(printf('%d %d %d %d %d %d ', seq, \
+     epoch, recorded_at, octet_length(key_id), octet_length(kind), octet_length(body)) \
+     || prev_mac || body_commitment || mac || key_id || kind || body, '') AS BLOB), \
      count(*), max(seq), min(typeof(seq) = 'integer' AND typeof(epoch) = 'integer' \
      AND typeof(key_id) = 'text' AND typeof(recorded_at) = 'integer' AND typeof(kind) = 'text' \
-     AND typeof(body) = 'text' AND typeof(prev_mac) = 'blob' \
-     AND typeof(body_commitment) = 'blob' AND typeof(mac) = 'blob') \
+     AND typeof(body) = 'text' AND typeof(prev_mac) = 'blob' AND length(prev_mac) = 32 \
+     AND typeof(body_commitment) = 'blob' AND length(body_commitment) = 32 \
+     AND typeof(mac) = 'blob' AND length(mac) = 32) \
+     AND (SELECT encoding FROM pragma_encoding) = 'UTF-8' \
      FROM (SELECT * FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?)";
 
 /// One chunk of a scan as read from the database.
 pub(crate) enum FetchedChunk {
     /// No rows: the scan is done.
     Empty,
-    /// Rows joined into lines by SQLite, not yet decoded.
+    /// Rows joined by SQLite, not yet decoded.
     Joined {
-        lines: String,
+        rows_joined: Vec<u8>,
         rows: i64,
         last_seq: i64,
     },
@@ -641,22 +646,24 @@ impl FetchedChunk {
     fn decode(self, trail: &str) -> Vec<Result<Entry, StoreError>> {
         match self {
             FetchedChunk::Empty => Vec::new(),
-            FetchedChunk::Joined { lines, rows, .. } => decode_joined(trail, &lines, rows),
+            FetchedChunk::Joined {
+                rows_joined, rows, ..
+            } => decode_joined(trail, &rows_joined, rows),
             FetchedChunk::Decoded { entries, .. } => entries,
         }
     }
 }
 
-/// Decodes the rows of [`JOINED_CHUNK_SQL`]'s text, in seq order.
-fn decode_joined(trail: &str, mut text: &str, rows: i64) -> Vec<Result<Entry, StoreError>> {
+/// Decodes the rows of [`JOINED_CHUNK_SQL`]'s value, in seq order.
+fn decode_joined(trail: &str, mut joined: &[u8], rows: i64) -> Vec<Result<Entry, StoreError>> {
     let mut framed = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
-    while !text.is_empty() {
-        let Some((row, rest)) = split_framed_row(text) else {
-            // SQLite wrote this text; it is malformed only if SQLite is.
+    while !joined.is_empty() {
+        let Some((row, rest)) = split_framed_row(joined) else {
+            // SQLite framed these bytes; they are malformed only if SQLite is.
             return vec![Err(corrupt(trail, -1, "a scan chunk is not valid".into()))];
         };
         framed.push(row);
-        text = rest;
+        joined = rest;
     }
     // group_concat keeps the subquery's order in practice, but SQLite does
     // not promise it.
@@ -669,47 +676,61 @@ fn decode_joined(trail: &str, mut text: &str, rows: i64) -> Vec<Result<Entry, St
         .collect()
 }
 
-/// Splits the first framed row off the text.
-fn split_framed_row(text: &str) -> Option<(StoredColumns<'_>, &str)> {
-    let mut rest = text;
+/// Splits the first framed row off the bytes.
+fn split_framed_row(joined: &[u8]) -> Option<(FramedRow<'_>, &[u8])> {
+    let mut rest = joined;
     let mut number = || -> Option<i64> {
-        let (digits, after) = rest.split_once(' ')?;
-        rest = after;
-        digits.parse().ok()
+        let (digits, after) = rest.split_at(rest.iter().position(|&byte| byte == b' ')?);
+        rest = &after[1..];
+        std::str::from_utf8(digits).ok()?.parse().ok()
     };
     let seq = number()?;
     let epoch = number()?;
     let recorded_at = number()?;
-    let lengths = [number()?, number()?, number()?].map(|n| usize::try_from(n).ok());
-    let (prev_mac, after) = rest.split_once(' ')?;
-    let (body_commitment, after) = after.split_once(' ')?;
-    let (mac, mut rest) = after.split_once(' ')?;
-    let mut text_of = |len: Option<usize>| -> Option<&str> {
-        let value = rest.get(..len?)?;
-        rest = &rest[value.len()..];
-        Some(value)
+    let lengths = [number()?, number()?, number()?];
+    let mut take = |len: i64| -> Option<&[u8]> {
+        let (taken, after) = rest.split_at_checked(usize::try_from(len).ok()?)?;
+        rest = after;
+        Some(taken)
     };
-    let key_id = text_of(lengths[0])?;
-    let kind = text_of(lengths[1])?;
-    let body = text_of(lengths[2])?;
-    let bytes = |hex: &str| {
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(hex, &mut bytes)
-            .map(|()| bytes)
-            .map_err(|_| hex.len() / 2)
-    };
-    let columns = StoredColumns {
-        seq,
-        epoch,
-        key_id,
-        recorded_at,
-        kind,
-        body,
-        prev_mac: bytes(prev_mac),
-        body_commitment: bytes(body_commitment),
-        mac: bytes(mac),
-    };
-    Some((columns, rest))
+    let mut mac = || -> Option<[u8; 32]> { take(32)?.try_into().ok() };
+    let (prev_mac, body_commitment, mac) = (mac()?, mac()?, mac()?);
+    let (key_id, kind, body) = (take(lengths[0])?, take(lengths[1])?, take(lengths[2])?);
+    let columns = text("key_id", key_id).and_then(|key_id| {
+        Ok(StoredColumns {
+            seq,
+            epoch,
+            key_id,
+            recorded_at,
+            kind: text("kind", kind)?,
+            body: text("body", body)?,
+            prev_mac: Ok(prev_mac),
+            body_commitment: Ok(body_commitment),
+            mac: Ok(mac),
+        })
+    });
+    Some((FramedRow { seq, columns }, rest))
+}
+
+/// Stored text, which SQLite does not check to be UTF-8.
+fn text<'r>(column: &str, bytes: &'r [u8]) -> Result<&'r str, String> {
+    std::str::from_utf8(bytes)
+        .map_err(|err| format!("the {column} is not UTF-8 (byte {})", err.valid_up_to() + 1))
+}
+
+/// A row of a joined chunk: its columns, or why they cannot be read.
+struct FramedRow<'r> {
+    seq: i64,
+    columns: Result<StoredColumns<'r>, String>,
+}
+
+impl FramedRow<'_> {
+    fn into_entry(self, trail: String) -> Result<Entry, StoreError> {
+        match self.columns {
+            Ok(columns) => columns.into_entry(trail),
+            Err(reason) => Err(corrupt(&trail, self.seq, reason)),
+        }
+    }
 }
 
 #[async_trait]
