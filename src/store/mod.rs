@@ -338,6 +338,23 @@ pub(crate) fn conflict_after(trail: &str, after: Option<u64>) -> StoreError {
     }
 }
 
+/// An entry's body as the JSON text the SQL backends store.
+pub(crate) fn body_json(trail: &str, entry: &Entry) -> Result<String, StoreError> {
+    // Sized for a typical body up front: growing from serde_json's small
+    // default reallocates several times per entry.
+    let mut json = Vec::with_capacity(64 + 96 * entry.body.len());
+    serde_json::to_writer(&mut json, &entry.body)
+        .map_err(|err| err.to_string())
+        .and_then(|()| String::from_utf8(json).map_err(|err| err.to_string()))
+        .map_err(|err| StoreError::InvalidBatch {
+            trail: trail.to_owned(),
+            reason: format!(
+                "entry {} has a body that cannot be stored: {err}",
+                entry.seq
+            ),
+        })
+}
+
 /// Checks that a batch continues `after` contiguously and belongs to `trail`;
 /// shared by every backend so they refuse the same malformed batches.
 pub fn check_batch(trail: &str, after: Option<u64>, entries: &[Entry]) -> Result<(), StoreError> {

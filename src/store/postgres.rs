@@ -22,7 +22,7 @@ use sqlx::{Arguments, AssertSqlSafe, Row};
 use super::query::{IndexedFields, page_from_sorted};
 use super::{
     ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
-    check_batch, conflict_after, read_ahead_scan,
+    body_json, check_batch, conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -467,7 +467,7 @@ impl Store for PostgresStore {
             if !entry.body.erase(&erasure.fields) {
                 continue;
             }
-            let body = encode_body(trail, &entry)?;
+            let body = body_json(trail, &entry)?;
             let fields = IndexedFields::of(&entry);
             sqlx::query(
                 "UPDATE entries SET body = $1, tenant = $2, actor = $3, target_id = $4, ip = $5 \
@@ -805,7 +805,7 @@ impl Columns {
             columns.key_id.push(entry.key_id.clone());
             columns.recorded_at.push(entry.recorded_at);
             columns.kind.push(entry.kind.as_str());
-            columns.body.push(encode_body(trail, entry)?);
+            columns.body.push(body_json(trail, entry)?);
             columns.prev_mac.push(entry.prev_mac.as_bytes().to_vec());
             columns
                 .body_commitment
@@ -851,16 +851,6 @@ fn index_text(value: &str) -> String {
 }
 
 /// The stored text of an entry's body.
-fn encode_body(trail: &str, entry: &Entry) -> Result<String, StoreError> {
-    serde_json::to_string(&entry.body).map_err(|err| StoreError::InvalidBatch {
-        trail: trail.to_owned(),
-        reason: format!(
-            "entry {} has a body that cannot be stored: {err}",
-            entry.seq
-        ),
-    })
-}
-
 fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::InvalidBatch {
         trail: trail.to_owned(),

@@ -24,7 +24,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnect
 use super::query::{IndexedFields, page_from_sorted};
 use super::{
     ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
-    check_batch, conflict_after, read_ahead_scan,
+    body_json, check_batch, conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -1215,13 +1215,7 @@ fn bind_entry<'q>(insert: InsertQuery<'q>, entry: &Entry, body: String) -> Inser
 fn encode_body(trail: &str, entry: &Entry) -> Result<String, StoreError> {
     to_i64(trail, "seq", entry.seq)?;
     to_i64(trail, "epoch", entry.epoch)?;
-    serde_json::to_string(&entry.body).map_err(|err| StoreError::InvalidBatch {
-        trail: trail.to_owned(),
-        reason: format!(
-            "entry {} has a body that cannot be stored: {err}",
-            entry.seq
-        ),
-    })
+    body_json(trail, entry)
 }
 
 fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
