@@ -165,6 +165,20 @@ fn made_by_quickstart() -> Trail {
     trail
 }
 
+/// A quickstart trail with the first of its admin trail's interior events
+/// changed by `statement` (bound to its seq), and that seq.
+async fn interior_event_changed_by(statement: &'static str) -> (Trail, i64) {
+    let trail = made_by_quickstart();
+    let seq = trail.interior_events().await[0];
+    trail.sql_at(statement, seq).await;
+    (trail, seq)
+}
+
+/// What `verify` finds when only the entry at `seq` was modified.
+fn only_modified_at(seq: i64) -> (i32, Vec<(String, String, u64)>) {
+    (1, vec![finding("admin", "modified", seq as u64)])
+}
+
 fn finding(trail: &str, kind: &str, seq: u64) -> (String, String, u64) {
     (trail.to_owned(), kind.to_owned(), seq)
 }
@@ -178,18 +192,11 @@ async fn quickstart_trail_verifies_intact() {
 
 #[tokio::test]
 async fn updated_field_is_modified() {
-    let trail = made_by_quickstart();
-    let seq = trail.interior_events().await[0];
-    trail
-        .sql_at(
-            "UPDATE entries SET recorded_at = recorded_at + 1 WHERE trail = 'admin' AND seq = ?",
-            seq,
-        )
-        .await;
-    assert_eq!(
-        trail.verify(&[]),
-        (1, vec![finding("admin", "modified", seq as u64)])
-    );
+    let (trail, seq) = interior_event_changed_by(
+        "UPDATE entries SET recorded_at = recorded_at + 1 WHERE trail = 'admin' AND seq = ?",
+    )
+    .await;
+    assert_eq!(trail.verify(&[]), only_modified_at(seq));
 }
 
 #[tokio::test]
@@ -339,19 +346,11 @@ async fn rows_damaged_beyond_decoding_are_findings() {
 async fn a_body_that_is_not_utf8_is_a_finding_at_its_seq() {
     // SQLite stores text that is not UTF-8 as it is given; only the
     // damaged row is reported, not its chunk.
-    let trail = made_by_quickstart();
-    let interior = trail.interior_events().await;
-    let damaged = interior[0];
-    trail
-        .sql_at(
-            "UPDATE entries SET body = CAST(x'7b22ff227d' AS TEXT) WHERE trail = 'admin' AND seq = ?",
-            damaged,
-        )
-        .await;
-    assert_eq!(
-        trail.verify(&[]),
-        (1, vec![finding("admin", "modified", damaged as u64)])
-    );
+    let (trail, seq) = interior_event_changed_by(
+        "UPDATE entries SET body = CAST(x'7b22ff227d' AS TEXT) WHERE trail = 'admin' AND seq = ?",
+    )
+    .await;
+    assert_eq!(trail.verify(&[]), only_modified_at(seq));
 }
 
 #[tokio::test]
@@ -392,37 +391,23 @@ async fn stored_text_with_separators_and_nul_is_read_exactly() {
 async fn a_mac_cut_short_is_a_finding_at_its_seq() {
     // A blob of the wrong size cannot be framed with the others; its chunk
     // is read row by row, and only the damaged row is reported.
-    let trail = made_by_quickstart();
-    let seq = trail.interior_events().await[0];
-    trail
-        .sql_at(
-            "UPDATE entries SET mac = substr(mac, 1, 31) WHERE trail = 'admin' AND seq = ?",
-            seq,
-        )
-        .await;
-    assert_eq!(
-        trail.verify(&[]),
-        (1, vec![finding("admin", "modified", seq as u64)])
-    );
+    let (trail, seq) = interior_event_changed_by(
+        "UPDATE entries SET mac = substr(mac, 1, 31) WHERE trail = 'admin' AND seq = ?",
+    )
+    .await;
+    assert_eq!(trail.verify(&[]), only_modified_at(seq));
 }
 
 #[tokio::test]
 async fn a_copy_stored_in_utf16_verifies_as_the_original() {
     // SQLite converts text for the reader, but not text joined with blobs:
     // a database in another encoding is read row by row.
-    let trail = made_by_quickstart();
-    let seq = trail.interior_events().await[0];
-    trail
-        .sql_at(
-            "UPDATE entries SET recorded_at = recorded_at + 1 WHERE trail = 'admin' AND seq = ?",
-            seq,
-        )
-        .await;
+    let (trail, seq) = interior_event_changed_by(
+        "UPDATE entries SET recorded_at = recorded_at + 1 WHERE trail = 'admin' AND seq = ?",
+    )
+    .await;
     let original = trail.verify(&[]);
-    assert_eq!(
-        original,
-        (1, vec![finding("admin", "modified", seq as u64)])
-    );
+    assert_eq!(original, only_modified_at(seq));
 
     // Attached databases must share the encoding, so the copy is made as
     // `.dump` would make it: the schema, then every row as an INSERT, and

@@ -693,8 +693,8 @@ fn split_framed_row(joined: &[u8]) -> Option<(FramedRow<'_>, &[u8])> {
         rest = after;
         Some(taken)
     };
-    let mut mac = || -> Option<[u8; 32]> { take(32)?.try_into().ok() };
-    let (prev_mac, body_commitment, mac) = (mac()?, mac()?, mac()?);
+    let mut take_mac = || -> Option<[u8; 32]> { take(32)?.try_into().ok() };
+    let (prev_mac, body_commitment, mac) = (take_mac()?, take_mac()?, take_mac()?);
     let (key_id, kind, body) = (take(lengths[0])?, take(lengths[1])?, take(lengths[2])?);
     let columns = text("key_id", key_id).and_then(|key_id| {
         Ok(StoredColumns {
