@@ -112,7 +112,10 @@ thread_local! {
     /// Verdicts on field names already judged, by generation: the same few
     /// names (`status`, `bytes`, …) come with every event, and judging one
     /// takes a normalized copy and a substring search per secret name.
-    static VERDICTS: RefCell<(u64, HashMap<String, bool>)> = RefCell::new((0, HashMap::new()));
+    /// At most [`REMEMBERED_NAMES`] names, so a fast hash cannot be made
+    /// to cost much even by names chosen to collide.
+    static VERDICTS: RefCell<(u64, HashMap<String, bool, foldhash::fast::RandomState>)> =
+        RefCell::new((0, HashMap::default()));
 }
 
 /// Whether a field name marks a secret.
