@@ -571,6 +571,7 @@ impl ChunkReader for SqliteStore {
                 rows_joined,
                 rows,
                 last_seq,
+                path: Arc::clone(&self.path),
             }),
             Ok((None, 0, ..)) => Ok(FetchedChunk::Empty),
             // Mistyped columns, or a database not in UTF-8: the row-by-row
@@ -621,6 +622,8 @@ pub(crate) enum FetchedChunk {
         rows_joined: Vec<u8>,
         rows: i64,
         last_seq: i64,
+        /// The database file, to name if SQLite framed the rows wrongly.
+        path: Arc<PathBuf>,
     },
     /// Rows read and decoded one by one.
     Decoded {
@@ -647,33 +650,52 @@ impl FetchedChunk {
         match self {
             FetchedChunk::Empty => Vec::new(),
             FetchedChunk::Joined {
-                rows_joined, rows, ..
-            } => decode_joined(trail, &rows_joined, rows),
+                rows_joined,
+                rows,
+                path,
+                ..
+            } => decode_joined(trail, &rows_joined, rows).unwrap_or_else(|detail| {
+                vec![Err(StoreError::DatabaseCorrupt {
+                    path: path.to_path_buf(),
+                    detail,
+                })]
+            }),
             FetchedChunk::Decoded { entries, .. } => entries,
         }
     }
 }
 
-/// Decodes the rows of [`JOINED_CHUNK_SQL`]'s value, in seq order.
-fn decode_joined(trail: &str, mut joined: &[u8], rows: i64) -> Vec<Result<Entry, StoreError>> {
+/// Decodes the rows of [`JOINED_CHUNK_SQL`]'s value, in seq order; fails
+/// if the value is not framed as the query frames it.
+fn decode_joined(
+    trail: &str,
+    mut joined: &[u8],
+    rows: i64,
+) -> Result<Vec<Result<Entry, StoreError>>, String> {
     let mut framed = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
     while !joined.is_empty() {
-        let Some((row, rest)) = split_framed_row(joined) else {
-            // SQLite framed these bytes; they are malformed only if SQLite is.
-            return vec![Err(corrupt(trail, -1, "a scan chunk is not valid".into()))];
-        };
+        // SQLite framed these bytes; they are malformed only if SQLite is,
+        // which is a damaged database to report, not a finding at a seq.
+        let (row, rest) = split_framed_row(joined)
+            .ok_or_else(|| format!("a scan chunk of trail {trail} is not framed as queried"))?;
         framed.push(row);
         joined = rest;
+    }
+    if i64::try_from(framed.len()) != Ok(rows) {
+        return Err(format!(
+            "a scan chunk of trail {trail} holds {} rows, not the {rows} counted",
+            framed.len()
+        ));
     }
     // group_concat keeps the subquery's order in practice, but SQLite does
     // not promise it.
     if !framed.is_sorted_by_key(|row| row.seq) {
         framed.sort_by_key(|row| row.seq);
     }
-    framed
+    Ok(framed
         .into_iter()
         .map(|row| row.into_entry(trail.to_owned()))
-        .collect()
+        .collect())
 }
 
 /// Splits the first framed row off the bytes.
@@ -1445,6 +1467,52 @@ mod tests {
                 .any(|step| step.contains("COVERING INDEX entries_by_epoch")),
             "{plan:?}"
         );
+    }
+
+    fn joined_chunk(rows_joined: Vec<u8>, rows: i64) -> FetchedChunk {
+        FetchedChunk::Joined {
+            rows_joined,
+            rows,
+            last_seq: 0,
+            path: Arc::new(PathBuf::from("trail.db")),
+        }
+    }
+
+    #[test]
+    fn a_joined_chunk_decodes_its_rows_or_names_the_damaged_database() {
+        let mut row = b"7 2 1000000 3 5 2 ".to_vec();
+        row.extend([1u8; 32].iter().chain(&[2u8; 32]).chain(&[0u8; 32]));
+        row.extend(b"k 1event{}");
+        let decoded = joined_chunk(row.clone(), 1).decode("admin");
+        let [Ok(entry)] = decoded.as_slice() else {
+            panic!("one entry: {decoded:?}");
+        };
+        assert_eq!(
+            (entry.seq, entry.epoch, entry.kind),
+            (7, 2, EntryKind::Event)
+        );
+        assert_eq!(entry.key_id, "k 1");
+        assert_eq!(entry.recorded_at.timestamp_micros(), 1_000_000);
+        assert_eq!(entry.prev_mac.as_bytes(), &[1u8; 32]);
+        assert_eq!(entry.body_commitment.as_bytes(), &[2u8; 32]);
+        assert_eq!(entry.mac.as_bytes(), &[0u8; 32]);
+        assert!(entry.body.is_empty());
+
+        let cut_short = row[..row.len() - 1].to_vec();
+        for (chunk, rows, detail) in [
+            (cut_short, 1, "is not framed as queried"),
+            (row, 2, "holds 1 rows, not the 2 counted"),
+        ] {
+            let decoded = joined_chunk(chunk, rows).decode("admin");
+            assert!(
+                matches!(
+                    decoded.as_slice(),
+                    [Err(StoreError::DatabaseCorrupt { path, detail: found })]
+                        if path.as_path() == Path::new("trail.db") && found.ends_with(detail)
+                ),
+                "{decoded:?}"
+            );
+        }
     }
 
     #[test]
