@@ -1,9 +1,12 @@
-//! Seals server log files into SQLite trails, then verifies what it wrote.
+//! Seals server log files into trails in SQLite or PostgreSQL, then
+//! verifies what it wrote.
 //!
 //! ```sh
 //! cargo run --release --example ingest -- /var/log/nginx/access.log
 //! cargo run --release --example ingest -- --database sqlite://trailseal-data/trail.db \
 //!     --keys trailseal-data/keys --format postfix /var/log/mail.log
+//! cargo run --release --example ingest -- \
+//!     --database postgres://panel@db.example.net/audit /var/log/nginx/access.log
 //! ```
 //!
 //! Each file's format is detected from its first lines unless `--format`
@@ -19,6 +22,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+#[cfg(feature = "postgres")]
+use trailseal::PostgresStore;
 use trailseal::ingest::{Follower, IngestStats, LogFormat};
 use trailseal::{
     DEFAULT_EPOCH_SECONDS, SEALING_KEY_FILE, SealingKey, SqliteStore, SqliteStoreOptions, Store,
@@ -28,7 +33,7 @@ use trailseal::{
 /// Seal server log files into tamper-evident trails.
 #[derive(Parser, Debug)]
 struct Args {
-    /// The SQLite database, as a URL or a path.
+    /// The database: a SQLite URL or path, or a `postgres://` URL.
     #[arg(
         long,
         value_name = "URL",
@@ -51,7 +56,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let store = open_store(SqliteStoreOptions::from_url(&args.database)?).await?;
+    let database = Database::open(&args.database).await?;
+    let store = database.store();
     let (sealing, verification) = open_keys(&args.keys, Utc::now())?;
     let sealing = Arc::new(sealing);
 
@@ -67,8 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let trail = match trails.get(format.trail()) {
             Some(trail) => trail.clone(),
             None => {
-                let trail =
-                    Trail::open(format.trail(), Arc::new(store.clone()), sealing.clone()).await?;
+                let trail = Trail::open(format.trail(), store.clone(), sealing.clone()).await?;
                 trails.insert(format.trail(), trail.clone());
                 trail
             }
@@ -76,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The absolute path names the source, so that a rerun from another
         // folder continues it.
         let source = std::path::absolute(path)?.display().to_string();
-        let follower = Follower::builder(trail, Arc::new(store.clone()), path, format)
+        let follower = Follower::builder(trail, store.clone(), path, format)
             .source(source)
             .start()
             .await?;
@@ -92,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     bar.set_style(ProgressStyle::with_template(
         "{bar:40} {pos}/{len} lines, {per_sec}, {elapsed}",
     )?);
-    let heads = sealed_entries(&store, &trails).await?;
+    let heads = sealed_entries(store.as_ref(), &trails).await?;
     let started = Instant::now();
     let tasks: Vec<_> = followers
         .into_iter()
@@ -105,7 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     while !tasks.iter().all(|task| task.is_finished()) {
-        let sealed = sealed_entries(&store, &trails).await? - heads;
+        let sealed = sealed_entries(store.as_ref(), &trails).await? - heads;
         bar.set_position(sealed.min(to_read));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -139,11 +144,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut intact = true;
     for (name, trail) in &trails {
         trail.shutdown().await?;
-        let report = verifier.verify_trail(&store, name).await?;
+        let report = verifier.verify_trail(store.as_ref(), name).await?;
         intact &= report.is_intact();
         print!("{report}");
     }
-    store.close().await;
+    database.close().await;
     println!(
         "\n{}",
         if intact {
@@ -191,7 +196,7 @@ fn lines_after(path: &Path, offset: u64) -> std::io::Result<u64> {
 
 /// Entries in `trails` so far (the seq of each head, summed).
 async fn sealed_entries(
-    store: &SqliteStore,
+    store: &dyn Store,
     trails: &BTreeMap<&str, Trail>,
 ) -> Result<u64, trailseal::StoreError> {
     let mut entries = 0;
@@ -201,18 +206,47 @@ async fn sealed_entries(
     Ok(entries)
 }
 
-async fn open_store(
-    options: SqliteStoreOptions,
-) -> Result<SqliteStore, Box<dyn std::error::Error>> {
-    let store = options.clone().open().await;
-    if let Err(trailseal::StoreError::Io { path, .. }) = &store
-        && let Some(folder) = path.parent().filter(|folder| !folder.exists())
-    {
-        // First run: make the data folder, then try again.
-        std::fs::create_dir_all(folder)?;
-        return Ok(options.open().await?);
+/// The database the trails are sealed into.
+enum Database {
+    Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresStore),
+}
+
+impl Database {
+    /// Opens a `postgres://` URL on a server, anything else as SQLite.
+    async fn open(url: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        #[cfg(feature = "postgres")]
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            return Ok(Self::Postgres(PostgresStore::connect(url).await?));
+        }
+        let options = SqliteStoreOptions::from_url(url)?;
+        let store = options.clone().open().await;
+        if let Err(trailseal::StoreError::Io { path, .. }) = &store
+            && let Some(folder) = path.parent().filter(|folder| !folder.exists())
+        {
+            // First run: make the data folder, then try again.
+            std::fs::create_dir_all(folder)?;
+            return Ok(Self::Sqlite(options.open().await?));
+        }
+        Ok(Self::Sqlite(store?))
     }
-    Ok(store?)
+
+    fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(store) => Arc::new(store.clone()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => store.close().await,
+        }
+    }
 }
 
 /// Opens the key pair in `dir`, or creates it there when both files are

@@ -1,33 +1,15 @@
 //! `audit-verify` on a real SQLite trail made by the quickstart example,
 //! tampered with plain SQL: exit codes and JSON findings.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_audit-verify");
-
-/// The quickstart example's binary, built with the tests (or built now).
-fn quickstart() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile folder");
-    let example = profile_dir.join("examples").join("quickstart");
-    if !example.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "quickstart"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the quickstart example failed");
-    }
-    example
-}
 
 struct Trail {
     dir: tempfile::TempDir,
@@ -48,7 +30,7 @@ impl Trail {
             .to_string()
     }
     fn record(&self, events: u32) {
-        let output = Command::new(quickstart())
+        let output = Command::new(support::example("quickstart"))
             .args(["--database", &self.url(), "--keys"])
             .arg(self.dir.path().join("keys"))
             .args(["--events", &events.to_string()])
