@@ -8,6 +8,9 @@
 //!   entries (what verification reads).
 //! - `verify/sqlite_{1,2}_threads`: read, decode and verify from SQLite.
 //! - `verify/jsonl_read`: read and decode the JSON Lines export.
+//! - `verify/jsonl_parse_floor`: read the export and let serde_json check
+//!   every line without building anything (`IgnoredAny`): the floor of any
+//!   decoding of the export with this parser.
 //! - `verify/jsonl_{1,2}_threads`: read, decode and verify the export.
 //! - `verify/memory_{1,2}_threads`: verify from a `MemoryStore`.
 //! - `verify/bare_hmac`: HMAC-SHA256 over every entry's MAC input.
@@ -18,7 +21,7 @@
 //! Thread counts limit the rayon pool the verifier runs on; SQLite rows
 //! are still read on the driver's own thread.
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
@@ -148,6 +151,22 @@ impl Runs<'_> {
         ))
     }
 
+    fn jsonl_parse_floor(&self) -> usize {
+        let mut file = BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(&self.fixture.jsonl).expect("open"),
+        );
+        let mut line = String::new();
+        let mut count = 0;
+        while file.read_line(&mut line).expect("read") > 0 {
+            let checked: serde::de::IgnoredAny = serde_json::from_str(&line).expect("JSON");
+            std::hint::black_box(checked);
+            line.clear();
+            count += 1;
+        }
+        count
+    }
+
     fn sqlite_rows(&self) -> usize {
         self.runtime.block_on(async {
             let mut rows = sqlx::query(
@@ -217,6 +236,7 @@ impl Runs<'_> {
                 })
             })
         });
+        group.bench_function("jsonl_parse_floor", |b| b.iter(|| self.jsonl_parse_floor()));
         for (threads, pool) in &self.pools {
             group.bench_function(format!("jsonl_{threads}_threads"), |b| {
                 b.iter(|| self.verify_jsonl(pool))
