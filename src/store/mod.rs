@@ -339,6 +339,7 @@ pub(crate) fn conflict_after(trail: &str, after: Option<u64>) -> StoreError {
 }
 
 /// An entry's body as the JSON text the SQL backends store.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn body_json(trail: &str, entry: &Entry) -> Result<String, StoreError> {
     // Sized for a typical body up front: growing from serde_json's small
     // default reallocates several times per entry.
