@@ -854,7 +854,6 @@ fn index_text(value: &str) -> String {
     value.replace('\\', "\\\\").replace('\0', "\\0")
 }
 
-/// The stored text of an entry's body.
 fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::InvalidBatch {
         trail: trail.to_owned(),
