@@ -21,9 +21,9 @@ struct Logs {
 impl Logs {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ingest");
         for name in ["web-access.log", "postfix.log"] {
-            let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ingest");
-            std::fs::copy(fixture.join(name), dir.path().join(name)).unwrap();
+            std::fs::copy(fixtures.join(name), dir.path().join(name)).unwrap();
         }
         Self { dir }
     }
@@ -83,14 +83,6 @@ impl Logs {
     }
 }
 
-fn line_count(path: &Path) -> usize {
-    std::fs::read(path)
-        .unwrap()
-        .iter()
-        .filter(|&&byte| byte == b'\n')
-        .count()
-}
-
 /// What the example reports for one file: `NAME: N lines as FORMAT, …`.
 fn lines_reported(stdout: &str, path: &Path) -> Option<usize> {
     let prefix = format!("{}: ", path.display());
@@ -105,11 +97,11 @@ fn seals_resumes_and_verifies(database: &str) {
     let stdout = logs.ingest(database);
     assert_eq!(
         lines_reported(&stdout, &logs.web()),
-        Some(line_count(&logs.web()))
+        Some(support::line_count(&logs.web()))
     );
     assert_eq!(
         lines_reported(&stdout, &logs.mail()),
-        Some(line_count(&logs.mail()))
+        Some(support::line_count(&logs.mail()))
     );
     assert!(
         stdout.contains("Every trail written is intact."),

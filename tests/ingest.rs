@@ -1,6 +1,8 @@
 //! Sealing real log files: every fixture line becomes one entry, the trail
 //! verifies, rotation and restarts lose and duplicate nothing.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -77,17 +79,13 @@ fn metadata(entry: &Entry) -> Map<String, Value> {
     serde_json::from_str(entry.value("metadata").unwrap()).unwrap()
 }
 
-fn line_count(path: &Path) -> usize {
-    std::fs::read(path).unwrap().split(|&b| b == b'\n').count() - 1
-}
-
 /// Seals a fixture and checks entries == lines, returning the events.
 async fn seal_fixture(name: &str, format: LogFormat, unparsed: u64) -> (Setup, Vec<Entry>) {
     let setup = Setup::new();
     let path = fixture(name);
     let (_trail, mut follower) = setup.follower(&path, format).await;
     let sealed = follower.poll().await.unwrap();
-    let lines = line_count(&path);
+    let lines = support::line_count(&path);
     assert_eq!(sealed as usize, lines, "{name}: one entry per line");
     let stats = follower.stats();
     assert_eq!(stats.lines as usize, lines);
