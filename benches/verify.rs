@@ -144,18 +144,19 @@ struct Runs<'a> {
 }
 
 impl Runs<'_> {
-    fn open_jsonl(&self) -> JsonLinesReader<BufReader<std::fs::File>> {
-        JsonLinesReader::new(BufReader::with_capacity(
+    fn jsonl_file(&self) -> BufReader<std::fs::File> {
+        BufReader::with_capacity(
             1 << 20,
             std::fs::File::open(&self.fixture.jsonl).expect("open"),
-        ))
+        )
+    }
+
+    fn open_jsonl(&self) -> JsonLinesReader<BufReader<std::fs::File>> {
+        JsonLinesReader::new(self.jsonl_file())
     }
 
     fn jsonl_parse_floor(&self) -> usize {
-        let mut file = BufReader::with_capacity(
-            1 << 20,
-            std::fs::File::open(&self.fixture.jsonl).expect("open"),
-        );
+        let mut file = self.jsonl_file();
         let mut line = String::new();
         let mut count = 0;
         while file.read_line(&mut line).expect("read") > 0 {
