@@ -57,6 +57,10 @@ impl Trail {
     }
     /// Events inside an epoch of the admin trail (their neighbours are
     /// events of the same epoch), so tampering with one affects only it.
+    /// Their neighbours are strictly earlier and later: events written in
+    /// one batch can share a timestamp, and moving such an event by a
+    /// microsecond would also change its epoch's first or last timestamp,
+    /// which the epoch's seal states.
     async fn interior_events(&self) -> Vec<i64> {
         let mut connection = sqlx::SqliteConnection::connect(&self.url())
             .await
@@ -66,7 +70,9 @@ impl Trail {
              JOIN entries p ON p.trail = e.trail AND p.seq = e.seq - 1 \
              JOIN entries n ON n.trail = e.trail AND n.seq = e.seq + 1 \
              WHERE e.trail = 'admin' AND e.kind = 'event' AND p.kind = 'event' AND n.kind = 'event' \
-             AND p.epoch = e.epoch AND n.epoch = e.epoch ORDER BY e.seq LIMIT 4",
+             AND p.epoch = e.epoch AND n.epoch = e.epoch \
+             AND p.recorded_at < e.recorded_at AND e.recorded_at < n.recorded_at \
+             ORDER BY e.seq LIMIT 4",
         )
         .fetch_all(&mut connection)
         .await
@@ -484,8 +490,8 @@ async fn pruned_by_retention() -> Trail {
         .await
         .expect("trail");
     for day in 0..10 {
-        clock.set(start + Duration::days(day) + Duration::hours(9));
         for n in 0..3 {
+            clock.set(start + Duration::days(day) + Duration::hours(9) + Duration::minutes(n));
             let event = trailseal::Event::builder("session.login")
                 .actor(trailseal::Actor::customer(format!("kunde{n}")))
                 .tenant(format!("kunde{n}"))
