@@ -39,6 +39,19 @@ impl Controlled {
             handed: Arc::default(),
         }
     }
+
+    /// Waits until `count` batches in all were handed to the store: the
+    /// writer sealed them and holds them there while appends are held back.
+    async fn wait_until_handed(&self, count: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.handed.load(Ordering::SeqCst) < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{count} batches handed to the store"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -147,23 +160,27 @@ async fn full_queue_is_a_typed_backpressure_error() {
     // store, takes the next to seal while that append runs, two more wait
     // in the queue, the next one is refused at once.
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let spawn = |i| spawn_record(&trail, i);
-    let pause = || tokio::time::sleep(std::time::Duration::from_millis(50));
-    let mut waiting = vec![spawn(0)];
-    pause().await;
-    waiting.push(spawn(1));
-    pause().await;
-    waiting.push(spawn(2));
-    waiting.push(spawn(3));
-    pause().await;
+    let handed_before = store.handed.load(Ordering::SeqCst);
+    let appending = spawn_record(&trail, 0);
+    store.wait_until_handed(handed_before + 1).await;
+    let sealed_behind = spawn_record(&trail, 1);
+    store.wait_until_handed(handed_before + 2).await;
+    // Polled once, a call is in the queue and waits for its receipt.
+    let mut queued = [2, 3].map(|i| Box::pin(trail.record(sample_event(i))));
+    for call in &mut queued {
+        assert!(futures_util::poll!(call.as_mut()).is_pending());
+    }
     let refused = trail.record(sample_event(9)).await.unwrap_err();
     assert!(
         matches!(refused, Error::Backpressure { capacity: 2, .. }),
         "{refused}"
     );
     drop(held);
-    for call in waiting {
+    for call in [appending, sealed_behind] {
         call.await.unwrap().unwrap();
+    }
+    for call in queued {
+        call.await.unwrap();
     }
     // Genesis + the four accepted events; the refused one is not there.
     assert_eq!(store.inner.dump(TRAIL).len(), 5);
@@ -205,11 +222,6 @@ async fn failed_append_fails_every_event_of_the_batch_and_stores_none() {
     assert_intact(&store.inner, verification).await;
 }
 
-/// Waits until the writer took what was sent (it is blocked in the store).
-async fn pause() {
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-}
-
 #[tokio::test]
 async fn a_batch_sealed_behind_a_failing_append_is_sealed_again_on_the_stored_head() {
     let store = Controlled::open();
@@ -221,12 +233,13 @@ async fn a_batch_sealed_behind_a_failing_append_is_sealed_again_on_the_stored_he
 
     // The first batch blocks in the store; the writer seals the second
     // after the head the first would leave, while waiting for it.
+    let handed_before = store.handed.load(Ordering::SeqCst);
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
     let record = |i| spawn_record(&trail, i);
     let failing = record(1);
-    pause().await;
+    store.wait_until_handed(handed_before + 1).await;
     let behind = record(2);
-    pause().await;
+    store.wait_until_handed(handed_before + 2).await;
     let appends_before = store.appends.load(Ordering::SeqCst);
     store.fail_next.store(true, Ordering::SeqCst);
     drop(held);
@@ -260,12 +273,13 @@ async fn the_next_batch_is_handed_to_the_store_while_the_one_before_is_appended(
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
     let record = |i| spawn_record(&trail, i);
     let first = record(1);
-    pause().await;
+    store.wait_until_handed(handed_before + 1).await;
     let second = record(2);
-    pause().await;
+    store.wait_until_handed(handed_before + 2).await;
     // The first batch is blocked in its append, the second is with the
     // store already, waiting for the first to commit.
     assert_eq!(store.handed.load(Ordering::SeqCst) - handed_before, 2);
+    assert_eq!(store.appends.load(Ordering::SeqCst), appends_before);
     assert_eq!(store.inner.dump(TRAIL).len(), 2, "genesis and event 0");
     drop(held);
 
@@ -303,12 +317,13 @@ async fn a_conflict_under_an_append_in_flight_reseals_both_batches_on_the_new_he
         .await
         .unwrap();
 
+    let handed_before = store.handed.load(Ordering::SeqCst);
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
     let record = |i| spawn_record(&first, i);
     let in_flight = record(1);
-    pause().await;
+    store.wait_until_handed(handed_before + 1).await;
     let behind = record(2);
-    pause().await;
+    store.wait_until_handed(handed_before + 2).await;
     // Another process takes the seq the first batch was sealed for.
     assert_eq!(second.record(sample_event(3)).await.unwrap().seq, 2);
     let appends_before = store.appends.load(Ordering::SeqCst);
