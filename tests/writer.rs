@@ -40,6 +40,32 @@ impl Controlled {
         }
     }
 
+    /// Holds every append back and records events 1 and 2 on `trail`, each
+    /// in a batch of its own: the first batch waits in its append, the
+    /// second was handed to the store behind it. Appends go on once the
+    /// permit is dropped.
+    async fn hold_two_batches(
+        &self,
+        trail: &Trail,
+    ) -> (
+        tokio::sync::OwnedSemaphorePermit,
+        JoinHandle<trailseal::Result<Receipt>>,
+        JoinHandle<trailseal::Result<Receipt>>,
+    ) {
+        let handed_before = self.handed.load(Ordering::SeqCst);
+        let held = self
+            .gate
+            .clone()
+            .acquire_many_owned(1_000_000)
+            .await
+            .unwrap();
+        let first = spawn_record(trail, 1);
+        self.wait_until_handed(handed_before + 1).await;
+        let second = spawn_record(trail, 2);
+        self.wait_until_handed(handed_before + 2).await;
+        (held, first, second)
+    }
+
     /// Waits until `count` batches in all were handed to the store: the
     /// writer sealed them and holds them there while appends are held back.
     async fn wait_until_handed(&self, count: usize) {
@@ -139,6 +165,17 @@ async fn assert_intact(store: &dyn Store, verification: VerificationKey) -> Trai
     report
 }
 
+/// A trail on a [`Controlled`] store, holding its genesis and event 0.
+async fn trail_with_one_event() -> (Controlled, Trail, VerificationKey) {
+    let store = Controlled::open();
+    let (sealing, verification) = keys();
+    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
+        .await
+        .unwrap();
+    trail.record(sample_event(0)).await.unwrap();
+    (store, trail, verification)
+}
+
 /// Keys for writers on the system clock.
 fn keys() -> (Arc<SealingKey>, trailseal::VerificationKey) {
     let genesis = chrono::Utc::now() - TimeDelta::hours(1);
@@ -188,12 +225,7 @@ async fn full_queue_is_a_typed_backpressure_error() {
 
 #[tokio::test]
 async fn failed_append_fails_every_event_of_the_batch_and_stores_none() {
-    let store = Controlled::open();
-    let (sealing, verification) = keys();
-    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
-        .await
-        .unwrap();
-    trail.record(sample_event(0)).await.unwrap();
+    let (store, trail, verification) = trail_with_one_event().await;
     let before = store.inner.dump(TRAIL).len();
 
     let held = store.gate.acquire_many(1_000_000).await.unwrap();
@@ -224,22 +256,11 @@ async fn failed_append_fails_every_event_of_the_batch_and_stores_none() {
 
 #[tokio::test]
 async fn a_batch_sealed_behind_a_failing_append_is_sealed_again_on_the_stored_head() {
-    let store = Controlled::open();
-    let (sealing, verification) = keys();
-    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
-        .await
-        .unwrap();
-    trail.record(sample_event(0)).await.unwrap();
+    let (store, trail, verification) = trail_with_one_event().await;
 
     // The first batch blocks in the store; the writer seals the second
     // after the head the first would leave, while waiting for it.
-    let handed_before = store.handed.load(Ordering::SeqCst);
-    let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let record = |i| spawn_record(&trail, i);
-    let failing = record(1);
-    store.wait_until_handed(handed_before + 1).await;
-    let behind = record(2);
-    store.wait_until_handed(handed_before + 2).await;
+    let (held, failing, behind) = store.hold_two_batches(&trail).await;
     let appends_before = store.appends.load(Ordering::SeqCst);
     store.fail_next.store(true, Ordering::SeqCst);
     drop(held);
@@ -259,23 +280,13 @@ async fn a_batch_sealed_behind_a_failing_append_is_sealed_again_on_the_stored_he
 
 #[tokio::test]
 async fn the_next_batch_is_handed_to_the_store_while_the_one_before_is_appended() {
-    let store = Controlled::open();
-    let (sealing, verification) = keys();
-    let trail = Trail::open(TRAIL, Arc::new(store.clone()), sealing)
-        .await
-        .unwrap();
-    trail.record(sample_event(0)).await.unwrap();
+    let (store, trail, verification) = trail_with_one_event().await;
     let (handed_before, appends_before) = (
         store.handed.load(Ordering::SeqCst),
         store.appends.load(Ordering::SeqCst),
     );
 
-    let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let record = |i| spawn_record(&trail, i);
-    let first = record(1);
-    store.wait_until_handed(handed_before + 1).await;
-    let second = record(2);
-    store.wait_until_handed(handed_before + 2).await;
+    let (held, first, second) = store.hold_two_batches(&trail).await;
     // The first batch is blocked in its append, the second is with the
     // store already, waiting for the first to commit.
     assert_eq!(store.handed.load(Ordering::SeqCst) - handed_before, 2);
@@ -317,13 +328,7 @@ async fn a_conflict_under_an_append_in_flight_reseals_both_batches_on_the_new_he
         .await
         .unwrap();
 
-    let handed_before = store.handed.load(Ordering::SeqCst);
-    let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let record = |i| spawn_record(&first, i);
-    let in_flight = record(1);
-    store.wait_until_handed(handed_before + 1).await;
-    let behind = record(2);
-    store.wait_until_handed(handed_before + 2).await;
+    let (held, in_flight, behind) = store.hold_two_batches(&first).await;
     // Another process takes the seq the first batch was sealed for.
     assert_eq!(second.record(sample_event(3)).await.unwrap().seq, 2);
     let appends_before = store.appends.load(Ordering::SeqCst);
