@@ -196,14 +196,9 @@ async fn full_queue_is_a_typed_backpressure_error() {
     // Hold every append back: the writer takes one event and blocks in the
     // store, takes the next to seal while that append runs, two more wait
     // in the queue, the next one is refused at once.
-    let held = store.gate.acquire_many(1_000_000).await.unwrap();
-    let handed_before = store.handed.load(Ordering::SeqCst);
-    let appending = spawn_record(&trail, 0);
-    store.wait_until_handed(handed_before + 1).await;
-    let sealed_behind = spawn_record(&trail, 1);
-    store.wait_until_handed(handed_before + 2).await;
+    let (held, appending, sealed_behind) = store.hold_two_batches(&trail).await;
     // Polled once, a call is in the queue and waits for its receipt.
-    let mut queued = [2, 3].map(|i| Box::pin(trail.record(sample_event(i))));
+    let mut queued = [3, 4].map(|i| Box::pin(trail.record(sample_event(i))));
     for call in &mut queued {
         assert!(futures_util::poll!(call.as_mut()).is_pending());
     }
