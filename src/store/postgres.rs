@@ -36,10 +36,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Entries read per query while scanning: large enough that the per-query
 /// cost vanishes, small enough that memory stays flat on any trail. Each
-/// query is planned across every day's partition, which costs about as
-/// much as reading a thousand rows: with 4,000 rows per query instead of
-/// 1,000, a 300,000-entry trail verified 15–20 % faster, for 15–20 MB more
-/// peak memory.
+/// query is planned across every day's partition: on a new connection,
+/// planning a 1,000-row chunk took 4.1 ms against 2.1 ms of execution.
+/// With 4,000 rows per query instead of 1,000, a 300,000-entry trail
+/// verified in 1.68–1.84 s instead of 2.11–2.54 s, at 69–86 MB of peak
+/// memory instead of 52–59 MB.
 const SCAN_CHUNK: i64 = 4000;
 
 /// Days of partitions created ahead when a store connects, counted from
