@@ -1,13 +1,16 @@
 //! `SqliteStore` on files that are not what they should be: each is refused
 //! with a typed error, and nothing is written to it.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use sqlx::{ConnectOptions, Connection};
+use support::FolderState;
 use trailseal::{
     Actor, Error, Event, ManualClock, SealingKey, SqliteStore, SqliteStoreOptions, Store,
     StoreError, Trail, Verifier,
@@ -15,18 +18,6 @@ use trailseal::{
 
 fn start() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap()
-}
-
-/// The file's bytes and the names of the files next to it, to prove that
-/// nothing was written.
-fn snapshot(path: &Path) -> (Vec<u8>, Vec<PathBuf>) {
-    let bytes = std::fs::read(path).unwrap();
-    let mut names: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    names.sort();
-    (bytes, names)
 }
 
 fn event(i: usize) -> Event {
@@ -92,14 +83,14 @@ async fn file_that_is_not_a_database_is_refused_untouched() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(&path, &garbage).unwrap();
-    let before = snapshot(&path);
+    let before = FolderState::of(&path);
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(
         matches!(err, StoreError::NotADatabase { ref path } if path.ends_with("trail.db")),
         "{err:?}"
     );
     assert!(err.to_string().contains("not a database"), "{err}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(FolderState::of(&path), before);
 }
 
 #[tokio::test]
@@ -145,11 +136,11 @@ async fn another_applications_database_is_refused_untouched() {
         .await;
         connection.close().await.unwrap();
     }
-    let before = snapshot(&path);
+    let before = FolderState::of(&path);
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::NotATrailStore(_)), "{err:?}");
     assert!(err.to_string().contains("another application"), "{err}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(FolderState::of(&path), before);
 }
 
 #[tokio::test]
@@ -159,11 +150,11 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
     let path = dir.path().join("trail.db");
     let verification = make_trail(&path, 20).await;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let before = snapshot(&path);
+    let before = FolderState::of(&path);
 
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(FolderState::of(&path), before);
 
     // An archived trail can still be verified and queried, read-only.
     let store = SqliteStoreOptions::new(&path)
@@ -184,7 +175,7 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
         .unwrap_err();
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
     store.close().await;
-    assert_eq!(snapshot(&path).0, before.0);
+    assert_eq!(FolderState::of(&path).bytes, before.bytes);
 }
 
 #[tokio::test]
