@@ -175,7 +175,57 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
         .unwrap_err();
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
     store.close().await;
-    assert_eq!(FolderState::of(&path).bytes, before.bytes);
+    assert_eq!(FolderState::of(&path), before);
+}
+
+#[tokio::test]
+async fn a_read_only_open_of_a_closed_database_writes_nothing_next_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let verification = make_trail(&path, 20).await;
+    let before = FolderState::of(&path);
+    assert_eq!(before.names, [path.as_path()], "closed: no log, no index");
+
+    let store = SqliteStoreOptions::new(&path)
+        .read_only(true)
+        .open()
+        .await
+        .unwrap();
+    assert_intact(&store, verification, 21).await;
+    assert_eq!(store.trails().await.unwrap(), ["admin"]);
+    store.close().await;
+    assert_eq!(FolderState::of(&path), before);
+}
+
+/// A running writer's commits are in its log, not yet in the file; a store
+/// opened read-only meanwhile reads them, and those that follow.
+#[tokio::test]
+async fn a_read_only_store_reads_the_log_of_a_running_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (sealing, verification) = SealingKey::generate("k1", start(), 900).unwrap();
+    let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
+        .clock(Arc::new(ManualClock::new(start())))
+        .start()
+        .await
+        .unwrap();
+    for i in 0..30 {
+        trail.record(event(i)).await.unwrap();
+    }
+    assert!(wal_len(&path) > 0);
+
+    let reader = SqliteStoreOptions::new(&path)
+        .read_only(true)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(reader.head("admin").await.unwrap().unwrap().seq, 30);
+    trail.record(event(30)).await.unwrap();
+    assert_intact(&reader, verification, 32).await;
+    reader.close().await;
+    trail.shutdown().await.unwrap();
+    store.close().await;
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //! `(trail, seq)` makes a fork impossible even when several processes write
 //! to the same file.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -174,6 +175,29 @@ impl SqliteStoreOptions {
 
     /// Opens the file read-only, e.g. to verify or query an archived copy:
     /// nothing is ever written, appends fail with [`StoreError::ReadOnly`].
+    ///
+    /// How SQLite reads the file depends on whether a log (`-wal`) is next
+    /// to it, since every connection keeps the log of a database in WAL mode
+    /// open, creating it if it is missing, and the last one to close folds
+    /// it back into the file and removes it:
+    ///
+    /// - Without a log the database is closed, and it is read as an
+    ///   immutable file: nothing is created next to it (neither the log nor
+    ///   its index, `-shm`), and neither the file's bytes nor its
+    ///   modification time change, so a user who may only read the file and
+    ///   its folder can open it. SQLite then takes no locks and does not
+    ///   notice changes: the file must stay closed to writers while the
+    ///   store is open, or reads may fail or return rows that are out of
+    ///   date. Open a new store to read what a writer wrote since.
+    /// - With a log (a writer has the database open, or did not close it),
+    ///   it is read through the log and its index, with the usual locks, so
+    ///   every commit is seen, also those a running writer makes later. An
+    ///   index that exists is used even if it cannot be written; a missing
+    ///   one is created, which takes write access to the folder.
+    ///
+    /// A database in rollback-journal mode (a backup written by `VACUUM
+    /// INTO` may be one) is read with the usual locks, which need nothing
+    /// next to it.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
@@ -219,8 +243,11 @@ impl SqliteStoreOptions {
     /// written to it.
     pub async fn open(self) -> Result<SqliteStore, StoreError> {
         let exists = self.check_path()?;
+        // Judged before any connection: SQLite creates the log of a closed
+        // database as soon as it reads it.
+        let closed = exists && self.is_closed_wal_database()?;
         let identity = if exists {
-            self.probe().await?
+            self.probe(closed).await?
         } else {
             Identity::Fresh
         };
@@ -239,7 +266,7 @@ impl SqliteStoreOptions {
             // on every acquire would cost another trip to the connection's
             // thread before each batch.
             .test_before_acquire(false)
-            .connect_with(self.connect_options())
+            .connect_with(self.connect_options(closed))
             .await
             .map_err(|err| classify(&path, err))?;
         let store = SqliteStore { pool, path };
@@ -282,12 +309,36 @@ impl SqliteStoreOptions {
         }
     }
 
+    /// Whether the file is a WAL database that no connection has open: its
+    /// header says WAL, and there is no log (`-wal`) next to it. Every
+    /// connection to a WAL database keeps the log open, creating it if it is
+    /// missing, for as long as it has the database open; the last one to
+    /// close folds the log back into the file and removes it.
+    fn is_closed_wal_database(&self) -> Result<bool, StoreError> {
+        let io = |source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut header = Vec::with_capacity(20);
+        std::fs::File::open(&self.path)
+            .and_then(|file| file.take(20).read_to_end(&mut header))
+            .map_err(io)?;
+        // The magic string, then at offset 19 the version a reader needs:
+        // 2 for a database in WAL mode.
+        let wal_mode = header.len() == 20 && header.starts_with(SQLITE_MAGIC) && header[19] == 2;
+        if !wal_mode {
+            return Ok(false);
+        }
+        Ok(!sibling(&self.path, "-wal").try_exists().map_err(io)?)
+    }
+
     /// Reads the file's marker through a read-only connection, so that
     /// nothing is written to a file that turns out not to be ours.
-    async fn probe(&self) -> Result<Identity, StoreError> {
+    async fn probe(&self, closed: bool) -> Result<Identity, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(&self.path)
             .read_only(true)
+            .immutable(closed)
             .busy_timeout(self.busy_timeout);
         let classify = |err| classify(&self.path, err);
         let mut connection = options.connect().await.map_err(classify)?;
@@ -307,7 +358,9 @@ impl SqliteStoreOptions {
         })
     }
 
-    fn connect_options(&self) -> SqliteConnectOptions {
+    /// The connections' settings; `closed` as found by
+    /// [`Self::is_closed_wal_database`].
+    fn connect_options(&self, closed: bool) -> SqliteConnectOptions {
         let options = SqliteConnectOptions::new()
             .filename(&self.path)
             .busy_timeout(self.busy_timeout)
@@ -316,7 +369,7 @@ impl SqliteStoreOptions {
             // buffer; a deep one lets a scan chunk arrive in a few wake-ups.
             .row_buffer_size(1024);
         if self.read_only {
-            return options.read_only(true);
+            return options.read_only(true).immutable(closed);
         }
         options
             .create_if_missing(self.create_if_missing)
@@ -341,6 +394,17 @@ impl SqliteStoreOptions {
             // back to files, since building an index sorts the whole table.
             .pragma("temp_store", "memory")
     }
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+/// The file SQLite keeps next to `database` under the name with `suffix`
+/// appended (`-wal`, `-shm`).
+fn sibling(database: &Path, suffix: &str) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// What a database file is, judged before anything is written to it.
