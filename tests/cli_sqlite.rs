@@ -732,3 +732,40 @@ async fn an_auditor_who_cannot_write_the_folder_reads_the_log_of_a_running_write
     writer.shutdown().await.expect("shut down");
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_log_without_its_index_in_a_folder_the_auditor_cannot_write_is_refused() {
+    // A copy of the database and its log, as a crash or a careless backup
+    // leaves them: the log holds every commit, its index is missing.
+    let (original, writer, store) = running_writer(30).await;
+    let trail = Trail {
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    std::fs::copy(original.db(), trail.db()).expect("copy");
+    std::fs::copy(
+        original.dir.path().join("trail.db-wal"),
+        trail.dir.path().join("trail.db-wal"),
+    )
+    .expect("copy");
+    writer.shutdown().await.expect("shut down");
+    store.close().await;
+    std::fs::rename(
+        original.dir.path().join("keys"),
+        trail.dir.path().join("keys"),
+    )
+    .expect("keys moved");
+
+    let _writable = trail.hand_to_auditor();
+    let before = support::FolderState::of(&trail.db());
+    let refused = trail
+        .as_auditor()
+        .args(["verify", "--json", "--key", &trail.key(), &trail.url()])
+        .output()
+        .expect("audit-verify runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(code(&refused), 2, "{stderr}");
+    assert!(stderr.contains("trail.db-wal"), "{stderr}");
+    assert!(stderr.contains("trail.db-shm"), "{stderr}");
+    assert!(!stderr.contains("open it read-only"), "{stderr}");
+    assert_eq!(support::FolderState::of(&trail.db()), before);
+}

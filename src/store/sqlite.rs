@@ -193,7 +193,9 @@ impl SqliteStoreOptions {
     ///   it is read through the log and its index, with the usual locks, so
     ///   every commit is seen, also those a running writer makes later. An
     ///   index that exists is used even if it cannot be written; a missing
-    ///   one is created, which takes write access to the folder.
+    ///   one is created, which takes write access to the folder. Without
+    ///   it, opening fails with [`StoreError::WalUnreadable`], since the
+    ///   file alone may lack the log's commits.
     ///
     /// A database in rollback-journal mode (a backup written by `VACUUM
     /// INTO` may be one) is read with the usual locks, which need nothing
@@ -240,7 +242,8 @@ impl SqliteStoreOptions {
     /// A file that is a directory, not a database, damaged, another
     /// application's database, read-only (unless opened read-only) or from
     /// a newer trailseal is refused with a typed error, and nothing is
-    /// written to it.
+    /// written to it; so is a file opened read-only whose log cannot be
+    /// read (see [`Self::read_only`]).
     pub async fn open(self) -> Result<SqliteStore, StoreError> {
         let exists = self.check_path()?;
         // Judged before any connection: SQLite creates the log of a closed
@@ -268,7 +271,7 @@ impl SqliteStoreOptions {
             .test_before_acquire(false)
             .connect_with(self.connect_options(closed))
             .await
-            .map_err(|err| classify(&path, err))?;
+            .map_err(|err| self.classify_opening(err))?;
         let store = SqliteStore { pool, path };
         if self.read_only {
             store.check_schema_read_only(identity).await?;
@@ -340,7 +343,7 @@ impl SqliteStoreOptions {
             .read_only(true)
             .immutable(closed)
             .busy_timeout(self.busy_timeout);
-        let classify = |err| classify(&self.path, err);
+        let classify = |err| self.classify_opening(err);
         let mut connection = options.connect().await.map_err(classify)?;
         let application_id: i64 = sqlx::query_scalar("PRAGMA application_id")
             .fetch_one(&mut connection)
@@ -356,6 +359,25 @@ impl SqliteStoreOptions {
             (0, 0) => Identity::Fresh,
             _ => Identity::Foreign,
         })
+    }
+
+    /// Classifies an error of opening the file. SQLite reads a database
+    /// that has a log next to it through the log's index, creating the
+    /// index if it is missing; when a read-only open can do neither, the
+    /// driver says only "unable to open", and the caller needs to know why.
+    fn classify_opening(&self, err: sqlx::Error) -> StoreError {
+        let cannot_read_log = self.read_only
+            && matches!(
+                result_code(&err),
+                Some(result_code::CANTOPEN | result_code::READONLY)
+            )
+            && sibling(&self.path, "-wal").exists();
+        if cannot_read_log {
+            return StoreError::WalUnreadable {
+                path: self.path.clone(),
+            };
+        }
+        classify(&self.path, err)
     }
 
     /// The connections' settings; `closed` as found by
@@ -1421,18 +1443,22 @@ mod result_code {
     pub(super) const NOTADB: i32 = 26;
 }
 
-/// Turns a driver error into the store error a caller can act on, by the
-/// result code SQLite reports (never by message text).
-fn classify(path: &Path, err: sqlx::Error) -> StoreError {
-    let code = match &err {
+/// SQLite's primary result code of a driver error, if it has one.
+fn result_code(err: &sqlx::Error) -> Option<i32> {
+    match err {
         sqlx::Error::Database(db) => db
             .code()
             .and_then(|code| i32::from_str(&code).ok())
             .map(|extended| extended & 0xff),
         _ => None,
-    };
+    }
+}
+
+/// Turns a driver error into the store error a caller can act on, by the
+/// result code SQLite reports (never by message text).
+fn classify(path: &Path, err: sqlx::Error) -> StoreError {
     let path = path.to_path_buf();
-    match code {
+    match result_code(&err) {
         Some(result_code::BUSY | result_code::LOCKED) => StoreError::Busy { path },
         Some(result_code::READONLY) => StoreError::ReadOnly { path },
         Some(result_code::NOTADB) => StoreError::NotADatabase { path },
