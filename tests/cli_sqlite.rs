@@ -167,6 +167,14 @@ impl Trail {
         ]);
         command
     }
+
+    /// `audit-verify verify --json` of the database, run by the auditor.
+    fn verified_by_auditor(&self) -> Output {
+        self.as_auditor()
+            .args(["verify", "--json", "--key", &self.key(), &self.url()])
+            .output()
+            .expect("audit-verify runs")
+    }
 }
 
 /// Makes a folder writable for its owner again when dropped.
@@ -690,11 +698,7 @@ async fn an_auditor_who_cannot_write_the_folder_verifies_and_exports_a_closed_da
         "closed: no log, no index"
     );
 
-    let verified = trail
-        .as_auditor()
-        .args(["verify", "--json", "--key", &trail.key(), &trail.url()])
-        .output()
-        .expect("audit-verify runs");
+    let verified = trail.verified_by_auditor();
     let stderr = String::from_utf8_lossy(&verified.stderr);
     assert_eq!(code(&verified), 0, "{stderr}");
     assert_eq!(trails_verified(&verified), [("admin".to_owned(), 51)]);
@@ -720,11 +724,7 @@ async fn an_auditor_who_cannot_write_the_folder_verifies_and_exports_a_closed_da
 async fn an_auditor_who_cannot_write_the_folder_reads_the_log_of_a_running_writer() {
     let (trail, writer, store) = running_writer(30).await;
     let _writable = trail.hand_to_auditor();
-    let verified = trail
-        .as_auditor()
-        .args(["verify", "--json", "--key", &trail.key(), &trail.url()])
-        .output()
-        .expect("audit-verify runs");
+    let verified = trail.verified_by_auditor();
     let stderr = String::from_utf8_lossy(&verified.stderr);
     assert_eq!(code(&verified), 0, "{stderr}");
     // Every commit, although the log holds them and not the file.
@@ -757,11 +757,7 @@ async fn a_log_without_its_index_in_a_folder_the_auditor_cannot_write_is_refused
 
     let _writable = trail.hand_to_auditor();
     let before = support::FolderState::of(&trail.db());
-    let refused = trail
-        .as_auditor()
-        .args(["verify", "--json", "--key", &trail.key(), &trail.url()])
-        .output()
-        .expect("audit-verify runs");
+    let refused = trail.verified_by_auditor();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(code(&refused), 2, "{stderr}");
     assert!(stderr.contains("trail.db-wal"), "{stderr}");

@@ -57,9 +57,12 @@ async fn assert_intact(
     assert_eq!(report.entries, entries);
 }
 
-/// A trailseal database with a short trail, closed; returns its
-/// verification key.
-async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
+/// A trailseal database with a short trail, by a writer that is still
+/// running: its commits are in the log (`-wal`), not yet in the file.
+async fn running_writer(
+    path: &Path,
+    events: usize,
+) -> (SqliteStore, Trail, trailseal::VerificationKey) {
     let store = SqliteStore::open(path).await.unwrap();
     let (sealing, verification) = SealingKey::generate("k1", start(), 900).unwrap();
     let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
@@ -70,6 +73,21 @@ async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
     for i in 0..events {
         trail.record(event(i)).await.unwrap();
     }
+    (store, trail, verification)
+}
+
+async fn open_read_only(path: &Path) -> SqliteStore {
+    SqliteStoreOptions::new(path)
+        .read_only(true)
+        .open()
+        .await
+        .unwrap()
+}
+
+/// A trailseal database with a short trail, closed; returns its
+/// verification key.
+async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
+    let (store, trail, verification) = running_writer(path, events).await;
     trail.shutdown().await.unwrap();
     store.close().await;
     verification
@@ -157,11 +175,7 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
     assert_eq!(FolderState::of(&path), before);
 
     // An archived trail can still be verified and queried, read-only.
-    let store = SqliteStoreOptions::new(&path)
-        .read_only(true)
-        .open()
-        .await
-        .unwrap();
+    let store = open_read_only(&path).await;
     assert_intact(&store, verification, 21).await;
     let entries: Vec<_> = store.scan("admin", 0).try_collect().await.unwrap();
     let head = entries.last().unwrap();
@@ -186,11 +200,7 @@ async fn a_read_only_open_of_a_closed_database_writes_nothing_next_to_it() {
     let before = FolderState::of(&path);
     assert_eq!(before.names, [path.as_path()], "closed: no log, no index");
 
-    let store = SqliteStoreOptions::new(&path)
-        .read_only(true)
-        .open()
-        .await
-        .unwrap();
+    let store = open_read_only(&path).await;
     assert_intact(&store, verification, 21).await;
     assert_eq!(store.trails().await.unwrap(), ["admin"]);
     store.close().await;
@@ -203,23 +213,10 @@ async fn a_read_only_open_of_a_closed_database_writes_nothing_next_to_it() {
 async fn a_read_only_store_reads_the_log_of_a_running_writer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trail.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let (sealing, verification) = SealingKey::generate("k1", start(), 900).unwrap();
-    let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
-        .clock(Arc::new(ManualClock::new(start())))
-        .start()
-        .await
-        .unwrap();
-    for i in 0..30 {
-        trail.record(event(i)).await.unwrap();
-    }
+    let (store, trail, verification) = running_writer(&path, 30).await;
     assert!(wal_len(&path) > 0);
 
-    let reader = SqliteStoreOptions::new(&path)
-        .read_only(true)
-        .open()
-        .await
-        .unwrap();
+    let reader = open_read_only(&path).await;
     assert_eq!(reader.head("admin").await.unwrap().unwrap().seq, 30);
     trail.record(event(30)).await.unwrap();
     assert_intact(&reader, verification, 32).await;
@@ -466,16 +463,7 @@ async fn reopened_store_continues_the_trail() {
 async fn write_ahead_log_without_its_index_is_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trail.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let (sealing, verification) = SealingKey::generate("k1", start(), 900).unwrap();
-    let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
-        .clock(Arc::new(ManualClock::new(start())))
-        .start()
-        .await
-        .unwrap();
-    for i in 0..30 {
-        trail.record(event(i)).await.unwrap();
-    }
+    let (store, trail, verification) = running_writer(&path, 30).await;
     // Copy the file and its log as a crash would leave them, without the
     // shared-memory index, while the store still has them open.
     let copy = tempfile::tempdir().unwrap();
