@@ -172,6 +172,19 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
     },
+    /// A database opened read-only has a write-ahead log next to it
+    /// (`-wal`, which holds commits not yet folded into the file) that this
+    /// process cannot read: the log's index (`-shm`) is missing and cannot
+    /// be created in the folder, or the log or its index is not readable.
+    /// Reading the file without its log could miss commits, so nothing was
+    /// read, and nothing was written.
+    #[error(
+        "the database {path} has a write-ahead log ({path}-wal) that may hold commits not yet in the file, but its index ({path}-shm) is missing and cannot be created without write access to the folder, or one of the two files is not readable; have the owner fold the log into the file (the last writer to close does, and removes both files), or copy the file with its -wal into a folder you can write and open the copy"
+    )]
+    WalUnreadable {
+        /// The database file.
+        path: PathBuf,
+    },
     /// Another connection held the database lock for longer than the busy
     /// timeout. Nothing was written.
     #[error(

@@ -120,6 +120,71 @@ impl Trail {
             .expect("audit-verify runs");
         (code(&output), findings(&output))
     }
+
+    /// The trail's folder and files made read-only for an auditor, who
+    /// runs [`Self::as_auditor`]. Permissions do not bind root, so when the
+    /// tests run as root the auditor is `nobody`, and the folder stays
+    /// root's with mode 0755 and the files 0644; otherwise the folder
+    /// becomes 0555 and the database 0444. The folder is writable again
+    /// when the guard is dropped, so that it can be removed.
+    fn hand_to_auditor(&self) -> WritableOnDrop<'_> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: PathBuf, mode| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        };
+        let keys = self.dir.path().join("keys");
+        mode(keys.join("verification.key"), 0o644);
+        mode(keys, 0o755);
+        let root = self.runs_as_root();
+        mode(self.db(), if root { 0o644 } else { 0o444 });
+        mode(self.dir.path().to_owned(), if root { 0o755 } else { 0o555 });
+        WritableOnDrop(self.dir.path())
+    }
+
+    fn runs_as_root(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.dir.path())
+            .expect("trail folder")
+            .uid()
+            == 0
+    }
+
+    /// `audit-verify` run by an auditor who may read the trail's folder but
+    /// not write to it (see [`Self::hand_to_auditor`]).
+    fn as_auditor(&self) -> Command {
+        if !self.runs_as_root() {
+            return Command::new(BIN);
+        }
+        let mut command = Command::new("setpriv");
+        command.args([
+            "--reuid",
+            "nobody",
+            "--regid",
+            "nogroup",
+            "--clear-groups",
+            BIN,
+        ]);
+        command
+    }
+
+    /// `audit-verify verify --json` of the database, run by the auditor.
+    fn verified_by_auditor(&self) -> Output {
+        self.as_auditor()
+            .args(["verify", "--json", "--key", &self.key(), &self.url()])
+            .output()
+            .expect("audit-verify runs")
+    }
+}
+
+/// Makes a folder writable for its owner again when dropped.
+struct WritableOnDrop<'a>(&'a std::path::Path);
+
+impl Drop for WritableOnDrop<'_> {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(0o755));
+    }
 }
 
 fn code(output: &Output) -> i32 {
@@ -563,4 +628,140 @@ async fn deleting_a_row_of_a_pruned_trail_is_still_missing() {
     let (code, findings) = trail.verify(&[]);
     assert_eq!(code, 1);
     assert_eq!(findings[0], finding("admin", "missing", seq as u64));
+}
+
+/// A trail of `events` events written through the library into a new
+/// folder with its key files, by a writer that is still running: its
+/// commits are in the log (`trail.db-wal`), not yet in the file.
+async fn running_writer(events: usize) -> (Trail, trailseal::Trail, trailseal::SqliteStore) {
+    use std::sync::Arc;
+    let trail = Trail {
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    let (sealing, _) = trailseal::SealingKey::create_files(
+        trail.dir.path().join("keys"),
+        "k1",
+        support::start_time(),
+        support::EPOCH_SECONDS,
+    )
+    .expect("key files");
+    let store = trailseal::SqliteStore::open(trail.db())
+        .await
+        .expect("store");
+    let writer = trailseal::Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
+        .clock(Arc::new(trailseal::ManualClock::new(support::start_time())))
+        .start()
+        .await
+        .expect("trail");
+    for i in 0..events {
+        writer
+            .record(support::sample_event(i))
+            .await
+            .expect("recorded");
+    }
+    (trail, writer, store)
+}
+
+/// A trail of `events` events written through the library, its writer
+/// closed: the database is one file, without a log next to it.
+async fn closed_by_its_writer(events: usize) -> Trail {
+    let (trail, writer, store) = running_writer(events).await;
+    writer.shutdown().await.expect("shut down");
+    store.close().await;
+    trail
+}
+
+/// The trail names and entry counts of a `--json` report.
+fn trails_verified(output: &Output) -> Vec<(String, u64)> {
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    report["trails"]
+        .as_array()
+        .expect("trails")
+        .iter()
+        .map(|trail| {
+            (
+                trail["trail"].as_str().expect("name").to_owned(),
+                trail["entries"].as_u64().expect("entries"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_auditor_who_cannot_write_the_folder_verifies_and_exports_a_closed_database() {
+    let trail = closed_by_its_writer(50).await;
+    let _writable = trail.hand_to_auditor();
+    let before = support::FolderState::of(&trail.db());
+    assert_eq!(
+        before.names,
+        [trail.dir.path().join("keys"), trail.db()],
+        "closed: no log, no index"
+    );
+
+    let verified = trail.verified_by_auditor();
+    let stderr = String::from_utf8_lossy(&verified.stderr);
+    assert_eq!(code(&verified), 0, "{stderr}");
+    assert_eq!(trails_verified(&verified), [("admin".to_owned(), 51)]);
+
+    let exported = trail
+        .as_auditor()
+        .args(["export", &trail.url()])
+        .output()
+        .expect("audit-verify runs");
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    assert_eq!(code(&exported), 0, "{stderr}");
+    let lines = exported
+        .stdout
+        .iter()
+        .filter(|&&byte| byte == b'\n')
+        .count();
+    assert_eq!(lines, 51);
+
+    assert_eq!(support::FolderState::of(&trail.db()), before);
+}
+
+#[tokio::test]
+async fn an_auditor_who_cannot_write_the_folder_reads_the_log_of_a_running_writer() {
+    let (trail, writer, store) = running_writer(30).await;
+    let _writable = trail.hand_to_auditor();
+    let verified = trail.verified_by_auditor();
+    let stderr = String::from_utf8_lossy(&verified.stderr);
+    assert_eq!(code(&verified), 0, "{stderr}");
+    // Every commit, although the log holds them and not the file.
+    assert_eq!(trails_verified(&verified), [("admin".to_owned(), 31)]);
+    writer.shutdown().await.expect("shut down");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_log_without_its_index_in_a_folder_the_auditor_cannot_write_is_refused() {
+    // A copy of the database and its log, as a crash or a careless backup
+    // leaves them: the log holds every commit, its index is missing.
+    let (original, writer, store) = running_writer(30).await;
+    let trail = Trail {
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    std::fs::copy(original.db(), trail.db()).expect("copy");
+    std::fs::copy(
+        original.dir.path().join("trail.db-wal"),
+        trail.dir.path().join("trail.db-wal"),
+    )
+    .expect("copy");
+    writer.shutdown().await.expect("shut down");
+    store.close().await;
+    std::fs::rename(
+        original.dir.path().join("keys"),
+        trail.dir.path().join("keys"),
+    )
+    .expect("keys moved");
+
+    let _writable = trail.hand_to_auditor();
+    let before = support::FolderState::of(&trail.db());
+    let refused = trail.verified_by_auditor();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(code(&refused), 2, "{stderr}");
+    assert!(stderr.contains("trail.db-wal"), "{stderr}");
+    assert!(stderr.contains("trail.db-shm"), "{stderr}");
+    assert!(!stderr.contains("open it read-only"), "{stderr}");
+    assert_eq!(support::FolderState::of(&trail.db()), before);
 }

@@ -1,13 +1,16 @@
 //! `SqliteStore` on files that are not what they should be: each is refused
 //! with a typed error, and nothing is written to it.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use sqlx::{ConnectOptions, Connection};
+use support::FolderState;
 use trailseal::{
     Actor, Error, Event, ManualClock, SealingKey, SqliteStore, SqliteStoreOptions, Store,
     StoreError, Trail, Verifier,
@@ -15,18 +18,6 @@ use trailseal::{
 
 fn start() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap()
-}
-
-/// The file's bytes and the names of the files next to it, to prove that
-/// nothing was written.
-fn snapshot(path: &Path) -> (Vec<u8>, Vec<PathBuf>) {
-    let bytes = std::fs::read(path).unwrap();
-    let mut names: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    names.sort();
-    (bytes, names)
 }
 
 fn event(i: usize) -> Event {
@@ -66,9 +57,12 @@ async fn assert_intact(
     assert_eq!(report.entries, entries);
 }
 
-/// A trailseal database with a short trail, closed; returns its
-/// verification key.
-async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
+/// A trailseal database with a short trail, by a writer that is still
+/// running: its commits are in the log (`-wal`), not yet in the file.
+async fn running_writer(
+    path: &Path,
+    events: usize,
+) -> (SqliteStore, Trail, trailseal::VerificationKey) {
     let store = SqliteStore::open(path).await.unwrap();
     let (sealing, verification) = SealingKey::generate("k1", start(), 900).unwrap();
     let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
@@ -79,6 +73,21 @@ async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
     for i in 0..events {
         trail.record(event(i)).await.unwrap();
     }
+    (store, trail, verification)
+}
+
+async fn open_read_only(path: &Path) -> SqliteStore {
+    SqliteStoreOptions::new(path)
+        .read_only(true)
+        .open()
+        .await
+        .unwrap()
+}
+
+/// A trailseal database with a short trail, closed; returns its
+/// verification key.
+async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
+    let (store, trail, verification) = running_writer(path, events).await;
     trail.shutdown().await.unwrap();
     store.close().await;
     verification
@@ -92,14 +101,14 @@ async fn file_that_is_not_a_database_is_refused_untouched() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(&path, &garbage).unwrap();
-    let before = snapshot(&path);
+    let before = FolderState::of(&path);
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(
         matches!(err, StoreError::NotADatabase { ref path } if path.ends_with("trail.db")),
         "{err:?}"
     );
     assert!(err.to_string().contains("not a database"), "{err}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(FolderState::of(&path), before);
 }
 
 #[tokio::test]
@@ -145,11 +154,11 @@ async fn another_applications_database_is_refused_untouched() {
         .await;
         connection.close().await.unwrap();
     }
-    let before = snapshot(&path);
+    let before = FolderState::of(&path);
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::NotATrailStore(_)), "{err:?}");
     assert!(err.to_string().contains("another application"), "{err}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(FolderState::of(&path), before);
 }
 
 #[tokio::test]
@@ -159,18 +168,14 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
     let path = dir.path().join("trail.db");
     let verification = make_trail(&path, 20).await;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let before = snapshot(&path);
+    let before = FolderState::of(&path);
 
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
-    assert_eq!(snapshot(&path), before);
+    assert_eq!(FolderState::of(&path), before);
 
     // An archived trail can still be verified and queried, read-only.
-    let store = SqliteStoreOptions::new(&path)
-        .read_only(true)
-        .open()
-        .await
-        .unwrap();
+    let store = open_read_only(&path).await;
     assert_intact(&store, verification, 21).await;
     let entries: Vec<_> = store.scan("admin", 0).try_collect().await.unwrap();
     let head = entries.last().unwrap();
@@ -184,7 +189,40 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
         .unwrap_err();
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
     store.close().await;
-    assert_eq!(snapshot(&path).0, before.0);
+    assert_eq!(FolderState::of(&path), before);
+}
+
+#[tokio::test]
+async fn a_read_only_open_of_a_closed_database_writes_nothing_next_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let verification = make_trail(&path, 20).await;
+    let before = FolderState::of(&path);
+    assert_eq!(before.names, [path.as_path()], "closed: no log, no index");
+
+    let store = open_read_only(&path).await;
+    assert_intact(&store, verification, 21).await;
+    assert_eq!(store.trails().await.unwrap(), ["admin"]);
+    store.close().await;
+    assert_eq!(FolderState::of(&path), before);
+}
+
+/// A running writer's commits are in its log, not yet in the file; a store
+/// opened read-only meanwhile reads them, and those that follow.
+#[tokio::test]
+async fn a_read_only_store_reads_the_log_of_a_running_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let (store, trail, verification) = running_writer(&path, 30).await;
+    assert!(wal_len(&path) > 0);
+
+    let reader = open_read_only(&path).await;
+    assert_eq!(reader.head("admin").await.unwrap().unwrap().seq, 30);
+    trail.record(event(30)).await.unwrap();
+    assert_intact(&reader, verification, 32).await;
+    reader.close().await;
+    trail.shutdown().await.unwrap();
+    store.close().await;
 }
 
 #[tokio::test]
@@ -425,16 +463,7 @@ async fn reopened_store_continues_the_trail() {
 async fn write_ahead_log_without_its_index_is_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trail.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let (sealing, verification) = SealingKey::generate("k1", start(), 900).unwrap();
-    let trail = Trail::builder("admin", Arc::new(store.clone()), Arc::new(sealing))
-        .clock(Arc::new(ManualClock::new(start())))
-        .start()
-        .await
-        .unwrap();
-    for i in 0..30 {
-        trail.record(event(i)).await.unwrap();
-    }
+    let (store, trail, verification) = running_writer(&path, 30).await;
     // Copy the file and its log as a crash would leave them, without the
     // shared-memory index, while the store still has them open.
     let copy = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 //! `(trail, seq)` makes a fork impossible even when several processes write
 //! to the same file.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -174,6 +175,31 @@ impl SqliteStoreOptions {
 
     /// Opens the file read-only, e.g. to verify or query an archived copy:
     /// nothing is ever written, appends fail with [`StoreError::ReadOnly`].
+    ///
+    /// How SQLite reads the file depends on whether a log (`-wal`) is next
+    /// to it, since every connection keeps the log of a database in WAL mode
+    /// open, creating it if it is missing, and the last one to close folds
+    /// it back into the file and removes it:
+    ///
+    /// - Without a log the database is closed, and it is read as an
+    ///   immutable file: nothing is created next to it (neither the log nor
+    ///   its index, `-shm`), and neither the file's bytes nor its
+    ///   modification time change, so a user who may only read the file and
+    ///   its folder can open it. SQLite then takes no locks and does not
+    ///   notice changes: the file must stay closed to writers while the
+    ///   store is open, or reads may fail or return rows that are out of
+    ///   date. Open a new store to read what a writer wrote since.
+    /// - With a log (a writer has the database open, or did not close it),
+    ///   it is read through the log and its index, with the usual locks, so
+    ///   every commit is seen, also those a running writer makes later. An
+    ///   index that exists is used even if it cannot be written; a missing
+    ///   one is created, which takes write access to the folder. Without
+    ///   it, opening fails with [`StoreError::WalUnreadable`], since the
+    ///   file alone may lack the log's commits.
+    ///
+    /// A database in rollback-journal mode (a backup written by `VACUUM
+    /// INTO` may be one) is read with the usual locks, which need nothing
+    /// next to it.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
@@ -216,11 +242,15 @@ impl SqliteStoreOptions {
     /// A file that is a directory, not a database, damaged, another
     /// application's database, read-only (unless opened read-only) or from
     /// a newer trailseal is refused with a typed error, and nothing is
-    /// written to it.
+    /// written to it; so is a file opened read-only whose log cannot be
+    /// read (see [`Self::read_only`]).
     pub async fn open(self) -> Result<SqliteStore, StoreError> {
         let exists = self.check_path()?;
+        // Judged before any connection: SQLite creates the log of a closed
+        // database as soon as it reads it.
+        let closed = exists && self.is_closed_wal_database()?;
         let identity = if exists {
-            self.probe().await?
+            self.probe(closed).await?
         } else {
             Identity::Fresh
         };
@@ -239,9 +269,9 @@ impl SqliteStoreOptions {
             // on every acquire would cost another trip to the connection's
             // thread before each batch.
             .test_before_acquire(false)
-            .connect_with(self.connect_options())
+            .connect_with(self.connect_options(closed))
             .await
-            .map_err(|err| classify(&path, err))?;
+            .map_err(|err| self.classify_opening(err))?;
         let store = SqliteStore { pool, path };
         if self.read_only {
             store.check_schema_read_only(identity).await?;
@@ -282,14 +312,38 @@ impl SqliteStoreOptions {
         }
     }
 
+    /// Whether the file is a WAL database that no connection has open: its
+    /// header says WAL, and there is no log (`-wal`) next to it. Every
+    /// connection to a WAL database keeps the log open, creating it if it is
+    /// missing, for as long as it has the database open; the last one to
+    /// close folds the log back into the file and removes it.
+    fn is_closed_wal_database(&self) -> Result<bool, StoreError> {
+        let io = |source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut header = Vec::with_capacity(20);
+        std::fs::File::open(&self.path)
+            .and_then(|file| file.take(20).read_to_end(&mut header))
+            .map_err(io)?;
+        // The magic string, then at offset 19 the version a reader needs:
+        // 2 for a database in WAL mode.
+        let wal_mode = header.len() == 20 && header.starts_with(SQLITE_MAGIC) && header[19] == 2;
+        if !wal_mode {
+            return Ok(false);
+        }
+        Ok(!sibling(&self.path, "-wal").try_exists().map_err(io)?)
+    }
+
     /// Reads the file's marker through a read-only connection, so that
     /// nothing is written to a file that turns out not to be ours.
-    async fn probe(&self) -> Result<Identity, StoreError> {
+    async fn probe(&self, closed: bool) -> Result<Identity, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(&self.path)
             .read_only(true)
+            .immutable(closed)
             .busy_timeout(self.busy_timeout);
-        let classify = |err| classify(&self.path, err);
+        let classify = |err| self.classify_opening(err);
         let mut connection = options.connect().await.map_err(classify)?;
         let application_id: i64 = sqlx::query_scalar("PRAGMA application_id")
             .fetch_one(&mut connection)
@@ -307,7 +361,28 @@ impl SqliteStoreOptions {
         })
     }
 
-    fn connect_options(&self) -> SqliteConnectOptions {
+    /// Classifies an error of opening the file. SQLite reads a database
+    /// that has a log next to it through the log's index, creating the
+    /// index if it is missing; when a read-only open can do neither, the
+    /// driver says only "unable to open", and the caller needs to know why.
+    fn classify_opening(&self, err: sqlx::Error) -> StoreError {
+        let cannot_read_log = self.read_only
+            && matches!(
+                result_code(&err),
+                Some(result_code::CANTOPEN | result_code::READONLY)
+            )
+            && sibling(&self.path, "-wal").exists();
+        if cannot_read_log {
+            return StoreError::WalUnreadable {
+                path: self.path.clone(),
+            };
+        }
+        classify(&self.path, err)
+    }
+
+    /// The connections' settings; `closed` as found by
+    /// [`Self::is_closed_wal_database`].
+    fn connect_options(&self, closed: bool) -> SqliteConnectOptions {
         let options = SqliteConnectOptions::new()
             .filename(&self.path)
             .busy_timeout(self.busy_timeout)
@@ -316,7 +391,7 @@ impl SqliteStoreOptions {
             // buffer; a deep one lets a scan chunk arrive in a few wake-ups.
             .row_buffer_size(1024);
         if self.read_only {
-            return options.read_only(true);
+            return options.read_only(true).immutable(closed);
         }
         options
             .create_if_missing(self.create_if_missing)
@@ -341,6 +416,17 @@ impl SqliteStoreOptions {
             // back to files, since building an index sorts the whole table.
             .pragma("temp_store", "memory")
     }
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
+/// The file SQLite keeps next to `database` under the name with `suffix`
+/// appended (`-wal`, `-shm`).
+fn sibling(database: &Path, suffix: &str) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// What a database file is, judged before anything is written to it.
@@ -1357,18 +1443,22 @@ mod result_code {
     pub(super) const NOTADB: i32 = 26;
 }
 
-/// Turns a driver error into the store error a caller can act on, by the
-/// result code SQLite reports (never by message text).
-fn classify(path: &Path, err: sqlx::Error) -> StoreError {
-    let code = match &err {
+/// SQLite's primary result code of a driver error, if it has one.
+fn result_code(err: &sqlx::Error) -> Option<i32> {
+    match err {
         sqlx::Error::Database(db) => db
             .code()
             .and_then(|code| i32::from_str(&code).ok())
             .map(|extended| extended & 0xff),
         _ => None,
-    };
+    }
+}
+
+/// Turns a driver error into the store error a caller can act on, by the
+/// result code SQLite reports (never by message text).
+fn classify(path: &Path, err: sqlx::Error) -> StoreError {
     let path = path.to_path_buf();
-    match code {
+    match result_code(&err) {
         Some(result_code::BUSY | result_code::LOCKED) => StoreError::Busy { path },
         Some(result_code::READONLY) => StoreError::ReadOnly { path },
         Some(result_code::NOTADB) => StoreError::NotADatabase { path },

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use trailseal::{
@@ -45,6 +46,50 @@ pub fn line_count(path: &Path) -> usize {
         .iter()
         .filter(|&&byte| byte == b'\n')
         .count()
+}
+
+/// A database file and its folder as they are on disk: equal before and
+/// after an operation proves that the operation wrote nothing, neither to
+/// the file (its bytes and modification time) nor next to it (no `-wal`,
+/// `-shm` or journal appeared or vanished).
+#[derive(PartialEq, Eq)]
+pub struct FolderState {
+    pub bytes: Vec<u8>,
+    pub modified: SystemTime,
+    pub names: Vec<PathBuf>,
+}
+
+impl FolderState {
+    pub fn of(database: &Path) -> Self {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(database.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        names.sort();
+        Self {
+            bytes: std::fs::read(database).unwrap(),
+            modified: std::fs::metadata(database).unwrap().modified().unwrap(),
+            names,
+        }
+    }
+}
+
+impl std::fmt::Debug for FolderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bytes themselves would bury a failed assertion.
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&self.bytes, &mut hasher);
+        let bytes = format!(
+            "{} bytes, hash {:016x}",
+            self.bytes.len(),
+            std::hash::Hasher::finish(&hasher)
+        );
+        f.debug_struct("FolderState")
+            .field("bytes", &bytes)
+            .field("modified", &self.modified)
+            .field("names", &self.names)
+            .finish()
+    }
 }
 
 pub fn start_time() -> DateTime<Utc> {
