@@ -627,10 +627,41 @@ impl EventBuilder {
 
 /// Code points that must never reach a rendering unescaped: C0/C1 controls
 /// (newlines, ESC of ANSI sequences), Unicode line and paragraph separators,
-/// and bidirectional overrides that reorder what a reader sees.
+/// and every invisible format character (Unicode category `Cf`): the
+/// bidirectional overrides, embeddings, isolates and marks (LRM, RLM, ALM)
+/// that reorder what a reader sees, and the zero-width and invisible
+/// characters (ZWSP, word joiner, BOM, tags) that hide text or make two
+/// different names look alike.
 pub(crate) fn is_dangerous(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_format_character(c)
+}
+
+/// Unicode's format characters (general category `Cf`, Unicode 16).
+fn is_format_character(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 /// Escapes dangerous code points as `\n`, `\r`, `\t` or `\u{XXXX}`, so that a
@@ -969,6 +1000,33 @@ mod tests {
             body.value("context.user_agent"),
             Some("evil\\nINJECTED \\u{001B}[2J")
         );
+    }
+
+    #[test]
+    fn invisible_format_characters_are_escaped_and_refused_in_identifiers() {
+        // LRM, RLM, ALM, ZWSP, BOM, a bidi isolate, a tag character and a
+        // soft hyphen: each hides text or reorders what a reader sees.
+        let invisible = [
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{FEFF}',
+            '\u{2067}',
+            '\u{E0041}',
+            '\u{00AD}',
+        ];
+        for c in invisible {
+            let text = format!("admin{c}x");
+            let escaped = escape_text(&text);
+            assert_eq!(escaped, format!("admin\\u{{{:04X}}}x", c as u32));
+            let err = base().tenant(text).build().unwrap_err();
+            assert!(
+                matches!(err, ValidationError::ControlCharacter { .. }),
+                "{c:?}"
+            );
+        }
+        assert_eq!(escape_text("Grüße, 日本 👍"), "Grüße, 日本 👍");
     }
 
     #[test]
