@@ -70,32 +70,82 @@ impl Checkpoint {
 
     fn from_lines(lines: &[&str]) -> Result<Self, CheckpointError> {
         let malformed = |what: &str| CheckpointError::Malformed(what.to_owned());
-        if lines.first() != Some(&HEADER) {
+        let [header, trail, next_seq, head_mac, time] = lines else {
+            return Err(malformed(
+                "expected exactly the lines trailseal checkpoint v1, trail, next-seq, head-mac and time",
+            ));
+        };
+        if *header != HEADER {
             return Err(malformed("missing the \"trailseal checkpoint v1\" line"));
         }
-        let field = |name: &str| {
-            lines
-                .iter()
-                .find_map(|line| {
-                    line.strip_prefix(name)
-                        .and_then(|rest| rest.strip_prefix(' '))
-                })
-                .ok_or_else(|| CheckpointError::Malformed(format!("missing the {name} line")))
+        let field = |line: &str, name: &str| -> Result<String, CheckpointError> {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(str::to_owned)
+                .ok_or_else(|| CheckpointError::Malformed(format!("expected the {name} line")))
         };
-        let trail = field("trail")?;
-        crate::validate_trail_name(trail).map_err(|_| malformed("invalid trail name"))?;
+        let trail = field(trail, "trail")?;
+        crate::validate_trail_name(&trail).map_err(|_| malformed("invalid trail name"))?;
+        let next_seq_text = field(next_seq, "next-seq")?;
+        let next_seq: u64 = next_seq_text
+            .parse()
+            .ok()
+            .filter(|seq: &u64| seq.to_string() == next_seq_text)
+            .ok_or_else(|| malformed("next-seq is not a number"))?;
+        // Every trail has its genesis: a checkpoint of no entries would
+        // vouch for nothing and could only hide a trail.
+        if next_seq == 0 {
+            return Err(malformed(
+                "next-seq is 0: a checkpoint names at least a trail's genesis",
+            ));
+        }
+        let head_mac = Mac::from_hex(&field(head_mac, "head-mac")?)?;
+        let time_text = field(time, "time")?;
+        let time = DateTime::parse_from_rfc3339(&time_text)
+            .ok()
+            .map(|time| time.with_timezone(&Utc))
+            .filter(|time| format_timestamp(*time) == time_text)
+            .ok_or_else(|| {
+                malformed(
+                    "time is not a UTC time with six fractional digits, as checkpoints write it",
+                )
+            })?;
         Ok(Self {
-            trail: trail.to_owned(),
-            next_seq: field("next-seq")?
-                .parse()
-                .map_err(|_| malformed("next-seq is not a number"))?,
-            head_mac: Mac::from_hex(field("head-mac")?)?,
-            time: DateTime::parse_from_rfc3339(field("time")?)
-                .map_err(|_| malformed("time is not an RFC 3339 timestamp"))?
-                .with_timezone(&Utc),
+            trail,
+            next_seq,
+            head_mac,
+            time,
         })
     }
+
+    /// Reads every checkpoint of a file of at most [`MAX_CHECKPOINT_FILE`]
+    /// bytes.
+    pub fn read_file(
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Vec<Checkpoint>, CheckpointError> {
+        use std::io::Read;
+        let path = path.as_ref();
+        let io =
+            |err: std::io::Error| CheckpointError::Malformed(format!("{}: {err}", path.display()));
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_CHECKPOINT_FILE + 1)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        if text.len() as u64 > MAX_CHECKPOINT_FILE {
+            return Err(CheckpointError::Malformed(format!(
+                "{} is larger than {MAX_CHECKPOINT_FILE} bytes: not a checkpoint file",
+                path.display()
+            )));
+        }
+        Self::parse_all(&text)
+    }
 }
+
+/// The largest checkpoint file read: thousands of checkpoints, but not a
+/// file such as `/dev/zero`.
+pub const MAX_CHECKPOINT_FILE: u64 = 1 << 20;
 
 impl fmt::Display for Checkpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,5 +215,22 @@ mod tests {
         let bad_trail =
             "trailseal checkpoint v1\ntrail ad\u{1b}min\nnext-seq 1\nhead-mac 00\ntime x";
         assert!(bad_trail.parse::<Checkpoint>().is_err());
+        let good = Checkpoint {
+            trail: "admin".into(),
+            next_seq: 42,
+            head_mac: Mac::from_bytes([0xab; 32]),
+            time: DateTime::from_timestamp_micros(1_764_403_200_123_456).unwrap(),
+        }
+        .to_string();
+        for bad in [
+            good.replace("next-seq 42", "next-seq 0"),
+            good.replace("next-seq 42", "next-seq 042"),
+            good.replace("trail admin\n", "trail admin\ntrail web\n"),
+            good.replace("time ", "note x\ntime "),
+            good.replace(".123456Z", ".123456789Z"),
+            good.replace("head-mac ab", "head-mac AB"),
+        ] {
+            assert!(bad.parse::<Checkpoint>().is_err(), "{bad}");
+        }
     }
 }
