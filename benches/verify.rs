@@ -288,7 +288,7 @@ fn bench_verify(c: &mut Criterion) {
     }
     let inputs: Vec<Vec<u8>> = entries
         .iter()
-        .map(|entry| entry.mac_input().to_bytes())
+        .map(|entry| entry.mac_input(trailseal::FORMAT_VERSION).to_bytes())
         .collect();
     let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(&[7u8; 32]).expect("any key length");
     group.bench_function("bare_hmac", |b| {

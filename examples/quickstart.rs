@@ -8,8 +8,10 @@
 //! ```
 //!
 //! The database and the key folder are created on the first run and reused
-//! afterwards: every run appends another hour to the same trails. The hour
-//! runs on a simulated clock, so it takes no longer than the writing does.
+//! afterwards: the first run records the last hour, every later run the
+//! time since the run before (at most an hour), onto the same trails, never
+//! ahead of the clock. The hour runs on a simulated clock, so it takes no
+//! longer than the writing does.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -67,14 +69,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         trails.push(trail);
     }
+    // The hour up to now, or what is left of it after an earlier run: the
+    // trail is never written ahead of the clock (a verifier would report
+    // entries dated after its clock).
+    let hour_end = Utc::now().max(hour_start + TimeDelta::seconds(1));
     println!(
-        "Recording {} events of the hour from {} UTC into {}\n",
+        "Recording {} events from {} to {} UTC into {}\n",
         args.events,
-        hour_start.format("%Y-%m-%d %H:%M"),
+        hour_start.format("%Y-%m-%d %H:%M:%S"),
+        hour_end.format("%H:%M:%S"),
         store.path().display()
     );
 
-    let step = TimeDelta::microseconds(3_600_000_000 / args.events.max(1) as i64);
+    let span = (hour_end - hour_start)
+        .num_microseconds()
+        .unwrap_or(3_600_000_000);
+    let step = TimeDelta::microseconds(span / args.events.max(1) as i64);
     let mut panel = Panel::new(hour_start.timestamp() as u64);
     let mut receipts = futures_util::stream::iter(0..args.events)
         .map(|_| {
@@ -108,7 +118,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Close the hour: seal every epoch that ended, then stop the writers.
-    clock.set(hour_start + TimeDelta::hours(1));
+    clock.set(hour_end);
     for trail in &trails {
         trail.seal_finished_epochs().await?;
         trail.shutdown().await?;
@@ -163,7 +173,8 @@ async fn open_store(
 }
 
 /// Where this run's hour starts: an hour ago on a first run, otherwise
-/// right after the newest entry, so that reruns extend the trails.
+/// right after the newest entry (or an hour ago, if that is later), so
+/// that reruns extend the trails up to now.
 async fn next_hour_start(store: &SqliteStore) -> Result<DateTime<Utc>, Box<dyn std::error::Error>> {
     let newest = store.query(&Query::new().newest_first().limit(1)).await?;
     let hour_ago = (Utc::now() - TimeDelta::hours(1)).duration_trunc(TimeDelta::minutes(1))?;

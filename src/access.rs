@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::context::AuditContext;
-use crate::entry::{Entry, Field};
+use crate::entry::{Entry, EntryKind, Field};
 use crate::event::{Actor, Event};
 use crate::export::write_entry_line;
 use crate::hosting::HostingAction;
@@ -137,16 +137,20 @@ impl AuditReader {
     }
 
     /// Writes every entry about `subject` as JSON Lines: one entry per line,
-    /// every stored field (as [`crate::export_json_lines`] writes them), so
-    /// [`crate::VerificationKey::check_entry`] checks each line. Oldest
-    /// first, each entry once. Recorded as `audit_log.export` before the
-    /// first line is written. Returns the number of entries written.
+    /// every stored field (as [`crate::export_json_lines`] writes them).
+    /// Oldest first, each entry once; before the first entry of each trail,
+    /// that trail's key entries (its genesis and key rotations, which hold
+    /// no personal data), so that
+    /// [`crate::VerificationKey::key_line_of`] and
+    /// [`crate::VerificationKey::check_entry`] check every line with the
+    /// export alone. Recorded as `audit_log.export` before the first line is
+    /// written. Returns the number of lines written.
     pub async fn export_json_lines<W: Write>(
         &self,
         subject: &Subject,
         out: &mut W,
     ) -> Result<u64, AccessError> {
-        self.export(subject, "jsonl", |entry| {
+        self.export(subject, "jsonl", KeyEntries::Before, |entry| {
             write_entry_line(out, entry).map_err(AccessError::Write)
         })
         .await?
@@ -174,7 +178,7 @@ impl AuditReader {
         // The header too waits until the export is recorded.
         let mut header = Some(CSV_COLUMNS);
         let done = self
-            .export(subject, "csv", |entry| {
+            .export(subject, "csv", KeyEntries::Omitted, |entry| {
                 if let Some(header) = header.take() {
                     csv.write_record(header).map_err(csv_error)?;
                 }
@@ -188,11 +192,13 @@ impl AuditReader {
         done.finish(|| csv.flush())
     }
 
-    /// Records the export, then streams the subject's entries to `write`.
+    /// Records the export, then streams the subject's entries to `write`,
+    /// each trail's key entries before its first entry if asked to.
     async fn export(
         &self,
         subject: &Subject,
         format: &str,
+        key_entries: KeyEntries,
         mut write: impl FnMut(&Entry) -> Result<(), AccessError>,
     ) -> Result<Exported, AccessError> {
         if subject.facets.is_empty() {
@@ -214,13 +220,47 @@ impl AuditReader {
             .await?;
         let mut merge = FacetMerge::new(facets);
         let mut written = 0;
+        let mut keyed = std::collections::BTreeSet::new();
         while let Some(entry) = merge.next(&*self.store).await? {
-            if self.is_own(&entry) {
-                write(&entry)?;
-                written += 1;
+            if !self.is_own(&entry) {
+                continue;
             }
+            if key_entries == KeyEntries::Before && keyed.insert(entry.trail.clone()) {
+                for key_entry in self.key_entries(&entry.trail).await? {
+                    if key_entry.seq != entry.seq {
+                        write(&key_entry)?;
+                        written += 1;
+                    }
+                }
+            }
+            write(&entry)?;
+            written += 1;
         }
         Ok(Exported(written))
+    }
+
+    /// A trail's genesis and key rotations: public records that say which
+    /// key line its entries are sealed on. Read past the tenant filter, as
+    /// they belong to no tenant.
+    async fn key_entries(&self, trail: &str) -> Result<Vec<Entry>, StoreError> {
+        let mut entries = Vec::new();
+        for kind in [EntryKind::Genesis, EntryKind::KeyRotation] {
+            let mut query = Query::new()
+                .trail(trail)
+                .kind(kind)
+                .include_restricted()
+                .limit(crate::store::MAX_PAGE_SIZE);
+            loop {
+                let page = self.store.query(&query).await?;
+                entries.extend(page.entries);
+                match page.next {
+                    Some(cursor) => query = query.after(cursor),
+                    None => break,
+                }
+            }
+        }
+        entries.sort_by_key(|entry| entry.seq);
+        Ok(entries)
     }
 
     /// The query as this reader may run it.
@@ -274,6 +314,14 @@ impl AuditReader {
             .map(drop)
             .map_err(AccessError::Audit)
     }
+}
+
+/// Whether an export writes each trail's key entries before its first
+/// entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyEntries {
+    Before,
+    Omitted,
 }
 
 /// The count of an export whose entries were written, before the output

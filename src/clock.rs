@@ -5,6 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+/// How far the clocks of writers and verifiers may disagree: a writer
+/// refuses to continue after an entry dated further ahead of its clock, and
+/// a verifier reports entries dated further ahead of its own.
+pub const MAX_CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.

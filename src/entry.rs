@@ -105,7 +105,7 @@ impl fmt::Display for EntryKind {
 /// later ([`Field::Redacted`]) leaves the body commitment, and with it the
 /// chain, intact.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Field {
     /// A value that is never erased (action, kinds, outcome, seal data …).
     Public(String),
@@ -362,24 +362,26 @@ impl<'de> Deserialize<'de> for Body {
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
-                // Stored bodies list their fields in name order, so they are
-                // taken as they come; otherwise they are sorted, and a
-                // repeated name keeps its last value, as inserting would.
+                // One stored form per body: fields in name order, each name
+                // once, exactly as a body is written. A repeated name would
+                // let two readers see two different values.
                 let mut fields: Vec<(Cow<'static, str>, Field)> =
                     Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
                 while let Some((FieldName(name), field)) = map.next_entry::<FieldName, Field>()? {
+                    if let Some((previous, _)) = fields.last()
+                        && previous.as_ref() >= name.as_ref()
+                    {
+                        let problem = if previous.as_ref() == name.as_ref() {
+                            "is repeated"
+                        } else {
+                            "is out of name order"
+                        };
+                        return Err(serde::de::Error::custom(format_args!(
+                            "the body field {:?} {problem}",
+                            crate::event::escape_text(&name)
+                        )));
+                    }
                     fields.push((name, field));
-                }
-                if !fields.is_sorted_by(|(a, _), (b, _)| a < b) {
-                    // Stable, so that of repeated names the last comes last.
-                    fields.sort_by(|(a, _), (b, _)| a.cmp(b));
-                    fields.dedup_by(|later, kept| {
-                        let repeated = later.0 == kept.0;
-                        if repeated {
-                            std::mem::swap(later, kept);
-                        }
-                        repeated
-                    });
                 }
                 Ok(Body { fields })
             }
@@ -389,9 +391,12 @@ impl<'de> Deserialize<'de> for Body {
     }
 }
 
-/// Decodes a time as chrono does, but the form that exports write
-/// (`2026-01-01T00:20:00.123456Z`) without chrono's general parser, which
-/// took a tenth of the time to decode an exported entry.
+/// Decodes an entry's time in its one stored form,
+/// `YYYY-MM-DDTHH:MM:SS[.fff[fff]]Z`: UTC, whole microseconds, with the
+/// fewest of 0, 3 or 6 fractional digits that state it exactly (what
+/// exports have always written). Any other form of the same instant, and
+/// any digit below a microsecond, is refused: the MAC covers microseconds,
+/// so a second form would be an unsealed difference.
 fn deserialize_time<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<DateTime<Utc>, D::Error> {
@@ -401,23 +406,21 @@ fn deserialize_time<'de, D: serde::Deserializer<'de>>(
         type Value = DateTime<Utc>;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an RFC 3339 time")
+            f.write_str("a UTC time with 0, 3 or 6 fractional digits")
         }
 
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DateTime<Utc>, E> {
-            match parse_utc_time(text) {
-                Some(time) => Ok(time),
-                None => text.parse().map_err(E::custom),
-            }
+            parse_stored_time(text).ok_or_else(|| {
+                E::custom("not a time in its stored form (UTC, Z, 0, 3 or 6 fractional digits, the fewest that state it)")
+            })
         }
     }
 
     deserializer.deserialize_str(TimeVisitor)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, or `None` for anything else (another
-/// offset, a leap second, an invalid date), which is left to chrono.
-fn parse_utc_time(text: &str) -> Option<DateTime<Utc>> {
+/// A time in its one stored form (see [`deserialize_time`]), or `None`.
+pub(crate) fn parse_stored_time(text: &str) -> Option<DateTime<Utc>> {
     let bytes = text.as_bytes();
     let (head, rest) = bytes.split_at_checked(19)?;
     let digits = |range: std::ops::Range<usize>| decimal(&head[range]);
@@ -429,10 +432,13 @@ fn parse_utc_time(text: &str) -> Option<DateTime<Utc>> {
     if zone != b"Z" {
         return None;
     }
-    let nanos = match fraction {
+    let micros = match fraction {
         [] => 0,
-        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            decimal(digits)? * 10u32.pow(9 - digits.len() as u32)
+        [b'.', digits @ ..] if digits.len() == 3 => {
+            Some(decimal(digits)? * 1000).filter(|&micros| micros != 0)?
+        }
+        [b'.', digits @ ..] if digits.len() == 6 => {
+            Some(decimal(digits)?).filter(|&micros| micros % 1000 != 0)?
         }
         _ => return None,
     };
@@ -441,7 +447,7 @@ fn parse_utc_time(text: &str) -> Option<DateTime<Utc>> {
         digits(5..7)?,
         digits(8..10)?,
     )?;
-    let time = date.and_hms_nano_opt(digits(11..13)?, digits(14..16)?, digits(17..19)?, nanos)?;
+    let time = date.and_hms_micro_opt(digits(11..13)?, digits(14..16)?, digits(17..19)?, micros)?;
     Some(time.and_utc())
 }
 
@@ -458,6 +464,7 @@ fn decimal(digits: &[u8]) -> Option<u32> {
 /// `mac = HMAC-SHA256(K_epoch, version ‖ trail ‖ seq ‖ epoch ‖ key_id ‖
 /// recorded_at ‖ kind ‖ prev_mac ‖ body_commitment)`; see `docs/FORMAT.md`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
     /// The trail (hash chain) this entry belongs to.
     pub trail: String,
@@ -488,10 +495,13 @@ impl Entry {
         self.body.value(name)
     }
 
-    /// What this entry's MAC covers, as stored. (A verifier recomputing the
-    /// MAC for another seq or trail changes those two fields.)
-    pub fn mac_input(&self) -> MacInput<'_> {
+    /// What this entry's MAC covers, as stored, in format `version` (its
+    /// trail's key line decides; see [`crate::KeyLine::format`]). A
+    /// verifier recomputing the MAC for another seq or trail changes those
+    /// two fields.
+    pub fn mac_input(&self, version: u8) -> MacInput<'_> {
         MacInput {
+            version,
             trail: &self.trail,
             seq: self.seq,
             epoch: self.epoch,
@@ -535,30 +545,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_repeated_field_name_keeps_its_last_value() {
-        let body: Body = serde_json::from_str(
-            r#"{"outcome":{"public":"first"},"action":{"public":"x.y"},"outcome":{"public":"last"}}"#,
-        )
-        .expect("a body");
-        assert_eq!(body.len(), 2);
-        assert_eq!(body.value("outcome"), Some("last"));
-        assert_eq!(body.iter().next().map(|(name, _)| name), Some("action"));
+    fn a_body_has_one_stored_form_each_name_once_in_order() {
+        for (json, problem) in [
+            (
+                r#"{"action":{"public":"x.y"},"outcome":{"public":"a"},"outcome":{"public":"b"}}"#,
+                "repeated",
+            ),
+            (
+                r#"{"outcome":{"public":"a"},"action":{"public":"x.y"}}"#,
+                "out of name order",
+            ),
+            (
+                r#"{"tenant":{"personal":{"value":"k","salt":"00000000000000000000000000000000","x":1}}}"#,
+                "unknown field",
+            ),
+        ] {
+            let err = serde_json::from_str::<Body>(json).unwrap_err().to_string();
+            assert!(err.contains(problem), "{json}: {err}");
+        }
     }
 
     #[test]
-    fn exported_times_decode_as_chrono_decodes_them() {
-        let times = [
-            "2026-01-01T00:20:00Z",
+    fn times_decode_only_in_their_stored_form() {
+        let stored = [
+            ("2026-01-01T00:20:00Z", 0),
+            ("2026-01-01T00:20:00.100Z", 100_000),
+            ("2026-01-01T00:20:00.123456Z", 123_456),
+            ("2026-01-01T00:20:00.000001Z", 1),
+            ("2024-02-29T23:59:59.999999Z", 999_999),
+        ];
+        for (text, micros) in stored {
+            let time = deserialize_time(serde_json::Value::from(text)).expect(text);
+            assert_eq!(time.timestamp_subsec_micros(), micros, "{text}");
+            // What an export writes is exactly what was read.
+            assert_eq!(serde_json::to_value(time).unwrap(), text);
+        }
+        let refused = [
             "2026-01-01T00:20:00.1Z",
-            "2026-01-01T00:20:00.123456Z",
-            "2026-01-01T00:20:00.123456789Z",
-            "2024-02-29T23:59:59.999999Z",
-            "1970-01-01T00:00:00Z",
-            "0000-01-01T00:00:00Z",
-            "9999-12-31T23:59:59.999999999Z",
+            "2026-01-01T00:20:00.000Z",
+            "2026-01-01T00:20:00.100000Z",
+            "2026-01-01T00:20:00.123456000Z",
+            "2026-01-01T00:20:00.123456001Z",
             "2026-01-01T01:20:00.5+01:00",
             "2026-01-01t00:20:00z",
-            "2026-01-01T00:20:00.1234567891Z",
             "2016-12-31T23:59:60Z",
             "2025-02-29T00:00:00Z",
             "2026-13-01T00:00:00Z",
@@ -570,15 +599,22 @@ mod tests {
             "2026-01-01T00:20:00.12a456Z",
             "",
         ];
-        for time in times {
-            let decoded = serde_json::from_value::<DateTime<Utc>>(time.into()).ok();
-            let fast = deserialize_time(serde_json::Value::from(time)).ok();
-            assert_eq!(fast, decoded, "{time}");
-            if let Some(parsed) = parse_utc_time(time) {
-                assert_eq!(Some(parsed), decoded, "{time}");
-            }
+        for text in refused {
+            assert!(
+                deserialize_time(serde_json::Value::from(text)).is_err(),
+                "{text}"
+            );
         }
-        assert!(parse_utc_time("2026-01-01T00:20:00.123456Z").is_some());
+    }
+
+    #[test]
+    fn an_entry_line_with_an_unknown_field_is_refused() {
+        let line = r#"{"trail":"admin","seq":0,"epoch":0,"key_id":"k1","recorded_at":"2026-01-01T00:00:00Z","kind":"event","body":{},"prev_mac":"0000000000000000000000000000000000000000000000000000000000000000","body_commitment":"0000000000000000000000000000000000000000000000000000000000000000","mac":"0000000000000000000000000000000000000000000000000000000000000000"}"#;
+        assert!(serde_json::from_str::<Entry>(line).is_ok());
+        let extra = line.replace(r#""seq":0"#, r#""seq":0,"note":"x""#);
+        assert!(serde_json::from_str::<Entry>(&extra).is_err());
+        let upper = line.replace("\"mac\":\"00", "\"mac\":\"AA");
+        assert!(serde_json::from_str::<Entry>(&upper).is_err());
     }
 
     #[test]

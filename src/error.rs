@@ -69,6 +69,23 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The trail's newest entry is dated further in the future than clocks
+    /// may disagree: either this machine's clock is wrong, or someone who
+    /// held the sealing key wrote entries dated ahead. Nothing was appended;
+    /// check the clock, then verify the trail.
+    #[error(
+        "the {trail} trail's newest entry (seq {head_seq}) is dated {head_at}, after this machine's clock ({now}) by more than clocks may disagree; check the clock, then verify the trail: someone holding the sealing key may have written entries dated ahead"
+    )]
+    HeadInFuture {
+        /// The trail.
+        trail: String,
+        /// The newest entry's seq.
+        head_seq: u64,
+        /// Its timestamp.
+        head_at: chrono::DateTime<chrono::Utc>,
+        /// This machine's time.
+        now: chrono::DateTime<chrono::Utc>,
+    },
     /// No hold with that id is in force on the trail.
     #[error("no legal hold {id:?} is in force on the {trail} trail")]
     UnknownHold {
@@ -282,6 +299,30 @@ pub enum KeyError {
         /// The key id.
         key_id: String,
     },
+    /// A sealing key file can be read or written by users other than its
+    /// owner.
+    #[error(
+        "key file {path} can be read or written by other users (mode {mode:o}); restrict it to its owner (chmod 600)"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The sealing key holds no key for a trail, and its own chain has
+    /// moved past the epoch the trail's key would be derived from.
+    #[error(
+        "the sealing key holds no key for the {trail} trail, and cannot derive one: it would need epoch {needed}, but its own chain is at epoch {held}; use the sealing key file that has sealed this trail"
+    )]
+    NoTrailKey {
+        /// The trail.
+        trail: String,
+        /// The epoch the trail's key would be derived from.
+        needed: u64,
+        /// The epoch the key's own chain is at.
+        held: u64,
+    },
     /// No verification key was given for the trail's key id.
     #[error(
         "the {trail} trail was sealed with key {key_id}, but no verification key with that id was given"
@@ -299,7 +340,7 @@ pub enum KeyError {
 #[non_exhaustive]
 pub enum FormatError {
     /// Hexadecimal of the wrong length or with bad digits.
-    #[error("{what} must be {expected_bytes} bytes of hexadecimal")]
+    #[error("{what} must be {expected_bytes} bytes of lower-case hexadecimal")]
     Hex {
         /// What was parsed.
         what: &'static str,

@@ -53,6 +53,49 @@ pub(crate) fn write_entry_line<W: Write + ?Sized>(
 /// memory stays flat on any export.
 const DECODE_BLOCK_LINES: usize = 1024;
 
+/// The longest line read from an export, in bytes: far more than any entry
+/// a writer seals (every field is bounded), while a file without line
+/// breaks cannot make the reader hold gigabytes. A longer line is an error
+/// at its line, and reading goes on after it.
+pub const MAX_EXPORT_LINE: usize = 16 << 20;
+
+/// Reads one line of at most `limit` bytes (its newline included) onto
+/// `buffer`: `Some(true)` for a line, `Some(false)` for a longer one (then
+/// skipped to its end, nothing appended), `None` at the end of the input.
+fn read_bounded_line<R: BufRead>(
+    input: &mut R,
+    buffer: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Option<bool>> {
+    let start = buffer.len();
+    let mut too_long = false;
+    let mut read_any = false;
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            break;
+        }
+        read_any = true;
+        let (taken, done) = match available.iter().position(|&byte| byte == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        if !too_long {
+            if buffer.len() - start + taken > limit {
+                too_long = true;
+                buffer.truncate(start);
+            } else {
+                buffer.extend_from_slice(&available[..taken]);
+            }
+        }
+        input.consume(taken);
+        if done {
+            break;
+        }
+    }
+    Ok(read_any.then_some(!too_long))
+}
+
 /// Reads entries back from JSON Lines, one per line, streaming. Blank lines
 /// are skipped; a malformed line is an error naming its line number.
 ///
@@ -104,15 +147,21 @@ impl<R: BufRead> JsonLinesReader<R> {
         let mut block = self.spare_buffers.pop().unwrap_or_default();
         block.clear();
         let mut ends = Vec::with_capacity(DECODE_BLOCK_LINES);
+        let mut too_long = Vec::new();
         let first_line = self.line + 1;
         let mut read_error = None;
         while ends.len() < DECODE_BLOCK_LINES {
-            match self.input.read_until(b'\n', &mut block) {
-                Ok(0) => {
+            match read_bounded_line(&mut self.input, &mut block, MAX_EXPORT_LINE) {
+                Ok(None) => {
                     self.exhausted = true;
                     break;
                 }
-                Ok(_) => ends.push(block.len()),
+                Ok(Some(fits)) => {
+                    if !fits {
+                        too_long.push(first_line + ends.len() as u64);
+                    }
+                    ends.push(block.len());
+                }
                 Err(err) => {
                     read_error = Some(err);
                     self.exhausted = true;
@@ -132,7 +181,7 @@ impl<R: BufRead> JsonLinesReader<R> {
         }
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         rayon::spawn(move || {
-            let mut entries = decode_block(&block, &ends, first_line);
+            let mut entries = decode_block(&block, &ends, first_line, &too_long);
             entries.extend(failure.map(Err));
             // The reader may have been dropped; then nobody needs the block.
             let _ = sender.send(DecodedBlock {
@@ -145,8 +194,9 @@ impl<R: BufRead> JsonLinesReader<R> {
     }
 }
 
-/// Decodes a block of lines in parallel, keeping their order.
-fn decode_block(block: &[u8], ends: &[usize], first_line: u64) -> Vec<Decoded> {
+/// Decodes a block of lines in parallel, keeping their order; the lines
+/// numbered in `too_long` were too long to read.
+fn decode_block(block: &[u8], ends: &[usize], first_line: u64, too_long: &[u64]) -> Vec<Decoded> {
     use rayon::prelude::*;
     let starts = std::iter::once(0).chain(ends.iter().copied());
     let lines: Vec<(u64, &[u8])> = starts
@@ -157,7 +207,15 @@ fn decode_block(block: &[u8], ends: &[usize], first_line: u64) -> Vec<Decoded> {
     lines
         .par_iter()
         .with_min_len(64)
-        .filter_map(|&(line, text)| decode_line(line, text))
+        .filter_map(|&(line, text)| {
+            if too_long.contains(&line) {
+                return Some(Err(StoreError::MalformedExport {
+                    line,
+                    reason: format!("longer than {MAX_EXPORT_LINE} bytes"),
+                }));
+            }
+            decode_line(line, text)
+        })
         .collect()
 }
 
@@ -177,16 +235,32 @@ fn decode_line(line: u64, text: &[u8]) -> Option<Decoded> {
     if text.trim().is_empty() {
         return None;
     }
-    Some(
-        serde_json::from_str(text).map_err(|err| StoreError::MalformedExport {
-            line,
-            reason: format!(
-                "not an entry (column {}): {}",
-                err.column(),
-                err.classify_name()
-            ),
-        }),
-    )
+    Some(serde_json::from_str(text).map_err(|err| {
+        let reason = format!(
+            "line {line} is not an entry in its stored form (column {}): {}",
+            err.column(),
+            err.classify_name()
+        );
+        // A damaged line that still names its trail and seq is a finding
+        // of that entry; only a line that names nothing is the export's.
+        match EntryId::of(text) {
+            Some(EntryId { trail, seq }) => StoreError::Corrupt { trail, seq, reason },
+            None => StoreError::MalformedExport { line, reason },
+        }
+    }))
+}
+
+/// The trail and seq of a line that is not an entry, if it states them.
+#[derive(serde::Deserialize)]
+struct EntryId {
+    trail: String,
+    seq: u64,
+}
+
+impl EntryId {
+    fn of(text: &str) -> Option<Self> {
+        serde_json::from_str::<EntryId>(text).ok()
+    }
 }
 
 impl<R: BufRead> Iterator for JsonLinesReader<R> {

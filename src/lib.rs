@@ -30,8 +30,8 @@ mod verify;
 
 pub use access::{AccessError, AuditReader, CSV_COLUMNS, Subject};
 pub use action::{Action, ActionSpec, Catalog, STANDARD_PLACEHOLDERS};
-pub use checkpoint::{Checkpoint, CheckpointError};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use checkpoint::{Checkpoint, CheckpointError, MAX_CHECKPOINT_FILE};
+pub use clock::{Clock, MAX_CLOCK_SKEW, ManualClock, SystemClock};
 pub use context::AuditContext;
 pub use entry::{Body, Entry, EntryKind, Field, Head};
 pub use error::{Error, FormatError, KeyError, Result, StoreError};
@@ -40,7 +40,7 @@ pub use event::{
     MAX_IDENTIFIER_LEN, MAX_METADATA_DEPTH, MAX_METADATA_LEN, MAX_TEXT_LEN, Outcome, Source,
     Target, ValidationError, canonical_json, escape_text, network_of,
 };
-pub use export::{JsonLinesReader, export_json_lines};
+pub use export::{JsonLinesReader, MAX_EXPORT_LINE, export_json_lines};
 pub use hosting::HostingAction;
 #[doc(hidden)]
 pub use macros::__macro_support;
@@ -51,10 +51,11 @@ pub use projection::{
 };
 pub use render::{Language, render, render_lines};
 pub use seal::{
-    DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_VERSION, KEY_LEN, Mac,
-    MacInput, SEALING_KEY_FILE, Salt, Sealer, SealingKey, VERIFICATION_KEY_FILE, VerificationKey,
-    body_commitment, describe_schedule, encode_body, field_commitment, format_timestamp,
-    genesis_prev_mac, new_key_id, truncate_to_micros,
+    DEFAULT_EPOCH_SECONDS, Digest, EntryDraft, EpochSchedule, FORMAT_V1, FORMAT_V2, FORMAT_VERSION,
+    KEY_LEN, KeyLine, Mac, MacInput, SEALING_KEY_FILE, Salt, Sealer, SealingKey,
+    VERIFICATION_KEY_FILE, VerificationKey, body_commitment, describe_schedule, encode_body,
+    field_commitment, format_timestamp, genesis_prev_mac, key_file_exposure, new_key_id,
+    truncate_to_micros,
 };
 pub use secrets::{
     SECRET_MARKER, SECRET_NAMES, SecretPolicy, is_secret_name, register_secret_names,

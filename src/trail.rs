@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinError, JoinHandle};
 
@@ -12,8 +13,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::entry::{Body, Entry, EntryKind, Head};
 use crate::event::Event;
 use crate::seal::{
-    Digest, EntryDraft, EpochKey, FORMAT_VERSION, Mac, SealingKey, body_commitment,
-    format_timestamp, genesis_fields, genesis_prev_mac, seal_body, truncate_to_micros, with_salts,
+    Digest, EntryDraft, EpochKey, FORMAT_V1, FORMAT_V2, KeyLine, Mac, Registration, SealingKey,
+    body_commitment, format_timestamp, genesis_fields, genesis_prev_mac, rotation_fields,
+    seal_body, truncate_to_micros, with_salts,
 };
 use crate::store::{EpochSummary, PreviousAppend, Store};
 use crate::{Error, KeyError, Result, StoreError};
@@ -290,14 +292,12 @@ impl TrailBuilder {
             max_batch: self.max_batch,
             in_flight: None,
         };
-        // Register the trail with the key before anything else, so the key
-        // does not evolve past an epoch this trail has yet to seal.
-        let head = writer.read_head().await?;
-        let first_unsealed = match head {
-            Some(head) => first_unsealed_epoch(&head),
-            None => writer.current_epoch()?,
-        };
-        writer.key.set_trail_floor(&name, first_unsealed)?;
+        // Register an existing trail with the key before anything else, so
+        // that its own key chain is at hand (a new trail is registered when
+        // its genesis is sealed).
+        if let Some(head) = writer.read_head().await? {
+            register_existing(writer.store.as_ref(), &writer.key, &name, &head).await?;
+        }
 
         let store = writer.store.clone();
         let clock = writer.clock.clone();
@@ -507,7 +507,6 @@ type Appended = (Vec<Entry>, std::result::Result<bool, StoreError>);
 /// the next batch meanwhile (pipelining).
 struct InFlight {
     append: JoinHandle<Appended>,
-    target_epoch: u64,
     item_count: usize,
     /// The head the append leaves if it commits.
     head: Head,
@@ -554,7 +553,7 @@ impl Writer {
                     }
                 }
                 Wake::Tick => {
-                    if let Err(err) = self.commit(Vec::new()).await {
+                    if let Err(err) = self.seal_finished_epochs().await {
                         tracing::warn!(trail = %self.name, error = %err, "sealing finished epochs failed; will retry");
                     }
                 }
@@ -614,12 +613,12 @@ impl Writer {
                 std::ops::ControlFlow::Continue(())
             }
             Command::SealFinishedEpochs(reply) => {
-                let _ = reply.send(self.commit(Vec::new()).await.map(drop));
+                let _ = reply.send(self.seal_finished_epochs().await);
                 std::ops::ControlFlow::Continue(())
             }
             Command::Shutdown(reply) => {
                 self.finish_in_flight().await;
-                let _ = reply.send(Ok(()));
+                let _ = reply.send(self.close().await);
                 std::ops::ControlFlow::Break(())
             }
         }
@@ -699,7 +698,6 @@ impl Writer {
             Ok((entries, Ok(false))) => {
                 let plan = Plan {
                     entries,
-                    target_epoch: next.target_epoch,
                     after: None,
                     item_count: next.item_count,
                 };
@@ -722,29 +720,30 @@ impl Writer {
         head: &Head,
         items: Vec<Sealable>,
     ) -> Result<std::result::Result<Plan, Vec<Sealable>>> {
-        let NextPosition {
-            time,
-            epoch: target,
-        } = next_position(&self.key, self.clock.now(), Some(*head))?;
-        if target > first_unsealed_epoch(head) {
+        let line = self.key.trail_line(&self.name);
+        let next = next_position(&self.key, self.clock.now(), Some(*head), line)?;
+        // Seals need the store's count of their epoch; a rotation is
+        // planned on the stored head too.
+        if next.epoch > first_unsealed_epoch(head) || !matches!(line, Some(KeyLine::Branch { .. }))
+        {
             return Ok(Err(items));
         }
-        let keys = self.key.epoch_keys(target, target)?;
+        let (line, keys) = self.key.trail_keys(&self.name, next.epoch, next.epoch)?;
         let mut chain = ChainCursor::after(&self.name, self.key.key_id(), Some(*head), items.len());
         let Some(key) = keys.last() else {
             return Err(KeyError::EpochGone {
-                requested: target,
+                requested: next.epoch,
                 held: self.key.epoch(),
             }
             .into());
         };
-        chain.push_all(key, time, items);
-        Ok(Ok(chain.finish(Some(head.seq), target)))
+        chain.push_all(line.format(), key, next.time, items);
+        Ok(Ok(chain.finish(Some(head.seq))))
     }
 
     async fn plan_on_stored_head(&mut self, items: Vec<Sealable>) -> Result<Option<Plan>> {
         let head = self.read_head().await?;
-        self.plan(head, items).await
+        self.plan(head, items, false).await
     }
 
     /// Spawns the append of `plan` once `previous` committed; `None` (and
@@ -761,7 +760,6 @@ impl Writer {
         };
         let Plan {
             entries,
-            target_epoch,
             after,
             item_count,
         } = plan;
@@ -774,7 +772,6 @@ impl Writer {
         });
         Some(InFlight {
             append,
-            target_epoch,
             item_count,
             head,
             replies,
@@ -802,7 +799,6 @@ impl Writer {
         joined: std::result::Result<Appended, JoinError>,
     ) {
         let InFlight {
-            target_epoch,
             item_count,
             replies,
             ..
@@ -824,7 +820,6 @@ impl Writer {
         };
         let plan = Plan {
             entries,
-            target_epoch,
             after: None,
             item_count,
         };
@@ -838,7 +833,10 @@ impl Writer {
             // was stored; retried like a conflict.
             Ok(false) | Err(StoreError::Conflict { .. }) => {
                 let result = match self.conflicted(1) {
-                    Ok(()) => self.commit_after_conflicts(plan.into_items(), 1).await,
+                    Ok(()) => {
+                        self.commit_after_conflicts(plan.into_items(), 1, false)
+                            .await
+                    }
                     Err(err) => Err(err),
                 };
                 replies.send(result);
@@ -867,22 +865,34 @@ impl Writer {
             .ok_or(KeyError::BeforeGenesis)?)
     }
 
-    /// Seals finished epochs and the given items and appends them in one
-    /// atomic batch, retrying on conflicts with other writers; waits for
-    /// any append in flight first.
-    async fn commit(&mut self, items: Vec<Sealable>) -> Result<Vec<Receipt>> {
+    /// Seals every epoch that has ended, and moves the key's own chain on
+    /// with the clock.
+    async fn seal_finished_epochs(&mut self) -> Result<()> {
         self.finish_in_flight().await;
-        self.commit_after_conflicts(items, 0).await
+        self.commit_after_conflicts(Vec::new(), 0, false).await?;
+        self.key.advance(self.current_epoch()?)?;
+        Ok(())
+    }
+
+    /// Closes the trail: seals finished epochs and the current one, early,
+    /// so that the trail's key moves past everything it sealed, and moves
+    /// the key's own chain past the current epoch. A copy of the key file
+    /// taken afterwards can forge nothing this trail holds.
+    async fn close(&mut self) -> Result<()> {
+        self.commit_after_conflicts(Vec::new(), 0, true).await?;
+        self.key.advance(self.current_epoch()? + 1)?;
+        Ok(())
     }
 
     async fn commit_after_conflicts(
         &mut self,
         mut items: Vec<Sealable>,
         mut conflicts: u32,
+        close: bool,
     ) -> Result<Vec<Receipt>> {
         loop {
             let head = self.read_head().await?;
-            let Some(plan) = self.plan(head, items).await? else {
+            let Some(plan) = self.plan(head, items, close).await? else {
                 return Ok(Vec::new());
             };
             match self
@@ -922,7 +932,7 @@ impl Writer {
         if let Some(last) = plan.entries.last() {
             self.head = Some(Some(last.head()));
         }
-        if let Err(err) = self.key.set_trail_floor(&self.name, plan.target_epoch) {
+        if let Err(err) = plan.committed(&self.name, &self.key) {
             // The entries are committed; only the key's evolution on disk
             // lags, which weakens forward security until the next success.
             tracing::error!(trail = %self.name, error = %err, "could not evolve the sealing key");
@@ -930,14 +940,102 @@ impl Writer {
         plan.receipts(&self.name)
     }
 
-    /// What to append after `head`; see [`plan_append`].
-    async fn plan(&self, head: Option<Head>, items: Vec<Sealable>) -> Result<Option<Plan>> {
-        let next = next_position(&self.key, self.clock.now(), head)?;
-        let summary = match summary_epoch(&self.key, head, next.epoch) {
+    /// What to append after `head`; see [`plan_append`]. `close` also seals
+    /// the current epoch, early, so that the trail's key can move past it.
+    async fn plan(
+        &self,
+        head: Option<Head>,
+        items: Vec<Sealable>,
+        close: bool,
+    ) -> Result<Option<Plan>> {
+        let now = self.clock.now();
+        refuse_future_head(&self.name, head, now)?;
+        let line = self.key.trail_line(&self.name);
+        let next = next_position(&self.key, now, head, line)?;
+        let summary = match summary_epoch(&self.key, &self.name, head, next.epoch, close) {
             Some(epoch) => self.store.epoch_summary(&self.name, epoch).await?,
             None => EpochSummary::default(),
         };
-        plan_append(&self.name, &self.key, next, head, items, &summary)
+        plan_append(&self.name, &self.key, next, head, items, &summary, close)
+    }
+}
+
+/// Registers a trail that has entries with the key, on the key line its
+/// genesis and its last rotation put it on.
+pub(crate) async fn register_existing(
+    store: &dyn Store,
+    key: &SealingKey,
+    trail: &str,
+    head: &Head,
+) -> Result<KeyLine> {
+    let genesis = store.scan(trail, 0).next().await.transpose()?;
+    let rotation = store
+        .query(
+            &crate::Query::new()
+                .trail(trail)
+                .kind(EntryKind::KeyRotation)
+                .newest_first()
+                .include_restricted()
+                .limit(1),
+        )
+        .await?
+        .entries
+        .pop();
+    let line = stored_key_line(trail, genesis.as_ref(), rotation.as_ref())?;
+    let floor = first_unsealed_epoch(head);
+    Ok(key.register(trail, Registration::Existing { line, floor })?)
+}
+
+/// The key line a trail's writer continues on, as its own store shows it:
+/// the genesis's, or a branch at the last rotation to format 2.
+pub(crate) fn stored_key_line(
+    trail: &str,
+    genesis: Option<&Entry>,
+    rotation: Option<&Entry>,
+) -> std::result::Result<KeyLine, StoreError> {
+    if let Some(rotation) = rotation
+        && rotation.value(rotation_fields::FORMAT) == Some("2")
+    {
+        return Ok(KeyLine::Branch {
+            epoch: rotation.epoch,
+        });
+    }
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        trail: trail.to_owned(),
+        seq: 0,
+        reason: reason.to_owned(),
+    };
+    let genesis = genesis
+        .filter(|entry| entry.seq == 0 && entry.kind == EntryKind::Genesis)
+        .ok_or_else(|| corrupt("the trail has no genesis entry to continue from"))?;
+    match genesis.value(genesis_fields::FORMAT) {
+        Some("1") => Ok(KeyLine::Shared),
+        Some("2") => Ok(KeyLine::Branch {
+            epoch: genesis.epoch,
+        }),
+        _ => Err(corrupt("the genesis names no format this writer seals")),
+    }
+}
+
+/// Refuses to append after a head dated further in the future than clocks
+/// may disagree: a thief who sealed entries dated ahead would otherwise
+/// have every later entry follow them, hiding that the trail was rewritten
+/// (and the forged times would lift the retention limits).
+pub(crate) fn refuse_future_head(
+    trail: &str,
+    head: Option<Head>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    match head {
+        Some(head) if head.recorded_at > now + crate::clock::MAX_CLOCK_SKEW => {
+            Err(Error::HeadInFuture {
+                trail: trail.to_owned(),
+                head_seq: head.seq,
+                head_at: head.recorded_at,
+                now: truncate_to_micros(now),
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -947,36 +1045,73 @@ pub(crate) struct NextPosition {
     pub(crate) time: DateTime<Utc>,
     /// The epoch the next entries are sealed in.
     pub(crate) epoch: u64,
+    /// The epoch their time falls into: `epoch`, or the one before when the
+    /// trail closed that one early.
+    pub(crate) time_epoch: u64,
 }
 
-/// The timestamp and epoch of entries appended after `head` at `now`.
+/// The timestamp and epoch of entries appended after `head` at `now`, on
+/// the trail's key `line` (`None`: the trail is new).
+///
+/// Timestamps never go backwards along a trail, whatever the clocks of
+/// several writers say. The epoch is the one the time falls into, unless
+/// the trail has sealed that epoch already (it was closed early, at a
+/// shutdown): then the entries go into the next one. A new trail starts no
+/// earlier than the key's own chain.
 pub(crate) fn next_position(
     key: &SealingKey,
     now: DateTime<Utc>,
     head: Option<Head>,
+    line: Option<KeyLine>,
 ) -> Result<NextPosition> {
     let schedule = *key.schedule();
-    let now = truncate_to_micros(now);
-    // Timestamps never go backwards along a trail, whatever the clocks
-    // of several writers say, and never before the oldest key we hold.
-    let mut time = head.map_or(now, |head| now.max(head.recorded_at));
-    time = time.max(schedule.start_of(key.epoch()));
-    let epoch = schedule.epoch_of(time).ok_or(KeyError::BeforeGenesis)?;
-    Ok(NextPosition { time, epoch })
+    let mut time = truncate_to_micros(now);
+    if let Some(head) = head {
+        time = time.max(head.recorded_at);
+    }
+    let floor = match head {
+        Some(head) => first_unsealed_epoch(&head),
+        None => key.epoch(),
+    };
+    let time_epoch = schedule.epoch_of(time).ok_or(KeyError::BeforeGenesis)?;
+    // Format 1 knows no early close: an entry lies in its epoch exactly.
+    let ahead_allowed = if line == Some(KeyLine::Shared) { 0 } else { 1 };
+    if floor > time_epoch + ahead_allowed {
+        // Only a clock that went back gets here: move the time on rather
+        // than seal an entry too far ahead of its own time.
+        time = schedule.start_of(floor - ahead_allowed);
+    }
+    let time_epoch = schedule.epoch_of(time).ok_or(KeyError::BeforeGenesis)?;
+    Ok(NextPosition {
+        time,
+        epoch: time_epoch.max(floor),
+        time_epoch,
+    })
 }
 
-/// The epoch whose [`EpochSummary`] the seal planned after `head` needs: the
-/// head's own epoch when it has ended and is not sealed yet (earlier
-/// unsealed epochs have no entries, so their summaries are empty).
-pub(crate) fn summary_epoch(key: &SealingKey, head: Option<Head>, target: u64) -> Option<u64> {
+/// The epoch whose [`EpochSummary`] the seals planned after `head` need: the
+/// head's own epoch when a seal of it is planned (it ended, or the trail is
+/// being closed in it) and it is not sealed yet. Earlier unsealed epochs
+/// have no entries, so their summaries are empty.
+pub(crate) fn summary_epoch(
+    key: &SealingKey,
+    trail: &str,
+    head: Option<Head>,
+    target: u64,
+    close: bool,
+) -> Option<u64> {
     let head = head?;
-    let needed = head.kind != EntryKind::EpochSeal && head.epoch < target;
-    (needed && head.epoch >= key.epoch()).then_some(head.epoch)
+    let sealed_now = head.epoch < target || (close && head.epoch == target);
+    let held = key.trail_epoch(trail).unwrap_or(u64::MAX);
+    (head.kind != EntryKind::EpochSeal && sealed_now && head.epoch >= held).then_some(head.epoch)
 }
 
 /// What to append after `head`: a genesis entry for a new trail, seals for
 /// every finished epoch, then the items (moved into the entries, not
-/// copied). `None` if there is nothing to append. `summary` is that of
+/// copied), and with `close` a seal of the current epoch made early. A
+/// format 1 trail is moved onto its own key chain on the way: its pending
+/// seals are made in format 1, then a key rotation entry, then the rest in
+/// format 2. `None` if there is nothing to append. `summary` is that of
 /// [`summary_epoch`] (empty when it is `None`).
 ///
 /// Shared by the group-commit writer and by recording inside a caller's
@@ -988,16 +1123,52 @@ pub(crate) fn plan_append(
     head: Option<Head>,
     items: Vec<Sealable>,
     summary: &EpochSummary,
+    close: bool,
 ) -> Result<Option<Plan>> {
     let NextPosition {
         time,
         epoch: target,
+        time_epoch,
     } = next;
-    let first_unsealed = head.as_ref().map_or(target, first_unsealed_epoch);
-    if items.is_empty() && (head.is_none() || first_unsealed >= target) {
+    // A seal made within its own epoch closes it early; it cannot be made
+    // before that epoch began.
+    let close = close && items.is_empty() && target <= time_epoch;
+    let mut chain = ChainCursor::after(trail, key.key_id(), head, items.len() + 2);
+    let Some(head) = head else {
+        if items.is_empty() {
+            return Ok(None);
+        }
+        key.register(trail, Registration::New { epoch: target })?;
+        let (line, keys) = key.trail_keys(trail, target, target)?;
+        let event_key = keys.last().ok_or(KeyError::EpochGone {
+            requested: target,
+            held: key.epoch(),
+        })?;
+        chain.push(
+            line.format(),
+            event_key,
+            time,
+            EntryKind::Genesis,
+            genesis_body(trail, key),
+            None,
+        );
+        chain.push_all(line.format(), event_key, time, items);
+        if close {
+            chain.close(event_key, time, &EpochSummary::default());
+        }
+        return Ok(Some(chain.finish(None)));
+    };
+    let first_unsealed = first_unsealed_epoch(&head);
+    let closing = close && first_unsealed <= target;
+    if items.is_empty() && first_unsealed >= target && !closing {
         return Ok(None);
     }
-    let held = key.epoch();
+    let line = key.trail_line(trail).ok_or_else(|| KeyError::NoTrailKey {
+        trail: trail.to_owned(),
+        needed: first_unsealed,
+        held: key.epoch(),
+    })?;
+    let held = key.trail_epoch(trail).unwrap_or(target);
     if first_unsealed < held {
         tracing::error!(
             trail = %trail,
@@ -1005,31 +1176,46 @@ pub(crate) fn plan_append(
             "epochs cannot be sealed any more: their keys were destroyed; the verifier will report them"
         );
     }
-    let keys = key.epoch_keys(first_unsealed.max(held).min(target), target)?;
-    let Some((event_key, seal_keys)) = keys.split_last() else {
-        return Err(KeyError::EpochGone {
-            requested: target,
-            held,
+    let from = first_unsealed.max(held).min(target);
+    let (seal_format, seal_keys, event_key) = match line {
+        KeyLine::Branch { .. } => {
+            let (_, mut keys) = key.trail_keys(trail, from, target)?;
+            let event_key = keys.pop().ok_or(KeyError::EpochGone {
+                requested: target,
+                held,
+            })?;
+            (FORMAT_V2, keys, event_key)
         }
-        .into());
+        KeyLine::Shared => {
+            let (mut keys, branch_key) = key.upgrade_keys(trail, from, target)?;
+            let rotation_key = keys.pop().ok_or(KeyError::EpochGone {
+                requested: target,
+                held,
+            })?;
+            chain.seal_epochs(FORMAT_V1, &keys, time, head, summary);
+            let body = rotation_body(key);
+            chain.push(
+                FORMAT_V1,
+                &rotation_key,
+                time,
+                EntryKind::KeyRotation,
+                body,
+                None,
+            );
+            (FORMAT_V2, Vec::new(), branch_key)
+        }
     };
-
-    let mut chain = ChainCursor::after(trail, key.key_id(), head, items.len() + keys.len());
-    if head.is_none() {
-        let body = genesis_body(trail, key);
-        chain.push(event_key, time, EntryKind::Genesis, body, None);
-    }
-    for epoch_key in seal_keys {
-        let summary = match summary_epoch(key, head, target) {
-            Some(epoch) if epoch == epoch_key.epoch() => *summary,
-            _ => EpochSummary::default(),
+    chain.seal_epochs(seal_format, &seal_keys, time, head, summary);
+    chain.push_all(FORMAT_V2, &event_key, time, items);
+    if closing {
+        let stored = if head.epoch == target && head.kind != EntryKind::EpochSeal {
+            *summary
+        } else {
+            EpochSummary::default()
         };
-        let last_seq = chain.next_seq.saturating_sub(1);
-        let body = seal_body(epoch_key.epoch(), &summary, last_seq, &chain.prev_mac);
-        chain.push(epoch_key, time, EntryKind::EpochSeal, body, None);
+        chain.close(&event_key, time, &stored);
     }
-    chain.push_all(event_key, time, items);
-    Ok(Some(chain.finish(head.map(|head| head.seq), target)))
+    Ok(Some(chain.finish(Some(head.seq))))
 }
 
 fn genesis_body(trail: &str, key: &SealingKey) -> Body {
@@ -1045,7 +1231,17 @@ fn genesis_body(trail: &str, key: &SealingKey) -> Body {
         genesis_fields::EPOCH_SECONDS,
         schedule.length_seconds().to_string(),
     );
-    body.insert_public(genesis_fields::FORMAT, FORMAT_VERSION.to_string());
+    body.insert_public(genesis_fields::FORMAT, FORMAT_V2.to_string());
+    body
+}
+
+/// The body of the rotation that moves a format 1 trail onto its own key
+/// chain, branched off the same key at the rotation's epoch.
+fn rotation_body(key: &SealingKey) -> Body {
+    let mut body = Body::new();
+    body.insert_public(rotation_fields::FORMAT, FORMAT_V2.to_string());
+    body.insert_public(rotation_fields::KEY_ID, key.key_id());
+    body.insert_public(rotation_fields::KEY_CHECK, key.check_value().to_hex());
     body
 }
 
@@ -1053,7 +1249,6 @@ fn genesis_body(trail: &str, key: &SealingKey) -> Body {
 /// callers' items.
 pub(crate) struct Plan {
     pub(crate) entries: Vec<Entry>,
-    pub(crate) target_epoch: u64,
     /// The seq of the head they were sealed after.
     pub(crate) after: Option<u64>,
     /// How many of the entries, at the end, are the callers' items.
@@ -1073,6 +1268,25 @@ impl Plan {
                 mac: entry.mac,
             })
             .collect()
+    }
+
+    /// Moves the sealing key on once the plan is committed: onto the
+    /// trail's own chain if it holds a rotation, past every epoch it
+    /// sealed, and the key's own chain to the plan's epoch.
+    pub(crate) fn committed(&self, trail: &str, key: &SealingKey) -> Result<(), KeyError> {
+        let Some(last) = self.entries.last() else {
+            return Ok(());
+        };
+        if let Some(rotation) = self
+            .entries
+            .iter()
+            .find(|entry| entry.kind == EntryKind::KeyRotation)
+        {
+            key.upgraded(trail, rotation.epoch)?;
+        }
+        key.set_trail_floor(trail, first_unsealed_epoch(&last.head()))?;
+        let time_epoch = key.schedule().epoch_of(last.recorded_at);
+        key.advance(time_epoch.unwrap_or_default())
     }
 
     /// The callers' items back, to seal again on another head; their bodies
@@ -1098,6 +1312,8 @@ struct ChainCursor<'a> {
     prev_mac: Mac,
     entries: Vec<Entry>,
     item_count: usize,
+    /// What was pushed into the newest epoch, for a seal that closes it.
+    pushed: EpochSummary,
 }
 
 impl<'a> ChainCursor<'a> {
@@ -1109,11 +1325,13 @@ impl<'a> ChainCursor<'a> {
             prev_mac: head.map_or_else(|| genesis_prev_mac(trail), |head| head.mac),
             entries: Vec::with_capacity(capacity),
             item_count: 0,
+            pushed: EpochSummary::default(),
         }
     }
 
     fn push(
         &mut self,
+        version: u8,
         key: &EpochKey,
         time: DateTime<Utc>,
         kind: EntryKind,
@@ -1131,24 +1349,73 @@ impl<'a> ChainCursor<'a> {
             body,
             prev_mac: self.prev_mac,
         };
-        let entry = draft.seal_with(key, commitment);
+        let entry = draft.seal_with(version, key, commitment);
         self.next_seq += 1;
         self.prev_mac = entry.mac;
+        if kind != EntryKind::EpochSeal {
+            self.pushed.add(kind, time);
+        }
         self.entries.push(entry);
     }
 
-    /// The callers' items, last in the plan.
-    fn push_all(&mut self, key: &EpochKey, time: DateTime<Utc>, items: Vec<Sealable>) {
+    /// Seals of the epochs of `keys`, each after the entries before it; the
+    /// first counts what `summary` says of the head's epoch, when it is the
+    /// head's epoch that it seals.
+    fn seal_epochs(
+        &mut self,
+        version: u8,
+        keys: &[EpochKey],
+        time: DateTime<Utc>,
+        head: Head,
+        summary: &EpochSummary,
+    ) {
+        for epoch_key in keys {
+            let sealed = if head.kind != EntryKind::EpochSeal && head.epoch == epoch_key.epoch() {
+                *summary
+            } else {
+                EpochSummary::default()
+            };
+            let last_seq = self.next_seq.saturating_sub(1);
+            let body = seal_body(
+                version,
+                epoch_key.epoch(),
+                &sealed,
+                last_seq,
+                &self.prev_mac,
+            );
+            self.push(version, epoch_key, time, EntryKind::EpochSeal, body, None);
+        }
+        self.pushed = EpochSummary::default();
+    }
+
+    /// The seal of the current epoch, made before it ends: `stored` is what
+    /// the store holds of the epoch, to which what this plan pushed adds.
+    fn close(&mut self, key: &EpochKey, time: DateTime<Utc>, stored: &EpochSummary) {
+        let mut summary = *stored;
+        summary.merge(&self.pushed);
+        let last_seq = self.next_seq.saturating_sub(1);
+        let body = seal_body(FORMAT_V2, key.epoch(), &summary, last_seq, &self.prev_mac);
+        self.push(FORMAT_V2, key, time, EntryKind::EpochSeal, body, None);
+    }
+
+    /// The callers' items, last in the plan but for a closing seal.
+    fn push_all(&mut self, version: u8, key: &EpochKey, time: DateTime<Utc>, items: Vec<Sealable>) {
         self.item_count = items.len();
         for item in items {
-            self.push(key, time, item.kind, item.body, Some(item.commitment));
+            self.push(
+                version,
+                key,
+                time,
+                item.kind,
+                item.body,
+                Some(item.commitment),
+            );
         }
     }
 
-    fn finish(self, after: Option<u64>, target_epoch: u64) -> Plan {
+    fn finish(self, after: Option<u64>) -> Plan {
         Plan {
             entries: self.entries,
-            target_epoch,
             after,
             item_count: self.item_count,
         }

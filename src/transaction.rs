@@ -14,13 +14,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::clock::{Clock, SystemClock};
-use crate::entry::{Entry, Head};
+use crate::entry::{Entry, EntryKind, Head};
 use crate::event::Event;
-use crate::seal::{SealingKey, body_commitment, with_salts};
+use crate::seal::{KeyLine, Registration, SealingKey, body_commitment, with_salts};
 use crate::store::EpochSummary;
 use crate::trail::{
-    Receipt, Sealable, first_unsealed_epoch, next_position, plan_append, summary_epoch,
-    validate_trail_name,
+    Receipt, Sealable, first_unsealed_epoch, next_position, plan_append, refuse_future_head,
+    stored_key_line, summary_epoch, validate_trail_name,
 };
 use crate::{Result, StoreError};
 
@@ -92,35 +92,72 @@ impl TransactionRecorder {
         };
 
         let head = link.lock_head(&self.trail).await?;
-        // The key may only evolve past epochs whose seals are committed. The
-        // head just read may include this transaction's own uncommitted
-        // seals, which a rollback would undo, so the floor comes from the
-        // committed head whenever the key could move on at all. Setting it
-        // also registers the trail with the key before anything is sealed.
-        let held = self.key.epoch();
-        let floor = match head {
-            None => next_position(&self.key, self.clock.now(), None)?.epoch,
-            Some(head) if first_unsealed_epoch(&head) <= held => held,
-            Some(_) => match link.committed_head(&self.trail).await? {
-                Some(committed) => first_unsealed_epoch(&committed),
-                None => held,
-            },
-        };
-        self.key.set_trail_floor(&self.trail, floor)?;
-
-        let next = next_position(&self.key, self.clock.now(), head)?;
-        let summary = match summary_epoch(&self.key, head, next.epoch) {
+        let now = self.clock.now();
+        refuse_future_head(&self.trail, head, now)?;
+        if let Some(head) = head
+            && !matches!(
+                self.key.trail_line(&self.trail),
+                Some(KeyLine::Branch { .. })
+            )
+        {
+            // Not registered yet, or still on the shared chain of format 1:
+            // the committed rotation of an earlier transaction may have moved
+            // the trail onto its own chain.
+            self.register(link, &head).await?;
+        }
+        let line = self.key.trail_line(&self.trail);
+        let next = next_position(&self.key, now, head, line)?;
+        // The trail's key may only move past epochs whose seals are
+        // committed; a rollback of this transaction would undo its seals.
+        // So the key moves on only with the committed head, read outside
+        // the transaction.
+        let summary = match summary_epoch(&self.key, &self.trail, head, next.epoch, false) {
             Some(epoch) => link.epoch_summary(&self.trail, epoch).await?,
             None => EpochSummary::default(),
         };
-        let plan = plan_append(&self.trail, &self.key, next, head, events, &summary)?
+        let plan = plan_append(&self.trail, &self.key, next, head, events, &summary, false)?
             .ok_or_else(nothing_planned)?;
         link.insert(&self.trail, head.map(|head| head.seq), &plan.entries)
             .await?;
-        Ok(plan
+        let receipt = plan
             .receipts(&self.trail)
             .pop()
-            .ok_or_else(nothing_planned)?)
+            .ok_or_else(nothing_planned)?;
+        // Only what an earlier transaction committed may move the key on:
+        // the head read inside this transaction may hold seals a rollback
+        // would undo.
+        let held = self.key.trail_epoch(&self.trail).unwrap_or(u64::MAX);
+        if head.is_some_and(|head| first_unsealed_epoch(&head) > held)
+            && let Some(committed) = link.committed_head(&self.trail).await?
+        {
+            self.key
+                .set_trail_floor(&self.trail, first_unsealed_epoch(&committed))?;
+        }
+        self.key.advance(next.time_epoch)?;
+        Ok(receipt)
+    }
+
+    /// Registers the trail with the key on the key line its committed
+    /// entries show.
+    async fn register<L: LockedTrail + ?Sized>(&self, link: &mut L, head: &Head) -> Result<()> {
+        let key_entries = link.key_entries(&self.trail).await?;
+        let genesis = key_entries.iter().find(|entry| entry.seq == 0);
+        let rotation = key_entries
+            .iter()
+            .rev()
+            .find(|entry| entry.kind == EntryKind::KeyRotation);
+        let line = stored_key_line(&self.trail, genesis, rotation)?;
+        match (self.key.trail_line(&self.trail), line) {
+            (Some(KeyLine::Shared), KeyLine::Branch { epoch }) => {
+                self.key.upgraded(&self.trail, epoch)?;
+            }
+            _ => {
+                let floor = first_unsealed_epoch(head);
+                self.key
+                    .register(&self.trail, Registration::Existing { line, floor })?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -136,6 +173,10 @@ pub(crate) trait LockedTrail: Send {
 
     /// The summary of one epoch as the transaction sees it.
     async fn epoch_summary(&mut self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError>;
+
+    /// The trail's genesis and key rotation entries, in seq order, as the
+    /// transaction sees them: which key line the trail continues on.
+    async fn key_entries(&mut self, trail: &str) -> Result<Vec<Entry>, StoreError>;
 
     /// Inserts entries continuing `after` inside the transaction.
     async fn insert(

@@ -11,6 +11,10 @@ use support::standard_trail;
 
 const BIN: &str = env!("CARGO_BIN_EXE_audit-verify");
 
+/// The time reports are made as of, so that they read the same every day:
+/// after the standard trail's last entry.
+const NOW: &str = "2026-12-01T00:00:00Z";
+
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -109,6 +113,8 @@ async fn intact_export_exits_zero_with_a_readable_report() {
     let output = run(&[
         "--key",
         exported.key.to_str().unwrap(),
+        "--now",
+        NOW,
         exported.jsonl.to_str().unwrap(),
     ]);
     assert_eq!(
@@ -160,6 +166,8 @@ async fn edited_export_exits_one_naming_each_finding() {
         "verify",
         "--key",
         exported.key.to_str().unwrap(),
+        "--now",
+        NOW,
         exported.jsonl.to_str().unwrap(),
     ]);
     assert_eq!(code(&human), 1);
@@ -196,9 +204,8 @@ async fn checkpoint_detects_truncation_of_the_export() {
 }
 
 #[tokio::test]
-async fn errors_exit_two_with_a_clear_message() {
+async fn a_wrong_key_and_a_broken_line_are_findings_of_their_trail() {
     let exported = exported().await;
-    // Wrong key.
     let dir = tempfile::tempdir().unwrap();
     let (_, other) = trailseal::SealingKey::generate("k1", support::start_time(), 900).unwrap();
     let other_path = dir.path().join("other.key");
@@ -209,10 +216,33 @@ async fn errors_exit_two_with_a_clear_message() {
         other_path.to_str().unwrap(),
         exported.jsonl.to_str().unwrap(),
     ]);
-    assert_eq!(code(&output), 2);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("does not match the key that sealed"));
+    assert_eq!(code(&output), 1);
+    let text = stdout(&output);
+    assert!(text.contains("admin#0 key_mismatch:"), "{text}");
+    assert!(
+        text.contains("NOT VERIFIED: the keys given do not fit"),
+        "{text}"
+    );
 
-    // Missing key file, unknown source, no key, malformed line.
+    // A line that is no entry at all: a finding where it stands, and the
+    // rest of the trail is still checked.
+    let mut broken = lines(&exported.jsonl);
+    broken[3] = "{not json".into();
+    write_lines(&exported.jsonl, &broken);
+    let output = verify_json(&exported, &[]);
+    assert_eq!(code(&output), 1);
+    assert_eq!(json_findings(&output), vec![("modified".to_owned(), 3)]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let detail = report["trails"][0]["findings"][0]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("line 4"), "{detail}");
+}
+
+#[tokio::test]
+async fn errors_exit_two_with_a_clear_message() {
+    let exported = exported().await;
+    // Missing key file, unknown source, no key, unknown flag.
     assert_eq!(
         code(&run(&[
             "verify",
@@ -233,12 +263,11 @@ async fn errors_exit_two_with_a_clear_message() {
     );
     assert_eq!(code(&run(&["verify", exported.jsonl.to_str().unwrap()])), 2);
     assert_eq!(code(&run(&["verify", "--bogus-flag"])), 2);
-    let mut broken = lines(&exported.jsonl);
-    broken[3] = "{not json".into();
-    write_lines(&exported.jsonl, &broken);
+    // A file that holds no entry at all is no export.
+    std::fs::write(&exported.jsonl, "{not json\n").unwrap();
     let output = verify_json(&exported, &[]);
     assert_eq!(code(&output), 2);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("line 4"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1"));
 }
 
 #[test]

@@ -42,11 +42,14 @@ async fn stolen_key() -> Stolen {
     trail.shutdown().await.unwrap();
     let thief = SealingKey::open(dir.path().join("sealing.key")).unwrap();
     let current = verification.schedule().epoch_of(clock.now()).unwrap();
+    // The shutdown closed the current epoch: the file holds no key that
+    // seals anything the trail holds.
     assert_eq!(
-        thief.epoch(),
-        current,
-        "the key on disk has evolved to the current epoch"
+        thief.trail_epoch(TRAIL),
+        Some(current + 1),
+        "the trail's key on disk has moved past the epoch the shutdown closed"
     );
+    assert_eq!(thief.epoch(), current + 1, "so has the key's own chain");
     assert!(current >= 4);
     Stolen {
         store,
@@ -113,7 +116,7 @@ async fn keys_of_sealed_epochs_cannot_be_derived() {
 #[tokio::test]
 async fn rewriting_an_old_entry_with_the_current_key_is_caught() {
     let stolen = stolen_key().await;
-    let current = stolen.thief.epoch();
+    let current = stolen.thief.trail_epoch(TRAIL).unwrap();
     let original = stolen.store.dump(TRAIL);
     let at = victim(&original);
     let seq = original[at].seq;
@@ -138,7 +141,7 @@ async fn rewriting_an_old_entry_with_the_current_key_is_caught() {
 #[tokio::test]
 async fn removing_an_old_entry_and_resealing_the_rest_is_caught() {
     let stolen = stolen_key().await;
-    let current = stolen.thief.epoch();
+    let current = stolen.thief.trail_epoch(TRAIL).unwrap();
     let mut entries = stolen.store.dump(TRAIL);
     let at = victim(&entries);
     let seq = entries[at].seq;
@@ -158,7 +161,7 @@ async fn removing_an_old_entry_and_resealing_the_rest_is_caught() {
 #[tokio::test]
 async fn inserting_a_backdated_entry_is_caught() {
     let stolen = stolen_key().await;
-    let current = stolen.thief.epoch();
+    let current = stolen.thief.trail_epoch(TRAIL).unwrap();
     let mut entries = stolen.store.dump(TRAIL);
     let at = victim(&entries);
     let mut forged = entries[at].clone();
@@ -182,7 +185,7 @@ async fn inserting_a_backdated_entry_is_caught() {
 #[tokio::test]
 async fn truncating_sealed_epochs_and_writing_anew_is_caught() {
     let stolen = stolen_key().await;
-    let current = stolen.thief.epoch();
+    let current = stolen.thief.trail_epoch(TRAIL).unwrap();
     let mut entries = stolen.store.dump(TRAIL);
     let at = victim(&entries);
     let seq = entries[at].seq;
@@ -212,7 +215,7 @@ async fn truncating_sealed_epochs_and_writing_anew_is_caught() {
 #[tokio::test]
 async fn replacing_an_old_epoch_seal_is_caught() {
     let stolen = stolen_key().await;
-    let current = stolen.thief.epoch();
+    let current = stolen.thief.trail_epoch(TRAIL).unwrap();
     let mut entries = stolen.store.dump(TRAIL);
     let at = entries
         .iter()

@@ -452,7 +452,10 @@ fn writers_recover_after_a_server_restart() {
         let receipt = trail.record(upload("after")).await.unwrap();
         trail.shutdown().await.unwrap();
         let entries = read_trail(&store).await;
-        assert_eq!(entries.last().unwrap().seq, receipt.seq);
+        // The event recorded last, then the seal of the shutdown's close.
+        let last = entries.len() - 1;
+        assert_eq!(entries[last].kind, trailseal::EntryKind::EpochSeal);
+        assert_eq!(entries[last - 1].seq, receipt.seq);
         let mut told = told;
         told.insert(
             "after".to_owned(),

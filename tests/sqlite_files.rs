@@ -84,8 +84,9 @@ async fn open_read_only(path: &Path) -> SqliteStore {
         .unwrap()
 }
 
-/// A trailseal database with a short trail, closed; returns its
-/// verification key.
+/// A trailseal database with a short trail, closed (its genesis, `events`
+/// events and the seal that closed their epoch); returns its verification
+/// key.
 async fn make_trail(path: &Path, events: usize) -> trailseal::VerificationKey {
     let (store, trail, verification) = running_writer(path, events).await;
     trail.shutdown().await.unwrap();
@@ -176,7 +177,7 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
 
     // An archived trail can still be verified and queried, read-only.
     let store = open_read_only(&path).await;
-    assert_intact(&store, verification, 21).await;
+    assert_intact(&store, verification, 22).await;
     let entries: Vec<_> = store.scan("admin", 0).try_collect().await.unwrap();
     let head = entries.last().unwrap();
     let more = vec![trailseal::Entry {
@@ -201,7 +202,7 @@ async fn a_read_only_open_of_a_closed_database_writes_nothing_next_to_it() {
     assert_eq!(before.names, [path.as_path()], "closed: no log, no index");
 
     let store = open_read_only(&path).await;
-    assert_intact(&store, verification, 21).await;
+    assert_intact(&store, verification, 22).await;
     assert_eq!(store.trails().await.unwrap(), ["admin"]);
     store.close().await;
     assert_eq!(FolderState::of(&path), before);
@@ -391,7 +392,7 @@ async fn a_database_of_the_first_schema_version_is_upgraded_on_open() {
         .open()
         .await
         .unwrap();
-    assert_intact(&store, verification, 21).await;
+    assert_intact(&store, verification, 22).await;
     store.close().await;
     let mut connection = plain_connection(&first).await;
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
@@ -453,8 +454,10 @@ async fn reopened_store_continues_the_trail() {
         store.close().await;
     }
     let store = SqliteStore::open(&path).await.unwrap();
-    // 120 events over 20 minutes: genesis, 120 events, one epoch seal.
-    assert_intact(&store, verification, 122).await;
+    // 120 events over 20 minutes: genesis, 120 events, and two seals: the
+    // first shutdown closed epoch 0 early (the second round's events go
+    // into epoch 1), the third closed epoch 1.
+    assert_intact(&store, verification, 123).await;
 }
 
 /// After a power loss the write-ahead log may hold committed transactions

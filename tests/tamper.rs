@@ -301,31 +301,34 @@ async fn backdated_entry_is_reported() {
 }
 
 #[tokio::test]
-async fn wrong_verification_key_is_one_clear_error() {
+async fn wrong_verification_key_is_one_clear_finding() {
     let fixture = standard_trail().await;
     let (_, other) = trailseal::SealingKey::generate("k1", support::start_time(), 900).unwrap();
-    let err = trailseal::Verifier::new(other)
+    let report = trailseal::Verifier::new(other)
         .verify_trail(&fixture.store, support::TRAIL)
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(
+        findings(&report),
+        vec![(FindingKind::KeyMismatch, 0)],
+        "{report}"
+    );
     assert!(
-        matches!(
-            err,
-            trailseal::VerifyError::Key(trailseal::KeyError::WrongKey { .. })
-        ),
-        "{err}"
+        report.findings[0].detail.contains("another key check"),
+        "{report}"
     );
     let (_, unknown) = trailseal::SealingKey::generate("k9", support::start_time(), 900).unwrap();
-    let err = trailseal::Verifier::new(unknown)
+    let report = trailseal::Verifier::new(unknown)
         .verify_trail(&fixture.store, support::TRAIL)
         .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            trailseal::VerifyError::Key(trailseal::KeyError::UnknownKey { .. })
-        ),
-        "{err}"
+        .unwrap();
+    let last = report.seq_range.unwrap().1;
+    assert_eq!(report.findings.len(), 1, "{report}");
+    let finding = &report.findings[0];
+    assert_eq!(
+        (finding.kind, finding.seq, finding.seq_end),
+        (FindingKind::UnknownKey, 0, Some(last)),
+        "one finding for the whole run of entries: {report}"
     );
 }
 
@@ -343,7 +346,8 @@ async fn truncated_tail_inside_open_epoch_verifies_without_a_checkpoint() {
 async fn checkpoint_of(fixture: &support::Fixture) -> trailseal::Checkpoint {
     use trailseal::Store;
     let head = fixture.store.head(support::TRAIL).await.unwrap().unwrap();
-    trailseal::Checkpoint::of_head(support::TRAIL, &head, support::start_time())
+    // Taken now, after everything it counts was recorded.
+    trailseal::Checkpoint::of_head(support::TRAIL, &head, trailseal::Clock::now(&fixture.clock))
 }
 
 async fn verify_with(

@@ -81,7 +81,7 @@ fn epoch_key(k0: &[u8; 32], epoch: u64) -> [u8; 32] {
 }
 
 fn mac_input(entry: &Entry) -> Vec<u8> {
-    entry.mac_input().to_bytes()
+    entry.mac_input(1).to_bytes()
 }
 
 fn compute(key: &KeyInput, entry: &Entry) -> Expected {

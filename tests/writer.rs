@@ -415,7 +415,10 @@ async fn shutdown_commits_everything_accepted_before_it() {
     trail.shutdown().await.unwrap();
     let acknowledged = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
     assert_eq!(acknowledged, 200);
-    assert_eq!(store.dump(TRAIL).len(), 201);
+    // The genesis, the events, and the seal that closes the epoch.
+    let stored = store.dump(TRAIL);
+    assert_eq!(stored.len(), 202);
+    assert_eq!(stored[201].kind, trailseal::EntryKind::EpochSeal);
     assert!(matches!(
         trail.record(sample_event(0)).await,
         Err(Error::Closed { .. })

@@ -14,13 +14,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use trailseal::{
     Checkpoint, JsonLinesReader, SealingKey, Store, TrailReport, VerificationKey, Verifier,
-    describe_schedule, escape_text, export_json_lines, new_key_id,
+    describe_schedule, escape_text, export_json_lines, key_file_exposure, new_key_id,
 };
 
 /// Verify tamper-evident audit trails sealed by trailseal.
@@ -90,6 +90,10 @@ struct VerifyArgs {
           default_value_t = trailseal::DEFAULT_MINIMUM_RETENTION_DAYS,
           value_parser = clap::value_parser!(i64).range(0..=36_500))]
     min_retention_days: i64,
+    /// Verify as of this time (RFC 3339) instead of the clock: entries dated
+    /// after it are findings.
+    #[arg(long = "now", value_name = "TIME")]
+    now: Option<DateTime<Utc>>,
     /// Print the report as JSON (schema in docs/VERIFY.md).
     #[arg(long)]
     json: bool,
@@ -109,6 +113,10 @@ struct CheckpointArgs {
     /// Only this trail; repeat for several.
     #[arg(long = "trail", value_name = "NAME")]
     trails: Vec<String>,
+    /// Checkpoint file exported earlier, checked before a new one is
+    /// written; repeat for several.
+    #[arg(long = "checkpoint", value_name = "FILE")]
+    checkpoints: Vec<PathBuf>,
     /// No progress display.
     #[arg(long, short)]
     quiet: bool,
@@ -187,13 +195,36 @@ fn keygen(args: KeygenArgs) -> Result<ExitCode, Failure> {
 }
 
 fn load_verifier(keys: &[PathBuf]) -> Result<Verifier, Failure> {
-    let mut loaded = keys.iter().map(VerificationKey::load);
+    let mut loaded = keys.iter().map(|path| {
+        if let Some(mode) = key_file_exposure(path) {
+            eprintln!(
+                "audit-verify: warning: {} can be read by other users (mode {mode:o}); whoever reads it can forge every trail it verifies",
+                escape_text(&path.display().to_string())
+            );
+        }
+        VerificationKey::load(path)
+    });
     let first = loaded
         .next()
         .ok_or_else(|| Failure("no verification key given; pass --key FILE".into()))??;
     loaded.try_fold(Verifier::new(first), |verifier, key| {
         Ok(verifier.with_key(key?))
     })
+}
+
+/// Adds the checkpoints of the files given to the verifier.
+fn with_checkpoints(mut verifier: Verifier, files: &[PathBuf]) -> Result<Verifier, Failure> {
+    for path in files {
+        let checkpoints = Checkpoint::read_file(path)
+            .map_err(|err| Failure(format!("{}: {err}", path.display())))?;
+        if checkpoints.is_empty() {
+            return Err(Failure(format!("{}: holds no checkpoint", path.display())));
+        }
+        for checkpoint in checkpoints {
+            verifier = verifier.with_checkpoint(checkpoint);
+        }
+    }
+    Ok(verifier)
 }
 
 /// Where entries come from.
@@ -266,7 +297,7 @@ async fn run_verification(
     trails: &[String],
     show_progress: bool,
 ) -> Result<Vec<TrailReport>, Failure> {
-    match source {
+    let reports = match source {
         Source::JsonLines(path) => {
             let file = std::fs::File::open(path)
                 .map_err(|err| Failure(format!("{}: {err}", path.display())))?;
@@ -278,15 +309,23 @@ async fn run_verification(
                 size,
                 "{msg} [{bar:30}] {bytes}/{total_bytes}, {bytes_per_sec}, {eta} left",
             );
-            bar.set_message(format!("verifying {}", path.display()));
+            bar.set_message(format!(
+                "verifying {}",
+                escape_text(&path.display().to_string())
+            ));
             let input = BufReader::with_capacity(1 << 20, bar.wrap_read(file));
             let reports = verifier.verify_entries(JsonLinesReader::new(input), trails);
             bar.finish_and_clear();
-            Ok(reports?)
+            reports?
         }
         Source::Store(store) => {
-            let names = if trails.is_empty() {
-                store.trails().await?
+            // What the store lists, and what the checkpoints name: a trail
+            // deleted whole is missing, not absent from the report.
+            let names: Vec<String> = if trails.is_empty() {
+                let mut names: std::collections::BTreeSet<String> =
+                    store.trails().await?.into_iter().collect();
+                names.extend(verifier.checkpoint_trails().map(str::to_owned));
+                names.into_iter().collect()
             } else {
                 trails.to_vec()
             };
@@ -304,7 +343,8 @@ async fn run_verification(
             );
             let mut reports = Vec::new();
             for trail in names {
-                bar.set_message(format!("verifying trail {trail}"));
+                // Names come from storage: shown escaped, like everything.
+                bar.set_message(format!("verifying trail {}", escape_text(&trail)));
                 let entries =
                     futures_util::StreamExt::inspect(store.scan(&trail, 0), |_| bar.inc(1));
                 let mut report = verifier.verify_stream(&trail, entries).await?;
@@ -314,9 +354,29 @@ async fn run_verification(
                 reports.push(report);
             }
             bar.finish_and_clear();
-            Ok(reports)
+            reports
+        }
+    };
+    // A trail asked for by name that has nothing stored, and that no
+    // checkpoint names, is a mistake in the command, not a finding.
+    for trail in trails {
+        let named = verifier.checkpoint_trails().any(|name| name == trail);
+        let stored = reports
+            .iter()
+            .any(|report| &report.trail == trail && report.entries > 0);
+        if !named && !stored {
+            return Err(Failure(format!(
+                "no trail named {:?} in the source",
+                escape_text(trail)
+            )));
         }
     }
+    if reports.is_empty() {
+        return Err(Failure(
+            "nothing to verify: the source holds no trail, and no checkpoint names one".into(),
+        ));
+    }
+    Ok(reports)
 }
 
 /// The `--json` report (documented in docs/VERIFY.md).
@@ -326,6 +386,7 @@ struct JsonReport<'a> {
     version: u32,
     intact: bool,
     findings: usize,
+    verified_against: Basis,
     trails: &'a [TrailReport],
 }
 
@@ -335,37 +396,28 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
         .ok_or_else(|| Failure("no SOURCE given; see audit-verify --help".into()))?;
     let mut verifier = load_verifier(&args.keys)?
         .minimum_retention(chrono::Duration::days(args.min_retention_days));
-    for path in &args.checkpoints {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| Failure(format!("{}: {err}", path.display())))?;
-        for checkpoint in Checkpoint::parse_all(&text)
-            .map_err(|err| Failure(format!("{}: {err}", path.display())))?
-        {
-            verifier = verifier.with_checkpoint(checkpoint);
-        }
+    if let Some(now) = args.now {
+        verifier = verifier.at(now);
     }
+    let verifier = with_checkpoints(verifier, &args.checkpoints)?;
     let source = open_source(&source_arg).await?;
     let show = show_progress(args.quiet, args.json);
     let reports = run_verification(&verifier, &source, &args.trails, show).await?;
-    for trail in &args.trails {
-        if !reports.iter().any(|report| &report.trail == trail) {
-            return Err(Failure(format!("no trail named {:?} in the source", trail)));
-        }
-    }
     let findings: usize = reports.iter().map(|report| report.findings.len()).sum();
     let mut out = std::io::stdout().lock();
     if args.json {
         let report = JsonReport {
             format: "trailseal-verify-report",
-            version: 1,
+            version: 2,
             intact: findings == 0,
             findings,
+            verified_against: Basis::of(&verifier),
             trails: &reports,
         };
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        write_human_report(&mut out, &source_arg, &reports, findings)?;
+        write_human_report(&mut out, &source_arg, &verifier, &reports, findings)?;
     }
     Ok(if findings == 0 {
         ExitCode::SUCCESS
@@ -374,13 +426,53 @@ async fn verify(args: VerifyArgs) -> Result<ExitCode, Failure> {
     })
 }
 
+/// What a verification was made against, so that a reader knows what
+/// "intact" covers.
+#[derive(Serialize)]
+struct Basis {
+    /// The key ids of the verification keys given.
+    keys: Vec<String>,
+    /// The trails and sizes of the checkpoints given.
+    checkpoints: Vec<String>,
+    /// The time entries were checked against.
+    clock: String,
+    /// How far a writer's clock may be ahead of it, in seconds.
+    clock_skew_seconds: i64,
+}
+
+impl Basis {
+    fn of(verifier: &Verifier) -> Self {
+        let mut keys: Vec<String> = verifier.key_ids().map(str::to_owned).collect();
+        keys.sort();
+        Self {
+            keys,
+            checkpoints: verifier.checkpoint_trails().map(str::to_owned).collect(),
+            clock: trailseal::format_timestamp(verifier.now()),
+            clock_skew_seconds: trailseal::MAX_CLOCK_SKEW.num_seconds(),
+        }
+    }
+}
+
 fn write_human_report(
     out: &mut impl Write,
     source: &str,
+    verifier: &Verifier,
     reports: &[TrailReport],
     findings: usize,
 ) -> std::io::Result<()> {
     writeln!(out, "audit-verify {}", escape_text(source))?;
+    let basis = Basis::of(verifier);
+    let checkpoints = if basis.checkpoints.is_empty() {
+        "no checkpoints (a cut-off tail or an older copy goes unnoticed)".to_owned()
+    } else {
+        format!("checkpoints of {}", basis.checkpoints.join(", "))
+    };
+    writeln!(
+        out,
+        "verified against: key {}; {checkpoints}; clock {}",
+        escape_text(&basis.keys.join(", ")),
+        basis.clock
+    )?;
     for report in reports {
         // TrailReport's Display escapes everything that came from storage.
         write!(out, "{report}")?;
@@ -388,20 +480,28 @@ fn write_human_report(
     let entries: u64 = reports.iter().map(|report| report.entries).sum();
     let trails = plural(reports.len() as u64, "trail");
     if findings == 0 {
-        writeln!(
+        return writeln!(
             out,
             "INTACT: {trails}, {} verified",
             plural(entries, "entry")
-        )
-    } else {
-        let damaged = reports.iter().filter(|report| !report.is_intact()).count();
-        writeln!(
-            out,
-            "TAMPERING OR POLICY VIOLATIONS FOUND: {} in {damaged} of {trails} ({} read)",
-            plural(findings as u64, "finding"),
-            plural(entries, "entry")
-        )
+        );
     }
+    let damaged = reports.iter().filter(|report| !report.is_intact()).count();
+    let only_keys = reports
+        .iter()
+        .flat_map(|report| &report.findings)
+        .all(|finding| finding.kind.is_key_problem());
+    let verdict = if only_keys {
+        "NOT VERIFIED: the keys given do not fit"
+    } else {
+        "TAMPERING OR POLICY VIOLATIONS FOUND"
+    };
+    writeln!(
+        out,
+        "{verdict}: {} in {damaged} of {trails} ({} read)",
+        plural(findings as u64, "finding"),
+        plural(entries, "entry")
+    )
 }
 
 fn plural(count: u64, noun: &str) -> String {
@@ -413,7 +513,7 @@ fn plural(count: u64, noun: &str) -> String {
 }
 
 async fn checkpoint(args: CheckpointArgs) -> Result<ExitCode, Failure> {
-    let verifier = load_verifier(&args.keys)?;
+    let verifier = with_checkpoints(load_verifier(&args.keys)?, &args.checkpoints)?;
     let source = open_source(&args.source).await?;
     let show = show_progress(args.quiet, false);
     let reports = run_verification(&verifier, &source, &args.trails, show).await?;

@@ -9,15 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use super::hold::HoldBook;
-use super::record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted};
+use super::record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord};
 use super::snapshot::SnapshotRef;
 use crate::entry::{Entry, EntryKind};
 use crate::seal::{EpochSchedule, Mac, format_timestamp};
 use crate::store::EpochSummary;
-use crate::verify::FindingKind;
+use crate::verify::{FindingKind, SealClaims};
 
 /// Something the ledger concluded, for the verifier to report.
 #[derive(Debug)]
@@ -48,13 +48,22 @@ struct Gap {
     covered: Vec<(PrunedRange, u64)>,
 }
 
+/// Consecutive entries with the same erased fields, waiting for the
+/// redaction record that names them.
+#[derive(Debug)]
+struct ErasedRun {
+    range: RedactedRange,
+    first_at: DateTime<Utc>,
+    last_at: DateTime<Utc>,
+}
+
 /// An epoch seal whose counts wait for gaps in its epoch to be explained.
 #[derive(Debug)]
 pub(crate) struct DeferredSeal {
     seq: u64,
     epoch: u64,
     /// What the seal states: entries, first and last timestamp.
-    claimed: (String, String, String),
+    claimed: SealClaims,
     /// What was found of the epoch.
     seen: EpochSummary,
     /// Whether its link to the entry before it checked out.
@@ -73,7 +82,7 @@ pub(crate) struct Ledger {
     seals: Vec<DeferredSeal>,
     holds: HoldBook,
     /// Erased fields no redaction record has named yet, in seq order.
-    unexplained_erasures: Vec<RedactedRange>,
+    unexplained_erasures: Vec<ErasedRun>,
     pub(crate) pruned: u64,
     pub(crate) redacted: u64,
     /// Snapshots the retention records commit to, with the record's seq.
@@ -119,7 +128,7 @@ impl Ledger {
         &mut self,
         seq: u64,
         epoch: u64,
-        claimed: (String, String, String),
+        claimed: SealClaims,
         seen: EpochSummary,
         linked: bool,
     ) {
@@ -142,18 +151,36 @@ impl Ledger {
     /// An authentic entry with erased fields.
     pub(crate) fn erased(&mut self, entry: &Entry, seq: u64) {
         let fields: Vec<String> = entry.body.redacted_names().map(str::to_owned).collect();
-        if !fields.is_empty() {
-            push_redacted(&mut self.unexplained_erasures, seq, fields);
+        if fields.is_empty() {
+            return;
+        }
+        let time = entry.recorded_at;
+        match self.unexplained_erasures.last_mut() {
+            Some(run) if run.range.last + 1 == seq && run.range.fields == fields => {
+                run.range.last = seq;
+                run.last_at = time;
+            }
+            _ => self.unexplained_erasures.push(ErasedRun {
+                range: RedactedRange {
+                    first: seq,
+                    last: seq,
+                    fields,
+                },
+                first_at: time,
+                last_at: time,
+            }),
         }
     }
 
-    /// An authentic record of the trail, at `seq`.
+    /// An authentic record of the trail, at `seq`; `now` is the verifier's
+    /// clock.
     pub(crate) fn record(
         &mut self,
         entry: &Entry,
         seq: u64,
         schedule: Option<&EpochSchedule>,
         minimum_retention: Duration,
+        now: DateTime<Utc>,
     ) -> Vec<Outcome> {
         match entry.kind {
             EntryKind::HoldPlaced | EntryKind::HoldReleased => {
@@ -164,7 +191,7 @@ impl Ledger {
                 Vec::new()
             }
             EntryKind::Redaction => self.redaction(entry, seq),
-            EntryKind::Retention => self.retention(entry, seq, schedule, minimum_retention),
+            EntryKind::Retention => self.retention(entry, seq, schedule, minimum_retention, now),
             _ => Vec::new(),
         }
     }
@@ -173,28 +200,61 @@ impl Ledger {
         let Some(record) = RedactionRecord::from_entry(entry) else {
             return vec![malformed(seq, "redaction")];
         };
+        // A hold keeps entries unredacted; one without filters holds every
+        // entry of its time range, so erasing any of them broke it. (A
+        // filtered hold cannot be checked here: its filter values may be
+        // among what was erased.)
+        let holds: Vec<_> = self
+            .holds
+            .active(seq, entry.recorded_at)
+            .filter(|hold| !hold.is_filtered())
+            .cloned()
+            .collect();
+        let mut outcomes = Vec::new();
         let mut remaining = Vec::new();
         for pending in std::mem::take(&mut self.unexplained_erasures) {
-            for field in &pending.fields {
-                let mut open = vec![(pending.first, pending.last)];
+            let run = &pending.range;
+            let mut explained_any = false;
+            for field in &run.fields {
+                let mut open = vec![(run.first, run.last)];
                 for named in record.entries.iter().filter(|r| r.fields.contains(field)) {
                     open = subtract(open, named.first, named.last);
                 }
-                let explained: u64 = (pending.last - pending.first + 1)
-                    - open.iter().map(|(a, b)| b - a + 1).sum::<u64>();
+                let explained: u64 =
+                    (run.last - run.first + 1) - open.iter().map(|(a, b)| b - a + 1).sum::<u64>();
                 self.redacted += explained;
+                explained_any |= explained > 0;
                 for (first, last) in open {
-                    remaining.push(RedactedRange {
-                        first,
-                        last,
-                        fields: vec![field.clone()],
+                    remaining.push(ErasedRun {
+                        range: RedactedRange {
+                            first,
+                            last,
+                            fields: vec![field.clone()],
+                        },
+                        first_at: pending.first_at,
+                        last_at: pending.last_at,
                     });
                 }
             }
+            if explained_any
+                && let Some(hold) = holds
+                    .iter()
+                    .find(|hold| hold.meets_span(pending.first_at, pending.last_at))
+            {
+                outcomes.push(Outcome::Finding {
+                    seq: run.first,
+                    seq_end: (run.last != run.first).then_some(run.last),
+                    kind: FindingKind::RetentionViolation,
+                    detail: format!(
+                        "the redaction record at seq {seq} erased fields of entries under legal hold {:?}",
+                        crate::event::escape_text(&hold.id)
+                    ),
+                });
+            }
         }
-        remaining.sort_by_key(|range| range.first);
+        remaining.sort_by_key(|run| run.range.first);
         self.unexplained_erasures = remaining;
-        Vec::new()
+        outcomes
     }
 
     fn retention(
@@ -203,6 +263,7 @@ impl Ledger {
         seq: u64,
         schedule: Option<&EpochSchedule>,
         minimum_retention: Duration,
+        now: DateTime<Utc>,
     ) -> Vec<Outcome> {
         let Some(record) = RetentionRecord::from_entry(entry) else {
             return vec![malformed(seq, "retention")];
@@ -214,7 +275,9 @@ impl Ledger {
                 .map(|snapshot| (seq, snapshot.clone())),
         );
         let mut outcomes = Vec::new();
-        let latest_cutoff = entry.recorded_at - minimum_retention;
+        // Counted from the record's time or the verifier's clock, whichever
+        // is earlier: a record dated ahead must not buy its deletions age.
+        let latest_cutoff = entry.recorded_at.min(now) - minimum_retention;
         let active: Vec<_> = self.holds.active(seq, entry.recorded_at).cloned().collect();
         for range in &record.ranges {
             let violation = |detail: String| Outcome::Finding {
@@ -277,6 +340,7 @@ impl Ledger {
             self.pruned += range.len();
             deleted.merge(&EpochSummary {
                 count: range.len(),
+                records: 0,
                 first_at: Some(range.first_at),
                 last_at: Some(range.last_at),
             });
@@ -316,7 +380,7 @@ impl Ledger {
         for seal in std::mem::take(&mut self.seals) {
             outcomes.extend(check_seal(&seal, false));
         }
-        for range in std::mem::take(&mut self.unexplained_erasures) {
+        for ErasedRun { range, .. } in std::mem::take(&mut self.unexplained_erasures) {
             outcomes.push(Outcome::Finding {
                 seq: range.first,
                 seq_end: (range.last != range.first).then_some(range.last),
@@ -356,7 +420,7 @@ fn check_seal(seal: &DeferredSeal, explained: bool) -> Vec<Outcome> {
     if explained {
         found.merge(&seal.pruned);
     }
-    let problems = crate::verify::seal_count_problems(&seal.claimed, &found);
+    let problems = seal.claimed.count_problems(&found);
     if problems.is_empty() {
         if seal.linked {
             vec![Outcome::SealVerified]

@@ -29,13 +29,19 @@ macro_rules! hex_bytes {
                 hex::encode(self.0)
             }
 
-            /// Parses lower- or upper-case hexadecimal of exactly the right length.
+            /// Parses lower-case hexadecimal of exactly the right length,
+            /// the one form the format writes: upper-case digits would be a
+            /// second stored form of the same value.
             pub fn from_hex(text: &str) -> Result<Self, crate::FormatError> {
                 let mut bytes = [0u8; $len];
-                hex::decode_to_slice(text, &mut bytes).map_err(|_| crate::FormatError::Hex {
+                let invalid = || crate::FormatError::Hex {
                     what: $what,
                     expected_bytes: $len,
-                })?;
+                };
+                if text.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Err(invalid());
+                }
+                hex::decode_to_slice(text, &mut bytes).map_err(|_| invalid())?;
                 Ok(Self(bytes))
             }
 

@@ -11,8 +11,13 @@ use sha2::{Digest as _, Sha256};
 use super::{Digest, Mac, Salt};
 use crate::entry::{Body, EntryKind, Field};
 
-/// Version byte of the sealed format; part of every MAC input.
-pub const FORMAT_VERSION: u8 = 1;
+/// The first sealed format: every trail sealed with the key's own chain.
+pub const FORMAT_V1: u8 = 1;
+/// The second sealed format: every trail sealed with its own key chain,
+/// epoch seals that count records, trails closed early (`docs/FORMAT.md`).
+pub const FORMAT_V2: u8 = 2;
+/// The format version new trails are sealed in; part of every MAC input.
+pub const FORMAT_VERSION: u8 = FORMAT_V2;
 
 pub(crate) const BODY_DOMAIN: &[u8] = b"trailseal/v1/body";
 pub(crate) const FIELD_DOMAIN: &[u8] = b"trailseal/v1/field";
@@ -20,6 +25,7 @@ pub(crate) const ENTRY_DOMAIN: &[u8] = b"trailseal/v1/entry";
 pub(crate) const GENESIS_DOMAIN: &[u8] = b"trailseal/v1/genesis";
 pub(crate) const EVOLVE_DOMAIN: &[u8] = b"trailseal/v1/evolve";
 pub(crate) const KEY_CHECK_DOMAIN: &[u8] = b"trailseal/v1/key-check";
+pub(crate) const TRAIL_KEY_DOMAIN: &[u8] = b"trailseal/v2/trail-key";
 
 /// Class byte of a public field in the body encoding.
 const CLASS_PUBLIC: u8 = 1;
@@ -159,6 +165,9 @@ fn write_body(out: &mut impl Absorb, body: &Body) {
 /// The header fields an entry's MAC covers, besides the key.
 #[derive(Clone, Copy, Debug)]
 pub struct MacInput<'a> {
+    /// The format version the entry is sealed in ([`FORMAT_V1`] or
+    /// [`FORMAT_V2`]): its trail's key line decides.
+    pub version: u8,
     /// Trail name.
     pub trail: &'a str,
     /// Sequence number.
@@ -180,7 +189,7 @@ pub struct MacInput<'a> {
 impl MacInput<'_> {
     pub(crate) fn write(&self, out: &mut impl Absorb) {
         out.absorb(ENTRY_DOMAIN);
-        out.absorb(&[FORMAT_VERSION]);
+        out.absorb(&[self.version]);
         out.absorb_len_prefixed(self.trail.as_bytes());
         out.absorb(&self.seq.to_be_bytes());
         out.absorb(&self.epoch.to_be_bytes());

@@ -1,10 +1,8 @@
-//! Forward-secure keys: the verification key, the evolving sealing key and
-//! their files.
+//! Forward-secure keys: the epoch schedule, key evolution, each trail's
+//! own key chain, and the verification key.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, KeyInit, Mac as _};
@@ -13,12 +11,13 @@ use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::encoding::{
-    Absorb, EVOLVE_DOMAIN, KEY_CHECK_DOMAIN, MacInput, Staged, format_timestamp,
+    Absorb, EVOLVE_DOMAIN, KEY_CHECK_DOMAIN, MacInput, Staged, TRAIL_KEY_DOMAIN, format_timestamp,
 };
+use super::key_file::{decode_key, read_key_file, write_new_secret_file};
 use super::{Digest, Mac};
 use crate::KeyError;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Length of every key in bytes.
 pub const KEY_LEN: usize = 32;
@@ -31,10 +30,13 @@ pub const VERIFICATION_KEY_FILE: &str = "verification.key";
 /// File name of the sealing key state inside a key folder.
 pub const SEALING_KEY_FILE: &str = "sealing.key";
 
-const VERIFICATION_FORMAT: &str = "trailseal-verification-key";
-const SEALING_FORMAT: &str = "trailseal-sealing-key";
-const KEY_FILE_VERSION: u32 = 1;
+pub(crate) const VERIFICATION_FORMAT: &str = "trailseal-verification-key";
+pub(crate) const KEY_FILE_VERSION: u32 = 1;
 const MAX_KEY_ID_LEN: usize = 64;
+
+/// Epoch keys kept along a derived chain, one every this many epochs, so
+/// that a key behind the last one derived costs at most this many steps.
+const CHECKPOINT_STRIDE: u64 = 1024;
 
 impl Absorb for HmacSha256 {
     fn absorb(&mut self, bytes: &[u8]) {
@@ -88,7 +90,9 @@ impl EpochSchedule {
             .ok()
             .and_then(|e| e.checked_mul(self.length_micros))
             .unwrap_or(i64::MAX / 2);
-        self.genesis + TimeDelta::microseconds(offset)
+        self.genesis
+            .checked_add_signed(TimeDelta::microseconds(offset))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// First instant after an epoch.
@@ -106,10 +110,11 @@ pub(crate) struct EpochKey {
 }
 
 impl EpochKey {
-    fn new(epoch: u64, key: &[u8; KEY_LEN]) -> Self {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let state = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-        Self { epoch, state }
+    pub(crate) fn new(epoch: u64, key: &[u8; KEY_LEN]) -> Self {
+        Self {
+            epoch,
+            state: hmac_state(key),
+        }
     }
 
     pub(crate) fn epoch(&self) -> u64 {
@@ -133,15 +138,25 @@ impl fmt::Debug for EpochKey {
     }
 }
 
-/// `K_{e+1} = HMAC-SHA256(K_e, EVOLVE_DOMAIN ‖ e)`.
+fn hmac_state(key: &[u8; KEY_LEN]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so this cannot fail.
+    <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+/// `K_{e+1} = HMAC-SHA256(K_e, EVOLVE_DOMAIN ‖ u64(e))`: the same step for
+/// the key's own chain and for every trail's chain.
 pub(crate) fn evolve(key: &[u8; KEY_LEN], epoch: u64) -> Zeroizing<[u8; KEY_LEN]> {
-    let mut state = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    let mut state = hmac_state(key);
     state.update(EVOLVE_DOMAIN);
     state.update(&epoch.to_be_bytes());
     Zeroizing::new(state.finalize().into_bytes().into())
 }
 
-fn evolve_to(start_key: &[u8; KEY_LEN], start_epoch: u64, target: u64) -> Zeroizing<[u8; KEY_LEN]> {
+pub(crate) fn evolve_to(
+    start_key: &[u8; KEY_LEN],
+    start_epoch: u64,
+    target: u64,
+) -> Zeroizing<[u8; KEY_LEN]> {
     let mut key = Zeroizing::new(*start_key);
     for epoch in start_epoch..target {
         key = evolve(&key, epoch);
@@ -149,14 +164,27 @@ fn evolve_to(start_key: &[u8; KEY_LEN], start_epoch: u64, target: u64) -> Zeroiz
     key
 }
 
+/// The first key of a trail's own chain, branched off the key's chain at
+/// the trail's branch epoch `g`: `T_g = HMAC-SHA256(K_g, TRAIL_KEY_DOMAIN ‖
+/// lp(trail))`. Holding `T_e` gives the trail's later keys, nothing of any
+/// other trail, and nothing of the key's own chain; holding `K_e` gives the
+/// chains of trails branched at `e` or later, never of those branched
+/// before.
+pub(crate) fn trail_branch(root_key: &[u8; KEY_LEN], trail: &str) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut state = hmac_state(root_key);
+    state.absorb(TRAIL_KEY_DOMAIN);
+    state.absorb_len_prefixed(trail.as_bytes());
+    Zeroizing::new(state.finalize().into_bytes().into())
+}
+
 fn key_check(k0: &[u8; KEY_LEN], key_id: &str) -> Digest {
-    let mut state = <HmacSha256 as KeyInit>::new_from_slice(k0).unwrap_or_else(|_| unreachable!());
+    let mut state = hmac_state(k0);
     state.absorb(KEY_CHECK_DOMAIN);
     state.absorb_len_prefixed(key_id.as_bytes());
     Digest::from_bytes(state.finalize().into_bytes().into())
 }
 
-fn validate_key_id(key_id: &str) -> Result<(), KeyError> {
+pub(crate) fn validate_key_id(key_id: &str) -> Result<(), KeyError> {
     let ok = !key_id.is_empty()
         && key_id.len() <= MAX_KEY_ID_LEN
         && key_id
@@ -169,10 +197,10 @@ fn validate_key_id(key_id: &str) -> Result<(), KeyError> {
     }
 }
 
-/// The checks both key files share: kind, version, key id and schedule.
-fn check_key_file_header(
+/// The checks every key file shares: kind, version, key id and schedule.
+pub(crate) fn check_key_file_header(
     (format, expected): (&str, &str),
-    version: u32,
+    version_ok: bool,
     key_id: &str,
     genesis: DateTime<Utc>,
     epoch_seconds: u64,
@@ -180,25 +208,89 @@ fn check_key_file_header(
     if format != expected {
         return Err(format!("expected a {expected} file, found {format:?}"));
     }
-    if version != KEY_FILE_VERSION {
-        return Err(format!("unsupported key file version {version}"));
+    if !version_ok {
+        return Err("unsupported key file version".to_owned());
     }
     validate_key_id(key_id).map_err(|err| err.to_string())?;
+    if super::truncate_to_micros(genesis) != genesis {
+        return Err("the genesis time has digits below a microsecond".to_owned());
+    }
     EpochSchedule::new(genesis, epoch_seconds).map_err(|err| err.to_string())
 }
 
-fn random_key() -> Result<Zeroizing<[u8; KEY_LEN]>, KeyError> {
+pub(crate) fn random_key() -> Result<Zeroizing<[u8; KEY_LEN]>, KeyError> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     getrandom::fill(key.as_mut()).map_err(|err| KeyError::Random(err.to_string()))?;
     Ok(key)
 }
 
-fn decode_key(hex_text: &mut String) -> Result<Zeroizing<[u8; KEY_LEN]>, String> {
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    let result = hex::decode_to_slice(hex_text.as_bytes(), key.as_mut());
-    hex_text.zeroize();
-    result.map_err(|_| "key is not 64 hexadecimal digits".to_owned())?;
-    Ok(key)
+/// A chain of epoch keys from a known start, derived forward on demand.
+/// Keys every [`CHECKPOINT_STRIDE`] epochs are kept, so asking for an
+/// earlier epoch than the last costs at most that many steps, however the
+/// epochs asked for jump around.
+pub(crate) struct ChainCache {
+    start: u64,
+    /// The key at `start + i·CHECKPOINT_STRIDE`, for each `i` reached.
+    checkpoints: Vec<Zeroizing<[u8; KEY_LEN]>>,
+    last_epoch: u64,
+    last: Zeroizing<[u8; KEY_LEN]>,
+}
+
+impl ChainCache {
+    pub(crate) fn new(start: u64, key: Zeroizing<[u8; KEY_LEN]>) -> Self {
+        Self {
+            start,
+            checkpoints: vec![key.clone()],
+            last_epoch: start,
+            last: key,
+        }
+    }
+
+    /// The key of `epoch`, or `None` before the chain's start.
+    pub(crate) fn key_at(&mut self, epoch: u64) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+        let offset = epoch.checked_sub(self.start)?;
+        if epoch < self.last_epoch {
+            let index = usize::try_from(offset / CHECKPOINT_STRIDE).ok()?;
+            let index = index.min(self.checkpoints.len() - 1);
+            self.last_epoch = self.start + index as u64 * CHECKPOINT_STRIDE;
+            self.last = self.checkpoints[index].clone();
+        }
+        while self.last_epoch < epoch {
+            self.last = evolve(&self.last, self.last_epoch);
+            self.last_epoch += 1;
+            if (self.last_epoch - self.start).is_multiple_of(CHECKPOINT_STRIDE)
+                && (self.last_epoch - self.start) / CHECKPOINT_STRIDE
+                    == self.checkpoints.len() as u64
+            {
+                self.checkpoints.push(self.last.clone());
+            }
+        }
+        Some(self.last.clone())
+    }
+}
+
+/// Which chain of epoch keys seals a trail's entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyLine {
+    /// Format 1: the key's own chain `K_e`, shared by every trail.
+    Shared,
+    /// Format 2: the trail's own chain, branched off the key's chain at
+    /// this epoch (its genesis, or the rotation that upgraded it).
+    Branch {
+        /// The branch epoch `g`.
+        epoch: u64,
+    },
+}
+
+impl KeyLine {
+    /// The format version of entries sealed on this line.
+    pub fn format(self) -> u8 {
+        match self {
+            KeyLine::Shared => super::FORMAT_V1,
+            KeyLine::Branch { .. } => super::FORMAT_V2,
+        }
+    }
 }
 
 /// The offline key that verifies a trail: `K_0` plus the epoch schedule and
@@ -219,6 +311,7 @@ impl fmt::Debug for VerificationKey {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct VerificationKeyFile {
     format: String,
     version: u32,
@@ -230,7 +323,7 @@ struct VerificationKeyFile {
 
 impl VerificationKey {
     /// Builds a verification key from its parts (e.g. for re-implementations
-    /// and test vectors). Prefer [`SealingKey::generate`].
+    /// and test vectors). Prefer [`crate::SealingKey::generate`].
     pub fn from_parts(
         key_id: &str,
         schedule: EpochSchedule,
@@ -242,6 +335,18 @@ impl VerificationKey {
             schedule,
             k0: Zeroizing::new(k0),
         })
+    }
+
+    pub(crate) fn from_secret(
+        key_id: &str,
+        schedule: EpochSchedule,
+        k0: Zeroizing<[u8; KEY_LEN]>,
+    ) -> Self {
+        Self {
+            key_id: key_id.to_owned(),
+            schedule,
+            k0,
+        }
     }
 
     /// The key id entries name in `key_id`.
@@ -260,19 +365,21 @@ impl VerificationKey {
         key_check(&self.k0, &self.key_id)
     }
 
-    /// Derives epoch keys forward from a known one; cheaper than from `K_0`.
-    pub(crate) fn deriver(&self) -> KeyDeriver<'_> {
+    /// Derives epoch keys of one trail, on any of its key lines.
+    pub(crate) fn deriver(&self, trail: &str) -> KeyDeriver {
         KeyDeriver {
-            key: self,
-            cached_epoch: 0,
-            cached: Zeroizing::new(*self.k0),
+            trail: trail.to_owned(),
+            shared: ChainCache::new(0, self.k0.clone()),
+            branches: Vec::new(),
         }
     }
 
-    /// Reads a verification key file.
+    /// Reads a verification key file (at most 1 MiB). Check
+    /// [`key_file_exposure`](crate::key_file_exposure) to warn when others
+    /// can read it.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, KeyError> {
         let path = path.as_ref();
-        let text = Zeroizing::new(read_key_file(path)?);
+        let text = read_key_file(path)?;
         Self::from_file_text(&text).map_err(|reason| KeyError::Malformed {
             path: path.to_owned(),
             reason,
@@ -291,7 +398,7 @@ impl VerificationKey {
         let k0 = decode_key(&mut file.key)?;
         let schedule = check_key_file_header(
             (&file.format, VERIFICATION_FORMAT),
-            file.version,
+            file.version == KEY_FILE_VERSION,
             &file.key_id,
             file.genesis,
             file.epoch_seconds,
@@ -324,272 +431,40 @@ impl VerificationKey {
     }
 }
 
-/// Derives epoch keys for a verifier, moving forward from the last one.
-pub(crate) struct KeyDeriver<'a> {
-    key: &'a VerificationKey,
-    cached_epoch: u64,
-    cached: Zeroizing<[u8; KEY_LEN]>,
+/// Derives the epoch keys of one trail for a verifier, on the key's own
+/// chain (format 1) or on the trail's branches (format 2), each cached.
+pub(crate) struct KeyDeriver {
+    trail: String,
+    shared: ChainCache,
+    /// Branch chains by branch epoch: a trail has one, or a few after
+    /// rotations.
+    branches: Vec<(u64, ChainCache)>,
 }
 
-impl KeyDeriver<'_> {
-    pub(crate) fn epoch_key(&mut self, epoch: u64) -> EpochKey {
-        if epoch < self.cached_epoch {
-            self.cached_epoch = 0;
-            self.cached = Zeroizing::new(*self.key.k0);
-        }
-        self.cached = evolve_to(&self.cached, self.cached_epoch, epoch);
-        self.cached_epoch = epoch;
-        EpochKey::new(epoch, &self.cached)
-    }
-}
-
-/// The writer's evolving sealing key, shared by all trails of a process.
-///
-/// It holds only `K_e` for the oldest epoch that some trail has not sealed
-/// yet; later keys are derived on demand. Once every trail has sealed epoch
-/// `e`, the key evolves and the old one is overwritten, in memory and in the
-/// key-state file: a thief who takes the key later cannot forge entries of
-/// sealed epochs.
-pub struct SealingKey {
-    key_id: String,
-    schedule: EpochSchedule,
-    check: Digest,
-    path: Option<PathBuf>,
-    state: Mutex<SealingState>,
-}
-
-struct SealingState {
-    epoch: u64,
-    key: Zeroizing<[u8; KEY_LEN]>,
-    /// Per trail: the oldest epoch it still has to seal.
-    trails: BTreeMap<String, u64>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SealingKeyFile {
-    format: String,
-    version: u32,
-    key_id: String,
-    genesis: DateTime<Utc>,
-    epoch_seconds: u64,
-    key_check: Digest,
-    epoch: u64,
-    key: String,
-    #[serde(default)]
-    trails: BTreeMap<String, u64>,
-}
-
-impl fmt::Debug for SealingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealingKey")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SealingKey {
-    /// Generates a new key pair in memory: the sealing key at epoch 0 and
-    /// its verification key. `genesis` is the start of epoch 0.
-    pub fn generate(
-        key_id: &str,
-        genesis: DateTime<Utc>,
-        epoch_seconds: u64,
-    ) -> Result<(SealingKey, VerificationKey), KeyError> {
-        validate_key_id(key_id)?;
-        let schedule = EpochSchedule::new(genesis, epoch_seconds)?;
-        let k0 = random_key()?;
-        let verification = VerificationKey {
-            key_id: key_id.to_owned(),
-            schedule,
-            k0: k0.clone(),
-        };
-        let sealing = SealingKey {
-            key_id: key_id.to_owned(),
-            schedule,
-            check: verification.check_value(),
-            path: None,
-            state: Mutex::new(SealingState {
-                epoch: 0,
-                key: k0,
-                trails: BTreeMap::new(),
-            }),
-        };
-        Ok((sealing, verification))
-    }
-
-    /// Generates a key pair and writes `verification.key` and `sealing.key`
-    /// into `dir` (created if missing), both mode 0600. Refuses to overwrite
-    /// either file. The returned sealing key persists its evolution to
-    /// `dir/sealing.key`.
-    pub fn create_files(
-        dir: impl AsRef<Path>,
-        key_id: &str,
-        genesis: DateTime<Utc>,
-        epoch_seconds: u64,
-    ) -> Result<(SealingKey, VerificationKey), KeyError> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let verification_path = dir.join(VERIFICATION_KEY_FILE);
-        let sealing_path = dir.join(SEALING_KEY_FILE);
-        for path in [&verification_path, &sealing_path] {
-            if path.exists() {
-                return Err(KeyError::AlreadyExists { path: path.clone() });
+impl KeyDeriver {
+    /// The key of `epoch` on `line`; `None` for an epoch before the line's
+    /// branch. Callers bound `epoch` first (by the verifier's clock): the
+    /// cost grows with it.
+    pub(crate) fn epoch_key(&mut self, line: KeyLine, epoch: u64) -> Option<EpochKey> {
+        let key = match line {
+            KeyLine::Shared => self.shared.key_at(epoch)?,
+            KeyLine::Branch { epoch: branch } => {
+                if epoch < branch {
+                    return None;
+                }
+                let at = match self.branches.iter().position(|(b, _)| *b == branch) {
+                    Some(at) => at,
+                    None => {
+                        let root = self.shared.key_at(branch)?;
+                        let start = trail_branch(&root, &self.trail);
+                        self.branches.push((branch, ChainCache::new(branch, start)));
+                        self.branches.len() - 1
+                    }
+                };
+                self.branches[at].1.key_at(epoch)?
             }
-        }
-        let (mut sealing, verification) = Self::generate(key_id, genesis, epoch_seconds)?;
-        write_new_secret_file(&sealing_path, &sealing.to_file_text())?;
-        verification.save(&verification_path)?;
-        sealing.path = Some(sealing_path);
-        Ok((sealing, verification))
-    }
-
-    /// Opens a sealing key-state file; the key's evolution is written back
-    /// to it atomically.
-    pub fn open(path: impl AsRef<Path>) -> Result<SealingKey, KeyError> {
-        let path = path.as_ref();
-        let text = Zeroizing::new(read_key_file(path)?);
-        let mut key = Self::from_file_text(&text).map_err(|reason| KeyError::Malformed {
-            path: path.to_owned(),
-            reason,
-        })?;
-        key.path = Some(path.to_owned());
-        Ok(key)
-    }
-
-    fn from_file_text(text: &str) -> Result<Self, String> {
-        let mut file: SealingKeyFile = serde_json::from_str(text).map_err(|err| {
-            format!(
-                "not a sealing key file (line {}, column {})",
-                err.line(),
-                err.column()
-            )
-        })?;
-        let key = decode_key(&mut file.key)?;
-        let schedule = check_key_file_header(
-            (&file.format, SEALING_FORMAT),
-            file.version,
-            &file.key_id,
-            file.genesis,
-            file.epoch_seconds,
-        )?;
-        Ok(Self {
-            key_id: file.key_id,
-            schedule,
-            check: file.key_check,
-            path: None,
-            state: Mutex::new(SealingState {
-                epoch: file.epoch,
-                key,
-                trails: file.trails,
-            }),
-        })
-    }
-
-    fn to_file_text(&self) -> Zeroizing<String> {
-        let state = self.lock();
-        let file = SealingKeyFile {
-            format: SEALING_FORMAT.to_owned(),
-            version: KEY_FILE_VERSION,
-            key_id: self.key_id.clone(),
-            genesis: self.schedule.genesis,
-            epoch_seconds: self.schedule.length_seconds(),
-            key_check: self.check,
-            epoch: state.epoch,
-            key: hex::encode(*state.key),
-            trails: state.trails.clone(),
         };
-        let text = Zeroizing::new(serde_json::to_string_pretty(&file).unwrap_or_default());
-        let mut key_hex = file.key;
-        key_hex.zeroize();
-        text
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SealingState> {
-        // A panic while holding the lock cannot leave the state half-written
-        // (every update is a plain assignment), so poisoning is ignored.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The key id.
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
-    /// The epoch schedule.
-    pub fn schedule(&self) -> &EpochSchedule {
-        &self.schedule
-    }
-
-    /// The key check value of the matching verification key.
-    pub fn check_value(&self) -> Digest {
-        self.check
-    }
-
-    /// The oldest epoch whose key is still held.
-    pub fn epoch(&self) -> u64 {
-        self.lock().epoch
-    }
-
-    /// Keys for the epochs `from..=to`. Fails when `from` is older than the
-    /// held key: that epoch's key was destroyed and can never be used again.
-    pub(crate) fn epoch_keys(&self, from: u64, to: u64) -> Result<Vec<EpochKey>, KeyError> {
-        let state = self.lock();
-        if from < state.epoch {
-            return Err(KeyError::EpochGone {
-                requested: from,
-                held: state.epoch,
-            });
-        }
-        let mut key = evolve_to(&state.key, state.epoch, from);
-        drop(state);
-        let mut keys = Vec::with_capacity((to.saturating_sub(from) + 1) as usize);
-        for epoch in from..=to {
-            keys.push(EpochKey::new(epoch, &key));
-            key = evolve(&key, epoch);
-        }
-        Ok(keys)
-    }
-
-    /// Records that `trail` has sealed every epoch before `next_unsealed`,
-    /// and evolves (and persists) the key as far as all trails allow.
-    pub(crate) fn set_trail_floor(&self, trail: &str, next_unsealed: u64) -> Result<(), KeyError> {
-        let changed = {
-            let mut state = self.lock();
-            let floor = next_unsealed.max(state.epoch);
-            let previous = state.trails.insert(trail.to_owned(), floor);
-            let lowest = state.trails.values().copied().min().unwrap_or(floor);
-            if lowest > state.epoch {
-                let evolved = evolve_to(&state.key, state.epoch, lowest);
-                state.key = evolved;
-                state.epoch = lowest;
-            }
-            previous != Some(floor)
-        };
-        if changed {
-            self.persist()?;
-        }
-        Ok(())
-    }
-
-    /// Stops holding the key back for a trail that this key no longer seals.
-    pub fn forget_trail(&self, trail: &str) -> Result<(), KeyError> {
-        let removed = self.lock().trails.remove(trail).is_some();
-        if removed {
-            self.persist()?;
-        }
-        Ok(())
-    }
-
-    fn persist(&self) -> Result<(), KeyError> {
-        match &self.path {
-            Some(path) => replace_secret_file(path, &self.to_file_text()),
-            None => Ok(()),
-        }
+        Some(EpochKey::new(epoch, &key))
     }
 }
 
@@ -613,62 +488,29 @@ pub fn describe_schedule(schedule: &EpochSchedule) -> String {
     )
 }
 
-fn read_key_file(path: &Path) -> Result<String, KeyError> {
-    std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn open_options_secret() -> std::fs::OpenOptions {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-}
-
-fn write_new_secret_file(path: &Path, contents: &str) -> Result<(), KeyError> {
-    use std::io::Write;
-    let io_err = |source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = open_options_secret()
-        .open(path)
-        .map_err(|source: std::io::Error| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyError::AlreadyExists {
-                    path: path.to_owned(),
-                }
-            } else {
-                io_err(source)
-            }
-        })?;
-    file.write_all(contents.as_bytes()).map_err(io_err)?;
-    file.sync_all().map_err(io_err)
-}
-
-/// Replaces a key file atomically: a crash leaves either the old or the new
-/// state, never a torn one.
-fn replace_secret_file(path: &Path, contents: &str) -> Result<(), KeyError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
-    write_new_secret_file(&tmp, contents)?;
-    std::fs::rename(&tmp, path).map_err(|source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        // Make the rename itself durable.
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
+    #[test]
+    fn a_cached_chain_gives_the_keys_a_plain_evolution_gives_in_any_order() {
+        let start = Zeroizing::new([7u8; KEY_LEN]);
+        let mut cache = ChainCache::new(5, start.clone());
+        for epoch in [3000, 5, 2999, 1029, 1030, 6, 4100, 2000] {
+            let expected = evolve_to(&start, 5, epoch);
+            assert_eq!(*cache.key_at(epoch).unwrap(), *expected, "epoch {epoch}");
         }
+        assert!(cache.key_at(4).is_none());
     }
-    Ok(())
+
+    #[test]
+    fn a_branch_depends_on_the_trail_and_the_epoch() {
+        let k = [1u8; KEY_LEN];
+        assert_ne!(*trail_branch(&k, "admin"), *trail_branch(&k, "web"));
+        assert_ne!(
+            *trail_branch(&k, "admin"),
+            *trail_branch(&evolve(&k, 0), "admin")
+        );
+        assert_ne!(*trail_branch(&k, "admin"), *evolve(&k, 0));
+    }
 }

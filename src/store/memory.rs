@@ -110,7 +110,7 @@ impl Store for MemoryStore {
                 break;
             }
             if entry.epoch == epoch && counts_in_epoch(entry.kind) {
-                summary.add(entry.recorded_at);
+                summary.add(entry.kind, entry.recorded_at);
             }
         }
         Ok(summary)

@@ -31,6 +31,10 @@ pub type EntryStream<'a> = BoxStream<'a, Result<Entry, StoreError>>;
 pub struct EpochSummary {
     /// Entries of the epoch, not counting epoch seals.
     pub count: u64,
+    /// Of those, the records: entries that are neither events nor epoch
+    /// seals (genesis, retention, redaction, hold, rotation and restriction
+    /// records), which retention never deletes.
+    pub records: u64,
     /// Timestamp of the first of them.
     pub first_at: Option<DateTime<Utc>>,
     /// Timestamp of the last of them.
@@ -38,9 +42,12 @@ pub struct EpochSummary {
 }
 
 impl EpochSummary {
-    /// Adds one entry to the summary.
-    pub fn add(&mut self, recorded_at: DateTime<Utc>) {
+    /// Adds one entry of `kind` (not an epoch seal) to the summary.
+    pub fn add(&mut self, kind: EntryKind, recorded_at: DateTime<Utc>) {
         self.count += 1;
+        if kind != EntryKind::Event {
+            self.records += 1;
+        }
         self.first_at = Some(self.first_at.map_or(recorded_at, |t| t.min(recorded_at)));
         self.last_at = Some(self.last_at.map_or(recorded_at, |t| t.max(recorded_at)));
     }
@@ -48,6 +55,7 @@ impl EpochSummary {
     /// Adds another summary's entries to this one.
     pub fn merge(&mut self, other: &EpochSummary) {
         self.count += other.count;
+        self.records += other.records;
         self.first_at = self.first_at.into_iter().chain(other.first_at).min();
         // `None` orders before any time, so `max` keeps the later one.
         self.last_at = self.last_at.max(other.last_at);

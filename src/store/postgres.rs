@@ -749,12 +749,14 @@ async fn epoch_summary_on<'c>(
 ) -> Result<EpochSummary, StoreError> {
     let epoch = to_i64(trail, "epoch", epoch)?;
     let row = sqlx::query(
-        "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
+        "SELECT count(*), min(recorded_at), max(recorded_at), \
+         count(*) FILTER (WHERE kind <> $4) FROM entries \
          WHERE trail = $1 AND epoch = $2 AND kind <> $3",
     )
     .bind(trail)
     .bind(epoch)
     .bind(EntryKind::EpochSeal.as_str())
+    .bind(EntryKind::Event.as_str())
     .fetch_one(executor)
     .await
     .map_err(classify)?;
@@ -764,8 +766,10 @@ async fn epoch_summary_on<'c>(
         reason,
     };
     let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
+    let records: i64 = row.try_get(3).map_err(|err| corrupt(err.to_string()))?;
     Ok(EpochSummary {
         count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
+        records: u64::try_from(records).map_err(|err| corrupt(err.to_string()))?,
         first_at: row.try_get(1).map_err(|err| corrupt(err.to_string()))?,
         last_at: row.try_get(2).map_err(|err| corrupt(err.to_string()))?,
     })

@@ -1063,9 +1063,11 @@ async fn epoch_summary_on<'c>(
 ) -> Result<EpochSummary, StoreError> {
     let epoch = to_i64(trail, "epoch", epoch)?;
     let row = sqlx::query(
-        "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
+        "SELECT count(*), min(recorded_at), max(recorded_at), \
+         coalesce(sum(kind <> ?), 0) FROM entries \
          WHERE trail = ? AND epoch = ? AND kind <> ?",
     )
+    .bind(EntryKind::Event.as_str())
     .bind(trail)
     .bind(epoch)
     .bind(EntryKind::EpochSeal.as_str())
@@ -1084,8 +1086,10 @@ async fn epoch_summary_on<'c>(
             .transpose()
     };
     let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
+    let records: i64 = row.try_get(3).map_err(|err| corrupt(err.to_string()))?;
     Ok(EpochSummary {
         count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
+        records: u64::try_from(records).map_err(|err| corrupt(err.to_string()))?,
         first_at: get_time(1)?,
         last_at: get_time(2)?,
     })

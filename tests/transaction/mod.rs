@@ -167,7 +167,11 @@ macro_rules! transaction_tests {
                 .await
                 .unwrap();
             tx.rollback().await.unwrap();
-            assert_eq!(setup.key.epoch(), 0, "epoch 0 is not sealed yet");
+            assert_eq!(
+                setup.key.trail_epoch("admin"),
+                Some(0),
+                "epoch 0 is not sealed yet"
+            );
 
             setup.clock.advance(TimeDelta::minutes(1));
             create_database(&store, &panel, &setup, "wiki_db", true).await;
@@ -186,7 +190,7 @@ macro_rules! transaction_tests {
             // move on (forward security).
             setup.clock.advance(TimeDelta::seconds(1));
             create_database(&store, &panel, &setup, "mail_db", true).await;
-            assert_eq!(setup.key.epoch(), 2);
+            assert_eq!(setup.key.trail_epoch("admin"), Some(2));
             verify(&store, setup.verification).await;
         }
 

@@ -1,13 +1,13 @@
 //! Recording inside a caller's PostgreSQL transaction.
 
 use async_trait::async_trait;
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row, Transaction};
 
 use super::{
-    Columns, PostgresStore, classify, decode_head, epoch_summary_on, insert_on,
-    is_missing_partition, to_i64,
+    Columns, ENTRY_COLUMNS, PostgresStore, classify, decode_entry, decode_head, epoch_summary_on,
+    insert_on, is_missing_partition, to_i64,
 };
-use crate::entry::{Entry, Head};
+use crate::entry::{Entry, EntryKind, Head};
 use crate::event::Event;
 use crate::store::{EpochSummary, Store, check_batch, conflict_after};
 use crate::trail::Receipt;
@@ -98,6 +98,21 @@ impl LockedTrail for Link<'_> {
 
     async fn epoch_summary(&mut self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
         epoch_summary_on(&mut *self.connection, trail, epoch).await
+    }
+
+    async fn key_entries(&mut self, trail: &str) -> Result<Vec<Entry>, StoreError> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = $1 AND kind <> 'event' \
+             AND kind IN ($2, $3) ORDER BY seq"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(trail)
+            .bind(EntryKind::Genesis.as_str())
+            .bind(EntryKind::KeyRotation.as_str())
+            .fetch_all(&mut *self.connection)
+            .await
+            .map_err(classify)?;
+        rows.iter().map(|row| decode_entry(trail, row)).collect()
     }
 
     async fn insert(

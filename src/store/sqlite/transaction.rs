@@ -3,8 +3,13 @@
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use super::{SqliteStore, epoch_summary_on, head_on, insert_entries, insert_statements};
-use crate::entry::{Entry, Head};
+use sqlx::AssertSqlSafe;
+
+use super::{
+    ENTRY_COLUMNS, SqliteStore, decode_entry, epoch_summary_on, head_on, insert_entries,
+    insert_statements,
+};
+use crate::entry::{Entry, EntryKind, Head};
 use crate::event::Event;
 use crate::store::{EpochSummary, Store, conflict_after};
 use crate::trail::Receipt;
@@ -74,6 +79,21 @@ impl LockedTrail for Link<'_> {
 
     async fn epoch_summary(&mut self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
         epoch_summary_on(&mut *self.connection, &self.store.path, trail, epoch).await
+    }
+
+    async fn key_entries(&mut self, trail: &str) -> Result<Vec<Entry>, StoreError> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND kind <> 'event' \
+             AND kind IN (?, ?) ORDER BY seq"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(trail)
+            .bind(EntryKind::Genesis.as_str())
+            .bind(EntryKind::KeyRotation.as_str())
+            .fetch_all(&mut *self.connection)
+            .await
+            .map_err(|err| self.store.classify(err))?;
+        rows.iter().map(|row| decode_entry(trail, row)).collect()
     }
 
     async fn insert(
