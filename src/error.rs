@@ -289,16 +289,6 @@ pub enum KeyError {
     /// The operating system's random source failed.
     #[error("random source failed: {0}")]
     Random(String),
-    /// The verification key does not match the trail's key.
-    #[error(
-        "the verification key {key_id} does not match the key that sealed the {trail} trail; use the verification key created with its sealing key"
-    )]
-    WrongKey {
-        /// The trail.
-        trail: String,
-        /// The key id.
-        key_id: String,
-    },
     /// A sealing key file can be read or written by users other than its
     /// owner.
     #[error(
@@ -322,16 +312,6 @@ pub enum KeyError {
         needed: u64,
         /// The epoch the key's own chain is at.
         held: u64,
-    },
-    /// No verification key was given for the trail's key id.
-    #[error(
-        "the {trail} trail was sealed with key {key_id}, but no verification key with that id was given"
-    )]
-    UnknownKey {
-        /// The trail.
-        trail: String,
-        /// The key id named by the trail.
-        key_id: String,
     },
 }
 

@@ -991,7 +991,7 @@ impl<'v> TrailVerification<'v> {
     }
 
     /// Whether the entry's epoch is the one its time and the trail's seals
-    /// put it in (docs/FORMAT.md §6), and if not, why.
+    /// put it in (docs/FORMAT.md §8.1), and if not, why.
     fn epoch_problem(&self, schedule: &EpochSchedule, entry: &Entry, seq: u64) -> Option<String> {
         let time_epoch = schedule.epoch_of(entry.recorded_at);
         let format = self.keys.lines.line_at(seq).map_or(2, KeyLine::format);
