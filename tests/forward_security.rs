@@ -236,3 +236,142 @@ async fn replacing_an_old_epoch_seal_is_caught() {
         }
     }
 }
+
+/// A trail sealed in format 1 (one key chain for every trail), as an older
+/// trailseal left it, is continued by today's writer: it is moved onto its
+/// own chain by a key rotation, and verifies throughout.
+#[tokio::test]
+async fn a_format_1_trail_is_continued_on_its_own_chain() {
+    use trailseal::{Body, FindingKind, Store, VerificationKey};
+    let dir = tempfile::tempdir().unwrap();
+    let k0 = [7u8; 32];
+    let schedule = trailseal::EpochSchedule::new(start_time(), EPOCH_SECONDS).unwrap();
+    let verification = VerificationKey::from_parts("k1", schedule, k0).unwrap();
+    // The sealing key file as version 1 wrote it: one key, held at the
+    // oldest epoch a trail still had to seal.
+    let sealing_path = dir.path().join("sealing.key");
+    let v1_file = serde_json::json!({
+        "format": "trailseal-sealing-key",
+        "version": 1,
+        "key_id": "k1",
+        "genesis": start_time(),
+        "epoch_seconds": EPOCH_SECONDS,
+        "key_check": verification.check_value(),
+        "epoch": 0,
+        "key": hex::encode(k0),
+        "trails": {"admin": 0},
+    });
+    std::fs::write(&sealing_path, v1_file.to_string()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sealing_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // Format 1 entries, sealed entry by entry on the shared chain the file
+    // holds: a genesis and two events in epoch 0.
+    let mut genesis = Body::new();
+    genesis.insert_public("genesis.epoch_seconds", EPOCH_SECONDS.to_string());
+    genesis.insert_public("genesis.format_version", "1");
+    genesis.insert_public("genesis.key_check", verification.check_value().to_hex());
+    genesis.insert_public(
+        "genesis.key_genesis",
+        trailseal::format_timestamp(start_time()),
+    );
+    genesis.insert_public("genesis.trail", TRAIL);
+    let legacy = SealingKey::open(&sealing_path).unwrap();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut push = |kind: EntryKind, body: Body, recorded_at: DateTime<Utc>| {
+        let (seq, prev_mac) = entries
+            .last()
+            .map_or((0, trailseal::genesis_prev_mac(TRAIL)), |e: &Entry| {
+                (e.seq + 1, e.mac)
+            });
+        let entry = legacy
+            .seal_entry(EntryDraft {
+                trail: TRAIL.into(),
+                seq,
+                epoch: 0,
+                key_id: "k1".into(),
+                recorded_at,
+                kind,
+                body,
+                prev_mac,
+            })
+            .unwrap();
+        entries.push(entry);
+    };
+    push(
+        EntryKind::Genesis,
+        genesis,
+        start_time() + TimeDelta::minutes(1),
+    );
+    for i in 0..2 {
+        let mut body = Body::new();
+        body.insert_public("action", "database.create");
+        body.insert_personal(
+            "actor.name",
+            format!("kunde{i}"),
+            trailseal::Salt::from_bytes([9; 16]),
+        );
+        push(
+            EntryKind::Event,
+            body,
+            start_time() + TimeDelta::minutes(2 + i),
+        );
+    }
+    let store = Arc::new(MemoryStore::new());
+    store.append(TRAIL, None, &entries).await.unwrap();
+    let verified = Verifier::new(VerificationKey::from_parts("k1", schedule, k0).unwrap())
+        .at(start_time() + TimeDelta::hours(2))
+        .verify_trail(store.as_ref(), TRAIL)
+        .await
+        .unwrap();
+    assert!(verified.is_intact(), "{verified}");
+    assert_eq!(verified.format, Some(1));
+
+    // Today's writer continues it an epoch later.
+    let clock = ManualClock::new(start_time() + TimeDelta::minutes(20));
+    let key = Arc::new(SealingKey::open(&sealing_path).unwrap());
+    let trail = Trail::builder(TRAIL, store.clone(), key.clone())
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await
+        .unwrap();
+    trail.record(sample_event(5)).await.unwrap();
+    clock.advance(TimeDelta::minutes(30));
+    trail.record(sample_event(6)).await.unwrap();
+    trail.shutdown().await.unwrap();
+    let stored = store.dump(TRAIL);
+    let kinds: Vec<EntryKind> = stored.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        &kinds[3..6],
+        [
+            EntryKind::EpochSeal,
+            EntryKind::KeyRotation,
+            EntryKind::Event
+        ],
+        "the pending format 1 seal, the rotation, then the event"
+    );
+    let report = Verifier::new(VerificationKey::from_parts("k1", schedule, k0).unwrap())
+        .at(clock.now())
+        .verify_trail(store.as_ref(), TRAIL)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.format, Some(2));
+    assert!(
+        report
+            .findings_of(FindingKind::KeyMismatch)
+            .next()
+            .is_none()
+    );
+    // The key file no longer holds any copy of the shared chain.
+    let text = std::fs::read_to_string(&sealing_path).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(file["version"], 2);
+    assert_eq!(file["trails"][TRAIL]["format"], 2);
+    assert_eq!(
+        file["trails"][TRAIL]["branch"], stored[4].epoch,
+        "the branch starts at the rotation"
+    );
+}
