@@ -27,7 +27,7 @@ use trailseal::PostgresStore;
 use trailseal::ingest::{Follower, IngestStats, LogFormat};
 use trailseal::{
     DEFAULT_EPOCH_SECONDS, SEALING_KEY_FILE, SealingKey, SqliteStore, SqliteStoreOptions, Store,
-    Trail, VERIFICATION_KEY_FILE, VerificationKey, Verifier, new_key_id,
+    Trail, VERIFICATION_KEY_FILE, VerificationKey, Verifier,
 };
 
 /// Seal server log files into tamper-evident trails.
@@ -140,23 +140,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         total.lines as f64 / elapsed.as_secs_f64().max(1e-9)
     );
 
-    let verifier = Verifier::new(verification);
     let mut intact = true;
-    for (name, trail) in &trails {
+    for trail in trails.values() {
         trail.shutdown().await?;
-        let report = verifier.verify_trail(store.as_ref(), name).await?;
-        intact &= report.is_intact();
-        print!("{report}");
+    }
+    match verification {
+        Some(verification) => {
+            let verifier = Verifier::new(verification);
+            for name in trails.keys() {
+                let report = verifier.verify_trail(store.as_ref(), name).await?;
+                intact &= report.is_intact();
+                print!("{report}");
+            }
+            println!(
+                "\n{}",
+                if intact {
+                    "Every trail written is intact."
+                } else {
+                    "TAMPERING FOUND: see the findings above."
+                }
+            );
+        }
+        None => println!(
+            "{VERIFICATION_KEY_FILE} is not in {} (it belongs offline): verify the trails with audit-verify.",
+            args.keys.display()
+        ),
     }
     database.close().await;
-    println!(
-        "\n{}",
-        if intact {
-            "Every trail written is intact."
-        } else {
-            "TAMPERING FOUND: see the findings above."
-        }
-    );
     if !intact {
         std::process::exit(1);
     }
@@ -249,34 +259,29 @@ impl Database {
     }
 }
 
-/// Opens the key pair in `dir`, or creates it there when both files are
-/// missing.
+/// The sealing key of `dir`, created there with its verification key on
+/// the first run; the verification key too when it lies in `dir` (it
+/// belongs offline, so it may not).
 fn open_keys(
     dir: &Path,
     genesis: DateTime<Utc>,
-) -> Result<(SealingKey, VerificationKey), Box<dyn std::error::Error>> {
-    let sealing_path = dir.join(SEALING_KEY_FILE);
-    let verification_path = dir.join(VERIFICATION_KEY_FILE);
-    match (sealing_path.exists(), verification_path.exists()) {
-        (true, true) => Ok((
-            SealingKey::open(&sealing_path)?,
-            VerificationKey::load(&verification_path)?,
-        )),
-        (false, false) => {
-            let key_id = new_key_id(Utc::now())?;
-            let keys = SealingKey::create_files(dir, &key_id, genesis, DEFAULT_EPOCH_SECONDS)?;
-            println!(
-                "Created key {key_id} in {}: {} (keep it offline) and {}\n",
-                dir.display(),
-                VERIFICATION_KEY_FILE,
-                SEALING_KEY_FILE
-            );
-            Ok(keys)
-        }
-        _ => Err(format!(
-            "{} must hold both {VERIFICATION_KEY_FILE} and {SEALING_KEY_FILE}, or neither",
-            dir.display()
-        )
-        .into()),
+) -> Result<(SealingKey, Option<VerificationKey>), Box<dyn std::error::Error>> {
+    let (sealing, created) = SealingKey::open_or_create(dir, genesis, DEFAULT_EPOCH_SECONDS)?;
+    if created.is_some() {
+        println!(
+            "Created key {} in {}: {VERIFICATION_KEY_FILE} (keep it offline) and {SEALING_KEY_FILE}\n",
+            sealing.key_id(),
+            dir.display(),
+        );
     }
+    let verification = match created {
+        Some(key) => Some(key),
+        None => {
+            let path = dir.join(VERIFICATION_KEY_FILE);
+            path.exists()
+                .then(|| VerificationKey::load(&path))
+                .transpose()?
+        }
+    };
+    Ok((sealing, verification))
 }

@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use trailseal::{
     Actor, DEFAULT_EPOCH_SECONDS, Entry, Event, Language, ManualClock, Query, Receipt,
     SEALING_KEY_FILE, SealingKey, Source, SqliteStore, SqliteStoreOptions, Store, Trail,
-    VERIFICATION_KEY_FILE, VerificationKey, Verifier, new_key_id, render,
+    VERIFICATION_KEY_FILE, VerificationKey, Verifier, render,
 };
 
 /// Record an hour of a hosting panel into a tamper-evident trail.
@@ -126,22 +126,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     print_failed_logins(&store, hour_start).await?;
 
-    println!("Verifying every trail in {}:\n", store.path().display());
-    let reports = Verifier::new(verification).verify_store(&store).await?;
-    let intact = reports.iter().all(|report| report.is_intact());
-    for report in &reports {
-        print!("{report}");
-    }
-    store.close().await;
-
-    println!(
-        "\n{}",
-        if intact {
-            "Every trail is intact."
-        } else {
-            "TAMPERING FOUND: see the findings above."
+    let intact = match verification {
+        Some(verification) => {
+            println!("Verifying every trail in {}:\n", store.path().display());
+            let reports = Verifier::new(verification).verify_store(&store).await?;
+            for report in &reports {
+                print!("{report}");
+            }
+            let intact = reports.iter().all(|report| report.is_intact());
+            println!(
+                "\n{}",
+                if intact {
+                    "Every trail is intact."
+                } else {
+                    "TAMPERING FOUND: see the findings above."
+                }
+            );
+            intact
         }
-    );
+        None => {
+            println!(
+                "{} is not in {} (it belongs offline): verify with it as below.",
+                VERIFICATION_KEY_FILE,
+                args.keys.display()
+            );
+            true
+        }
+    };
+    store.close().await;
     println!(
         "\nTo check the file yourself, as an auditor would:\n\n    \
          cargo run --bin audit-verify -- verify --key {} sqlite://{}\n",
@@ -184,36 +196,31 @@ async fn next_hour_start(store: &SqliteStore) -> Result<DateTime<Utc>, Box<dyn s
     })
 }
 
-/// Opens the key pair in `dir`, or creates it there when both files are
-/// missing.
+/// The sealing key of `dir`, created there with its verification key on
+/// the first run; the verification key too when it lies in `dir` (it
+/// belongs offline, so it may not).
 fn open_keys(
     dir: &Path,
     genesis: DateTime<Utc>,
-) -> Result<(SealingKey, VerificationKey), Box<dyn std::error::Error>> {
-    let sealing_path = dir.join(SEALING_KEY_FILE);
-    let verification_path = dir.join(VERIFICATION_KEY_FILE);
-    match (sealing_path.exists(), verification_path.exists()) {
-        (true, true) => Ok((
-            SealingKey::open(&sealing_path)?,
-            VerificationKey::load(&verification_path)?,
-        )),
-        (false, false) => {
-            let key_id = new_key_id(Utc::now())?;
-            let keys = SealingKey::create_files(dir, &key_id, genesis, DEFAULT_EPOCH_SECONDS)?;
-            println!(
-                "Created key {key_id} in {}: {} (keep it offline) and {}\n",
-                dir.display(),
-                VERIFICATION_KEY_FILE,
-                SEALING_KEY_FILE
-            );
-            Ok(keys)
-        }
-        _ => Err(format!(
-            "{} must hold both {VERIFICATION_KEY_FILE} and {SEALING_KEY_FILE}, or neither",
-            dir.display()
-        )
-        .into()),
+) -> Result<(SealingKey, Option<VerificationKey>), Box<dyn std::error::Error>> {
+    let (sealing, created) = SealingKey::open_or_create(dir, genesis, DEFAULT_EPOCH_SECONDS)?;
+    if created.is_some() {
+        println!(
+            "Created key {} in {}: {VERIFICATION_KEY_FILE} (keep it offline) and {SEALING_KEY_FILE}\n",
+            sealing.key_id(),
+            dir.display(),
+        );
     }
+    let verification = match created {
+        Some(key) => Some(key),
+        None => {
+            let path = dir.join(VERIFICATION_KEY_FILE);
+            path.exists()
+                .then(|| VerificationKey::load(&path))
+                .transpose()?
+        }
+    };
+    Ok((sealing, verification))
 }
 
 /// Prints a stored entry as the English sentence `trailseal::render` makes

@@ -200,6 +200,34 @@ impl SealingKey {
         Ok((sealing, verification))
     }
 
+    /// The sealing key of a key folder: `dir/sealing.key` opened when it
+    /// exists; otherwise a new key pair created there (`sealing.key` and
+    /// `verification.key`, mode 0600, a new key id), the verification key
+    /// returned so the caller can say where it lies: it belongs offline.
+    /// `verification.key` need not be in the folder to open it. A folder
+    /// that holds a `verification.key` but no `sealing.key` is refused: its
+    /// sealing key was lost, and a new pair there would orphan the old one.
+    pub fn open_or_create(
+        dir: impl AsRef<Path>,
+        genesis: DateTime<Utc>,
+        epoch_seconds: u64,
+    ) -> Result<(SealingKey, Option<VerificationKey>), KeyError> {
+        let dir = dir.as_ref();
+        let sealing_path = dir.join(SEALING_KEY_FILE);
+        if sealing_path.exists() {
+            return Ok((Self::open(&sealing_path)?, None));
+        }
+        let verification_path = dir.join(VERIFICATION_KEY_FILE);
+        if verification_path.exists() {
+            return Err(KeyError::AlreadyExists {
+                path: verification_path,
+            });
+        }
+        let key_id = super::new_key_id(genesis)?;
+        let (sealing, verification) = Self::create_files(dir, &key_id, genesis, epoch_seconds)?;
+        Ok((sealing, Some(verification)))
+    }
+
     /// Opens a sealing key-state file; the key's evolution is written back
     /// to it atomically. Refuses a file that users other than its owner can
     /// read or write ([`KeyError::Exposed`]): whoever reads it can forge the
@@ -656,6 +684,33 @@ mod tests {
             body_commitment: &Digest::from_bytes([0; 32]),
         };
         assert_eq!(a[0].mac(&input), b[0].mac(&input));
+    }
+
+    #[test]
+    fn a_key_folder_is_opened_or_created_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let (created, verification) = SealingKey::open_or_create(dir.path(), genesis, 900).unwrap();
+        let verification = verification.expect("a new pair");
+        assert_eq!(created.key_id(), verification.key_id());
+        std::fs::rename(
+            dir.path().join(VERIFICATION_KEY_FILE),
+            dir.path().join("offline.key"),
+        )
+        .unwrap();
+        let (opened, none) = SealingKey::open_or_create(dir.path(), genesis, 900).unwrap();
+        assert!(none.is_none(), "the verification key may be offline");
+        assert_eq!(opened.key_id(), created.key_id());
+        std::fs::rename(
+            dir.path().join("offline.key"),
+            dir.path().join(VERIFICATION_KEY_FILE),
+        )
+        .unwrap();
+        std::fs::remove_file(dir.path().join(SEALING_KEY_FILE)).unwrap();
+        assert!(matches!(
+            SealingKey::open_or_create(dir.path(), genesis, 900),
+            Err(KeyError::AlreadyExists { .. })
+        ));
     }
 
     #[test]
