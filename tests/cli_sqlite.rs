@@ -106,6 +106,12 @@ impl Trail {
     }
 
     fn verify(&self, extra: &[&str]) -> (i32, Vec<(String, String, u64)>) {
+        let output = self.verify_output(extra);
+        (code(&output), findings(&output))
+    }
+
+    /// `audit-verify verify --json` of the database.
+    fn verify_output(&self, extra: &[&str]) -> Output {
         let mut args = vec![
             "verify".to_owned(),
             "--json".into(),
@@ -114,11 +120,10 @@ impl Trail {
             self.url(),
         ];
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        let output = Command::new(BIN)
+        Command::new(BIN)
             .args(&args)
             .output()
-            .expect("audit-verify runs");
-        (code(&output), findings(&output))
+            .expect("audit-verify runs")
     }
 
     /// The trail's folder and files made read-only for an auditor, who
@@ -337,6 +342,67 @@ async fn deleted_newest_rows_and_rollback_are_caught_by_a_checkpoint() {
         !findings.is_empty() && findings.iter().all(|(_, kind, _)| kind == "truncated"),
         "{findings:?}"
     );
+}
+
+#[tokio::test]
+async fn a_trail_the_trails_table_does_not_list_is_still_verified() {
+    let trail = made_by_quickstart();
+    let intact = trail.verify_output(&[]);
+    assert_eq!(code(&intact), 0);
+    let listed = trails_verified(&intact);
+    assert_eq!(listed.len(), 4, "{listed:?}");
+
+    // Its row deleted.
+    trail
+        .sql(&["DELETE FROM trails WHERE name = 'admin'"])
+        .await;
+    let verified = trail.verify_output(&[]);
+    assert_eq!(code(&verified), 0);
+    assert_eq!(trails_verified(&verified), listed);
+
+    // The table replaced by a view that leaves a trail out, and that trail
+    // tampered with.
+    trail
+        .sql(&[
+            "ALTER TABLE trails RENAME TO listed",
+            "INSERT INTO listed (name) VALUES ('admin')",
+            "CREATE VIEW trails AS SELECT name FROM listed WHERE name <> 'mailbox'",
+            "DELETE FROM entries WHERE trail = 'mailbox' AND seq = 3",
+        ])
+        .await;
+    let verified = trail.verify_output(&[]);
+    assert_eq!(code(&verified), 1);
+    let mailbox = listed
+        .iter()
+        .position(|(name, _)| name == "mailbox")
+        .expect("a mailbox trail");
+    let mut expected = listed.clone();
+    expected[mailbox].1 -= 1;
+    assert_eq!(trails_verified(&verified), expected);
+    assert_eq!(
+        findings(&verified).first(),
+        Some(&finding("mailbox", "missing", 3))
+    );
+}
+
+#[tokio::test]
+async fn entries_stored_under_a_name_that_is_not_utf8_are_reported() {
+    let trail = made_by_quickstart();
+    let listed = trails_verified(&trail.verify_output(&[]));
+    trail
+        .sql(&[
+            "INSERT INTO entries (trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, \
+             body_commitment, mac) SELECT CAST(x'61ff' AS TEXT), seq, epoch, key_id, recorded_at, \
+             kind, body, prev_mac, body_commitment, mac FROM entries \
+             WHERE trail = 'admin' AND seq = 0",
+        ])
+        .await;
+    let verified = trail.verify_output(&[]);
+    assert_eq!(code(&verified), 1);
+    assert_eq!(findings(&verified), [finding("a\u{FFFD}", "forged", 0)]);
+    let mut expected = listed;
+    expected.insert(1, ("a\u{FFFD}".to_owned(), 0));
+    assert_eq!(trails_verified(&verified), expected);
 }
 
 #[tokio::test]

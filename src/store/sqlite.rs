@@ -699,6 +699,22 @@ const JOINED_CHUNK_SQL: &str = "SELECT CAST(group_concat(printf('%d %d %d %d %d 
      AND (SELECT encoding FROM pragma_encoding) = 'UTF-8' \
      FROM (SELECT * FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?)";
 
+/// The names of every trail that has entries, and of every trail the
+/// `trails` table names.
+///
+/// The table is only a list kept beside the entries: a row deleted from it,
+/// or a view in its place, must not hide a trail from the verifier. So the
+/// entries' primary key is walked from one trail to the next (a recursive
+/// query that seeks the first name after the one before), one index seek per
+/// trail instead of a read of every entry.
+const TRAILS_SQL: &str = "WITH RECURSIVE stored(name) AS ( \
+     SELECT (SELECT trail FROM entries ORDER BY trail LIMIT 1) \
+     UNION ALL \
+     SELECT (SELECT trail FROM entries WHERE trail > stored.name ORDER BY trail LIMIT 1) \
+     FROM stored WHERE stored.name IS NOT NULL) \
+     SELECT name FROM stored WHERE name IS NOT NULL \
+     UNION SELECT name FROM trails ORDER BY 1";
+
 /// One chunk of a scan as read from the database.
 pub(crate) enum FetchedChunk {
     /// No rows: the scan is done.
@@ -884,10 +900,25 @@ impl Store for SqliteStore {
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT name FROM trails ORDER BY name")
+        let rows = sqlx::query(TRAILS_SQL)
             .fetch_all(&self.pool)
             .await
-            .map_err(|err| self.classify(err))
+            .map_err(|err| self.classify(err))?;
+        // SQLite stores text that is not UTF-8 as it is given. Such a name
+        // is no trail name, and the verifier reports entries stored under
+        // it; failing to list the others would hide them all.
+        let mut names: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                row.try_get::<String, _>(0).unwrap_or_else(|_| {
+                    let bytes: Vec<u8> = row.try_get_unchecked(0).unwrap_or_default();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
@@ -1559,6 +1590,34 @@ mod tests {
         assert!(
             plan.iter()
                 .any(|step| step.contains("COVERING INDEX entries_by_epoch")),
+            "{plan:?}"
+        );
+    }
+
+    /// Listing trails seeks from one trail's first key to the next: one
+    /// index seek per trail, never a read of every entry.
+    #[tokio::test]
+    async fn listing_trails_seeks_the_primary_key_from_trail_to_trail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("trail.db"))
+            .await
+            .unwrap();
+        let plan = plan(&store, TRAILS_SQL, SqliteArguments::default()).await;
+        let reads: Vec<&String> = plan
+            .iter()
+            .filter(|step| step.contains(" entries"))
+            .collect();
+        assert_eq!(reads.len(), 2, "{plan:?}");
+        assert!(
+            reads
+                .iter()
+                .all(|step| step.contains("USING COVERING INDEX sqlite_autoindex_entries_1")),
+            "{plan:?}"
+        );
+        assert!(
+            reads
+                .iter()
+                .any(|step| step.starts_with("SEARCH entries") && step.ends_with("(trail>?)")),
             "{plan:?}"
         );
     }
