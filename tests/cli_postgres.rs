@@ -141,3 +141,34 @@ async fn a_trail_without_its_head_row_is_still_verified() {
     .await;
     assert_eq!(verify(&key, &url), (1, vec![("modified".to_owned(), 5)]));
 }
+
+#[tokio::test]
+async fn a_changed_query_column_is_a_column_mismatch_at_its_seq() {
+    let Recorded { url, key, _dir } = recorded().await;
+    execute(
+        &url,
+        "UPDATE entries SET tenant = 'kunde456' WHERE trail = 'admin' AND seq = 7",
+    )
+    .await;
+    execute(
+        &url,
+        "UPDATE entries SET ip = '203.0.113.9' WHERE trail = 'admin' AND seq = 12",
+    )
+    .await;
+    execute(
+        &url,
+        "UPDATE entries SET outcome = NULL WHERE trail = 'admin' AND seq = 20",
+    )
+    .await;
+    assert_eq!(
+        verify(&key, &url),
+        (
+            1,
+            vec![
+                ("column_mismatch".to_owned(), 7),
+                ("column_mismatch".to_owned(), 12),
+                ("column_mismatch".to_owned(), 20)
+            ]
+        )
+    );
+}

@@ -94,15 +94,36 @@ impl Trail {
     }
 
     async fn sql_at(&self, statement: &'static str, seq: i64) {
+        self.sql_made_at(statement.to_owned(), seq).await;
+    }
+
+    /// Runs a statement made by the test (from a fixed list of column
+    /// names), bound to `seq`.
+    async fn sql_made_at(&self, statement: String, seq: i64) {
         let mut connection = sqlx::SqliteConnection::connect(&self.url())
             .await
             .expect("connection");
-        sqlx::query(statement)
+        sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
             .bind(seq)
             .execute(&mut connection)
             .await
-            .expect(statement);
+            .unwrap_or_else(|err| panic!("{statement}: {err}"));
         connection.close().await.expect("closed");
+    }
+
+    /// A copy of the closed database and its keys in a new folder.
+    fn copy(&self) -> Trail {
+        let copy = Trail {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        std::fs::copy(self.db(), copy.db()).expect("database copied");
+        let keys = copy.dir.path().join("keys");
+        std::fs::create_dir(&keys).expect("keys folder");
+        for file in ["verification.key", "sealing.key"] {
+            std::fs::copy(self.dir.path().join("keys").join(file), keys.join(file))
+                .expect("key copied");
+        }
+        copy
     }
 
     fn verify(&self, extra: &[&str]) -> (i32, Vec<(String, String, u64)>) {
@@ -235,6 +256,18 @@ async fn interior_event_changed_by(statement: &'static str) -> (Trail, i64) {
 /// What `verify` finds when only the entry at `seq` was modified.
 fn only_modified_at(seq: i64) -> (i32, Vec<(String, String, u64)>) {
     (1, vec![finding("admin", "modified", seq as u64)])
+}
+
+/// The details of a `--json` report's findings, in report order.
+fn details(output: &Output) -> Vec<String> {
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    report["trails"]
+        .as_array()
+        .expect("trails")
+        .iter()
+        .flat_map(|trail| trail["findings"].as_array().cloned().unwrap_or_default())
+        .map(|finding| finding["detail"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 fn finding(trail: &str, kind: &str, seq: u64) -> (String, String, u64) {
@@ -596,6 +629,90 @@ async fn a_copy_stored_in_utf16_verifies_as_the_original() {
     assert_eq!(trail.verify(&[]), original);
 }
 
+/// The query columns the SQLite store keeps beside each entry, copies of
+/// body values.
+const QUERY_COLUMNS: [&str; 8] = [
+    "action",
+    "tenant",
+    "actor",
+    "target_type",
+    "target_id",
+    "ip",
+    "outcome",
+    "request_id",
+];
+
+#[tokio::test]
+async fn a_changed_query_column_is_a_column_mismatch_at_its_seq() {
+    let original = made_by_quickstart();
+    let seq = original.interior_events().await[0];
+    for column in QUERY_COLUMNS {
+        let trail = original.copy();
+        assert_eq!(trail.verify(&[]), (0, vec![]), "{column}");
+        // Another value, or a value where the body has none.
+        trail
+            .sql_made_at(
+                format!(
+                    "UPDATE entries SET {column} = 'x' || ifnull({column}, '') \
+                     WHERE trail = 'admin' AND seq = ?"
+                ),
+                seq,
+            )
+            .await;
+        assert_eq!(
+            trail.verify(&[]),
+            (1, vec![finding("admin", "column_mismatch", seq as u64)]),
+            "{column}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_emptied_query_column_is_a_column_mismatch_at_its_seq() {
+    let (trail, seq) = interior_event_changed_by(
+        "UPDATE entries SET tenant = NULL WHERE trail = 'admin' AND seq = ?",
+    )
+    .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "column_mismatch", seq as u64)])
+    );
+    let detail = &details(&trail.verify_output(&[]))[0];
+    assert!(
+        detail.contains("the column tenant is empty, but the sealed field tenant has a value"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_chunk_read_row_by_row_still_checks_the_query_columns() {
+    // A MAC cut short makes its chunk be read row by row.
+    let trail = made_by_quickstart();
+    let (first, second) = trail.two_separate_interior_events().await;
+    trail
+        .sql_at(
+            "UPDATE entries SET mac = substr(mac, 1, 31) WHERE trail = 'admin' AND seq = ?",
+            first,
+        )
+        .await;
+    trail
+        .sql_at(
+            "UPDATE entries SET ip = '203.0.113.9' WHERE trail = 'admin' AND seq = ?",
+            second,
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (
+            1,
+            vec![
+                finding("admin", "modified", first as u64),
+                finding("admin", "column_mismatch", second as u64)
+            ]
+        )
+    );
+}
+
 /// A trail pruned by retention and with an erasure request, made through the
 /// library on a real SQLite file, with its key files.
 async fn pruned_by_retention() -> Trail {
@@ -682,6 +799,44 @@ async fn retention_younger_than_the_minimum_retention_is_a_violation() {
     assert_eq!(code, 1);
     let kinds: Vec<&str> = findings.iter().map(|(_, kind, _)| kind.as_str()).collect();
     assert_eq!(kinds, vec!["retention_violation"; 3]);
+}
+
+#[tokio::test]
+async fn a_query_column_restored_after_its_erasure_is_a_column_mismatch() {
+    let trail = pruned_by_retention().await;
+    let erased: Vec<i64> = {
+        let mut connection = sqlx::SqliteConnection::connect(&trail.url())
+            .await
+            .expect("connection");
+        let seqs = sqlx::query_scalar(
+            "SELECT seq FROM entries WHERE trail = 'admin' AND kind = 'event' \
+             AND tenant IS NULL AND json_extract(body, '$.tenant.redacted') IS NOT NULL \
+             ORDER BY seq",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .expect("query");
+        connection.close().await.expect("closed");
+        seqs
+    };
+    assert_eq!(erased.len(), 7, "kunde1's entries that retention left");
+    trail
+        .sql_at(
+            "UPDATE entries SET tenant = 'kunde1' WHERE trail = 'admin' AND seq = ?",
+            erased[2],
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (
+            1,
+            vec![finding("admin", "column_mismatch", erased[2] as u64)]
+        )
+    );
+    assert!(
+        details(&trail.verify_output(&[]))[0]
+            .contains("the column tenant holds a value, but the sealed field tenant was erased")
+    );
 }
 
 #[tokio::test]
