@@ -211,6 +211,11 @@ pub trait Store: Send + Sync + 'static {
     /// One page of the entries that match a query, in the query's order
     /// (see [`Query`]); [`Page::next`] continues it.
     ///
+    /// Every entry returned matches the query by its own fields
+    /// ([`Query::matches`]). A backend that finds entries by copies of body
+    /// values leaves out a row whose body does not match, so a page may
+    /// hold fewer entries than its limit and still have a next page.
+    ///
     /// The provided implementation scans the trails concerned
     /// ([`query_by_scan`]); backends with indexes answer it themselves.
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {

@@ -19,7 +19,9 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
 
-use super::query::{COPIED_FIELDS, IndexedFields, StoredCopy, mismatched_copies, page_from_sorted};
+use super::query::{
+    COPIED_FIELDS, IndexedFields, StoredCopy, mismatched_copies, page_from_fetched,
+};
 use super::{
     ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
     StoredEntry, StoredEntryStream, body_json, check_batch, conflict_after, read_ahead_scan,
@@ -678,7 +680,7 @@ impl Store for PostgresStore {
             .iter()
             .map(|row| decode_entry("", row))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(page_from_sorted(entries, query.limit))
+        Ok(page_from_fetched(entries, query))
     }
 }
 

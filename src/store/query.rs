@@ -607,6 +607,29 @@ pub(crate) fn page_from_sorted(mut entries: Vec<Entry>, limit: usize) -> Page {
     Page { entries, next }
 }
 
+/// Turns what a backend fetched for a query into a page: up to `limit + 1`
+/// rows in query order, found by the query's columns. Only entries that
+/// match the query by their own fields ([`Query::matches`]) are kept: a
+/// row found by a query column whose copy disagrees with the body (changed
+/// in the database) is left out. The next page continues after the last
+/// row of this page's `limit`, kept or not, so that paging neither skips
+/// nor repeats an entry; a page may then hold fewer entries than `limit`
+/// and still have a next one.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn page_from_fetched(mut fetched: Vec<Entry>, query: &Query) -> Page {
+    let next = if fetched.len() > query.limit {
+        fetched.truncate(query.limit);
+        fetched.last().map(Cursor::after)
+    } else {
+        None
+    };
+    fetched.retain(|entry| query.matches(entry));
+    Page {
+        entries: fetched,
+        next,
+    }
+}
+
 /// Answers a query by scanning whole trails: correct for any store, but
 /// it reads every entry of the trails concerned. Backends with indexes
 /// answer [`Store::query`] themselves.

@@ -22,7 +22,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 
-use super::query::{COPIED_FIELDS, IndexedFields, StoredCopy, mismatched_copies, page_from_sorted};
+use super::query::{
+    COPIED_FIELDS, IndexedFields, StoredCopy, mismatched_copies, page_from_fetched,
+};
 use super::{
     ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
     StoredEntry, StoredEntryStream, body_json, check_batch, conflict_after, read_ahead_scan,
@@ -1279,7 +1281,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|row| decode_entry("", row))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(page_from_sorted(entries, query.limit))
+        Ok(page_from_fetched(entries, query))
     }
 }
 
