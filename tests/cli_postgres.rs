@@ -54,6 +54,15 @@ struct Recorded {
 }
 
 async fn recorded() -> Recorded {
+    let (recorded, trail, store) = recorded_by_a_running_writer().await;
+    trail.seal_finished_epochs().await.unwrap();
+    trail.shutdown().await.unwrap();
+    store.close().await;
+    recorded
+}
+
+/// [`recorded`], its writer still running.
+async fn recorded_by_a_running_writer() -> (Recorded, Trail, PostgresStore) {
     let url = pg::fresh_database().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -74,15 +83,13 @@ async fn recorded() -> Recorded {
         trail.record(support::sample_event(i)).await.unwrap();
         clock.advance(TimeDelta::minutes(1));
     }
-    trail.seal_finished_epochs().await.unwrap();
-    trail.shutdown().await.unwrap();
-    store.close().await;
     let key = dir.path().join("verification.key").display().to_string();
-    Recorded {
+    let recorded = Recorded {
         url,
         key,
         _dir: dir,
-    }
+    };
+    (recorded, trail, store)
 }
 
 #[tokio::test]
@@ -171,4 +178,46 @@ async fn a_changed_query_column_is_a_column_mismatch_at_its_seq() {
             ]
         )
     );
+}
+
+#[tokio::test]
+async fn a_sealed_restriction_verifies_and_its_flags_are_checked() {
+    let (Recorded { url, key, _dir }, trail, store) = recorded_by_a_running_writer().await;
+    let kunde1 = trailseal::Subject::new().tenant("kunde1");
+    // sample_event gives every seventh event to kunde1: seqs 2, 9, 17, 24
+    // and 31 (the seal of epoch 0 is seq 16).
+    assert_eq!(trail.restrict_subject(&kunde1, true).await.unwrap(), 5);
+    assert_eq!(verify(&key, &url), (0, vec![]));
+
+    execute(
+        &url,
+        "UPDATE entries SET restricted = false WHERE trail = 'admin' AND seq = 9",
+    )
+    .await;
+    execute(
+        &url,
+        "UPDATE entries SET restricted = true WHERE trail = 'admin' AND seq = 12",
+    )
+    .await;
+    assert_eq!(
+        verify(&key, &url),
+        (
+            1,
+            vec![
+                ("column_mismatch".to_owned(), 9),
+                ("column_mismatch".to_owned(), 12)
+            ]
+        )
+    );
+    execute(
+        &url,
+        "UPDATE entries SET restricted = (seq = 9) WHERE trail = 'admin' AND seq IN (9, 12)",
+    )
+    .await;
+    assert_eq!(verify(&key, &url), (0, vec![]));
+
+    trail.restrict_subject(&kunde1, false).await.unwrap();
+    assert_eq!(verify(&key, &url), (0, vec![]));
+    trail.shutdown().await.unwrap();
+    store.close().await;
 }

@@ -668,6 +668,19 @@ async fn a_changed_query_column_is_a_column_mismatch_at_its_seq() {
 }
 
 #[tokio::test]
+async fn a_restriction_flag_set_with_sql_is_a_column_mismatch_at_its_seq() {
+    let (trail, seq) = interior_event_changed_by(
+        "UPDATE entries SET restricted = 1 WHERE trail = 'admin' AND seq = ?",
+    )
+    .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "column_mismatch", seq as u64)])
+    );
+    assert!(details(&trail.verify_output(&[]))[0].contains("no sealed restriction record"));
+}
+
+#[tokio::test]
 async fn an_emptied_query_column_is_a_column_mismatch_at_its_seq() {
     let (trail, seq) = interior_event_changed_by(
         "UPDATE entries SET tenant = NULL WHERE trail = 'admin' AND seq = ?",
@@ -837,6 +850,93 @@ async fn a_query_column_restored_after_its_erasure_is_a_column_mismatch() {
         details(&trail.verify_output(&[]))[0]
             .contains("the column tenant holds a value, but the sealed field tenant was erased")
     );
+}
+
+#[tokio::test]
+async fn a_sealed_restriction_verifies_and_its_flags_are_checked() {
+    use trailseal::Subject;
+
+    let (trail, writer, store) = running_writer(30).await;
+    let kunde1 = Subject::new().tenant("kunde1");
+    // sample_event gives every seventh event to kunde1.
+    let restricted = writer
+        .restrict_subject(&kunde1, true)
+        .await
+        .expect("restricted");
+    assert_eq!(restricted, 5);
+    assert_eq!(trail.verify(&[]), (0, vec![]));
+
+    // The decision is sealed in the trail.
+    let entries: Vec<trailseal::Entry> =
+        futures_util::TryStreamExt::try_collect(trailseal::Store::scan(&store, "admin", 0))
+            .await
+            .expect("scanned");
+    let records: Vec<&trailseal::Entry> = entries
+        .iter()
+        .filter(|entry| entry.kind == trailseal::EntryKind::Restriction)
+        .collect();
+    assert_eq!(records.len(), 1);
+    let record = trailseal::retention::RestrictionRecord::from_entry(records[0]).expect("record");
+    assert!(record.restricted);
+    let of_kunde1: Vec<u64> = entries
+        .iter()
+        .filter(|entry| entry.value("tenant") == Some("kunde1"))
+        .map(|entry| entry.seq)
+        .collect();
+    let named: Vec<u64> = record
+        .entries
+        .iter()
+        .flat_map(|range| range.first..=range.last)
+        .collect();
+    assert_eq!(named, of_kunde1);
+
+    // A restricted entry made visible again, and an entry of kunde2 hidden.
+    let kunde2 = entries
+        .iter()
+        .find(|entry| entry.value("tenant") == Some("kunde2"))
+        .expect("an entry of kunde2")
+        .seq as i64;
+    for (statement, seq, undo) in [
+        (
+            "UPDATE entries SET restricted = 0 WHERE trail = 'admin' AND seq = ?",
+            of_kunde1[1] as i64,
+            "UPDATE entries SET restricted = 1 WHERE trail = 'admin' AND seq = ?",
+        ),
+        (
+            "UPDATE entries SET restricted = 1 WHERE trail = 'admin' AND seq = ?",
+            kunde2,
+            "UPDATE entries SET restricted = 0 WHERE trail = 'admin' AND seq = ?",
+        ),
+    ] {
+        trail.sql_at(statement, seq).await;
+        assert_eq!(
+            trail.verify(&[]),
+            (1, vec![finding("admin", "column_mismatch", seq as u64)]),
+            "{statement}"
+        );
+        trail.sql_at(undo, seq).await;
+        assert_eq!(trail.verify(&[]), (0, vec![]));
+    }
+
+    // Lifted by a second record, which overrides the first.
+    writer
+        .restrict_subject(&kunde1, false)
+        .await
+        .expect("lifted");
+    assert_eq!(trail.verify(&[]), (0, vec![]));
+    let seq = of_kunde1[2] as i64;
+    trail
+        .sql_at(
+            "UPDATE entries SET restricted = 1 WHERE trail = 'admin' AND seq = ?",
+            seq,
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "column_mismatch", seq as u64)])
+    );
+    writer.shutdown().await.expect("shut down");
+    store.close().await;
 }
 
 #[tokio::test]

@@ -187,7 +187,11 @@ pub trait Store: Send + Sync + 'static {
     /// Restricts the processing of entries (`restricted = true`) or lifts
     /// the restriction: restricted entries stay stored and verified, but
     /// [`Store::query`] leaves them out unless [`Query::include_restricted`].
-    /// The flag is not sealed. Returns how many entries changed.
+    /// The flag is kept beside the entries, not sealed:
+    /// [`Trail::restrict_subject`](crate::Trail::restrict_subject) seals a
+    /// restriction record naming the entries before it sets their flags,
+    /// and the verifier reports a flag that the trail's restriction records
+    /// do not state. Returns how many entries changed.
     async fn restrict(
         &self,
         trail: &str,

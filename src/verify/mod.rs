@@ -15,6 +15,7 @@
 
 mod key_lines;
 mod report;
+mod restriction;
 mod run;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 
 use super::key_lines::{BatchKeys, KeyChoice, TrailKeys};
 use super::report::{FindingKind, PrunedNotice, ReportHead, SnapshotNotice, TrailReport};
+use super::restriction::Restrictions;
 use super::{Verifier, VerifyError};
 use crate::checkpoint::Checkpoint;
 use crate::entry::{Entry, EntryKind};
 use crate::event::escape_text;
+use crate::retention::RestrictionRecord;
 use crate::retention::ledger::{Ledger, Outcome};
 use crate::seal::{
     Digest, EpochSchedule, KeyLine, Mac, MacInput, body_commitment, format_timestamp,
@@ -88,6 +90,8 @@ struct Item {
     entry: Entry,
     /// The store's copies of body values that disagree with the body.
     mismatched_copies: Vec<CopyMismatch>,
+    /// The store's restriction flag, if it tells it.
+    restricted: Option<bool>,
     status: Status,
     /// The seq it was sealed as (its stored seq when that cannot be known).
     identity: u64,
@@ -166,6 +170,8 @@ pub struct TrailVerification<'v> {
     undecodable: BTreeSet<u64>,
     /// Gaps, erasures and seals waiting for the trail's retention records.
     ledger: Ledger,
+    /// The restriction the trail's records seal, and the stored flags.
+    restrictions: Restrictions,
     /// The last batch, MACs computed, waiting for its in-order checks.
     prechecked: Vec<(StoredEntry, Precheck)>,
     unknown_key: Option<UnknownKeyRun>,
@@ -203,6 +209,7 @@ impl<'v> TrailVerification<'v> {
                 .collect(),
             undecodable: BTreeSet::new(),
             ledger: Ledger::default(),
+            restrictions: Restrictions::default(),
             prechecked: Vec::new(),
             unknown_key: None,
             orphans: HashMap::default(),
@@ -276,6 +283,7 @@ impl<'v> TrailVerification<'v> {
         let StoredEntry {
             entry,
             mismatched_copies,
+            restricted,
             ..
         } = stored;
         self.count(&entry);
@@ -287,6 +295,7 @@ impl<'v> TrailVerification<'v> {
         self.place(Item {
             entry,
             mismatched_copies,
+            restricted,
             status,
             identity,
         });
@@ -396,6 +405,7 @@ impl<'v> TrailVerification<'v> {
             identity,
             entry: item.entry,
             mismatched_copies: item.mismatched_copies,
+            restricted: item.restricted,
         });
     }
 
@@ -438,6 +448,7 @@ impl<'v> TrailVerification<'v> {
             }
         });
         self.apply(outcomes);
+        self.check_restriction_flags();
         self.report.pruned = self.ledger.pruned;
         self.report.redacted = self.ledger.redacted;
         self.report.snapshots = std::mem::take(&mut self.ledger.snapshots)
@@ -809,8 +820,12 @@ impl<'v> TrailVerification<'v> {
         }
         if owner_sealed {
             self.check_copies(seq, &owner);
+            self.restrictions.stored(seq, owner.restricted);
             let linked = self.check_chain(&owner);
             self.ledger.erased(&owner.entry, seq);
+            if owner.entry.kind == EntryKind::Restriction {
+                self.restriction_record(&owner.entry, seq);
+            }
             if !matches!(
                 owner.entry.kind,
                 EntryKind::Event | EntryKind::EpochSeal | EntryKind::Genesis
@@ -867,6 +882,49 @@ impl<'v> TrailVerification<'v> {
                 problems.join("; ")
             ),
         );
+    }
+
+    /// An authentic restriction record at `seq`: the entries it names are
+    /// restricted, or no longer, from here on.
+    fn restriction_record(&mut self, entry: &Entry, seq: u64) {
+        match RestrictionRecord::from_entry(entry) {
+            Some(record) => self.restrictions.record(&record),
+            None => self.finding(
+                seq,
+                None,
+                FindingKind::ColumnMismatch,
+                "the restriction record cannot be read: the restriction flags of the entries it was meant to name cannot be checked".into(),
+            ),
+        }
+    }
+
+    /// Once the whole trail is read: every entry's stored restriction flag
+    /// must be what the trail's restriction records, applied in seq order,
+    /// state. Queries leave restricted entries out.
+    fn check_restriction_flags(&mut self) {
+        for mismatch in self.restrictions.mismatches() {
+            let one = mismatch.first == mismatch.last;
+            let detail = match (mismatch.stored_restricted, one) {
+                (true, true) => {
+                    "the entry is stored as restricted (queries leave it out), but no sealed restriction record says so"
+                }
+                (true, false) => {
+                    "the entries are stored as restricted (queries leave them out), but no sealed restriction record says so"
+                }
+                (false, true) => {
+                    "a sealed restriction record restricts the entry, but it is stored as not restricted (queries show it)"
+                }
+                (false, false) => {
+                    "a sealed restriction record restricts the entries, but they are stored as not restricted (queries show them)"
+                }
+            };
+            self.finding(
+                mismatch.first,
+                (!one).then_some(mismatch.last),
+                FindingKind::ColumnMismatch,
+                detail.into(),
+            );
+        }
     }
 
     fn forget_old(&mut self, seq: u64) {
