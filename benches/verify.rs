@@ -5,7 +5,10 @@
 //! - `verify/sqlite_rows`: the plain read of every stored column through
 //!   sqlx, row by row (the driver's floor).
 //! - `verify/sqlite_scan`: `SqliteStore::scan`, read and decoded into
-//!   entries (what verification reads).
+//!   entries (what exports, replays and queries read).
+//! - `verify/sqlite_scan_stored`: `SqliteStore::scan_stored`, the same with
+//!   the query columns and the restriction flag, the copies compared with
+//!   the bodies (what verification reads).
 //! - `verify/sqlite_{1,2}_threads`: read, decode and verify from SQLite.
 //! - `verify/jsonl_read`: read and decode the JSON Lines export.
 //! - `verify/jsonl_parse_floor`: read the export and let serde_json check
@@ -199,6 +202,20 @@ impl Runs<'_> {
         })
     }
 
+    fn sqlite_scan_stored(&self) -> usize {
+        self.runtime.block_on(async {
+            let mut entries = self.fixture.sqlite.scan_stored("admin", 0);
+            let mut count = 0;
+            while let Some(stored) = entries.next().await {
+                let stored = stored.expect("entry");
+                assert!(stored.mismatched_copies.is_empty());
+                std::hint::black_box(stored);
+                count += 1;
+            }
+            count
+        })
+    }
+
     fn verify_sqlite(&self, pool: &rayon::ThreadPool) {
         pool.install(|| {
             let report = self
@@ -224,6 +241,9 @@ impl Runs<'_> {
     fn sqlite_and_jsonl(&self, group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
         group.bench_function("sqlite_rows", |b| b.iter(|| self.sqlite_rows()));
         group.bench_function("sqlite_scan", |b| b.iter(|| self.sqlite_scan()));
+        group.bench_function("sqlite_scan_stored", |b| {
+            b.iter(|| self.sqlite_scan_stored())
+        });
         for (threads, pool) in &self.pools {
             group.bench_function(format!("sqlite_{threads}_threads"), |b| {
                 b.iter(|| self.verify_sqlite(pool))

@@ -32,11 +32,14 @@ pub enum EntryKind {
     HoldPlaced,
     /// A legal hold was released.
     HoldReleased,
+    /// The processing of the entries it lists was restricted (GDPR
+    /// Art. 18), or the restriction lifted.
+    Restriction,
 }
 
 impl EntryKind {
     /// Every kind, in code order.
-    pub const ALL: [EntryKind; 8] = [
+    pub const ALL: [EntryKind; 9] = [
         EntryKind::Genesis,
         EntryKind::Event,
         EntryKind::EpochSeal,
@@ -45,6 +48,7 @@ impl EntryKind {
         EntryKind::Redaction,
         EntryKind::HoldPlaced,
         EntryKind::HoldReleased,
+        EntryKind::Restriction,
     ];
 
     /// The byte that stands for this kind in the MAC input.
@@ -58,6 +62,7 @@ impl EntryKind {
             EntryKind::Redaction => 5,
             EntryKind::HoldPlaced => 6,
             EntryKind::HoldReleased => 7,
+            EntryKind::Restriction => 8,
         }
     }
 
@@ -80,6 +85,7 @@ impl EntryKind {
             EntryKind::Redaction => "redaction",
             EntryKind::HoldPlaced => "hold_placed",
             EntryKind::HoldReleased => "hold_released",
+            EntryKind::Restriction => "restriction",
         }
     }
 

@@ -61,9 +61,9 @@ pub use secrets::{
     SECRET_MARKER, SECRET_NAMES, SecretPolicy, is_secret_name, register_secret_names,
 };
 pub use store::{
-    Cursor, DEFAULT_PAGE_SIZE, EntryStream, EpochSummary, Erasure, MAX_PAGE_SIZE, MemoryStore,
-    Order, Page, PreviousAppend, PreviousOutcome, Query, Store, check_batch, counts_in_epoch,
-    query_by_scan,
+    CopyMismatch, Cursor, DEFAULT_PAGE_SIZE, EntryStream, EpochSummary, Erasure, MAX_PAGE_SIZE,
+    MemoryStore, Order, Page, PreviousAppend, PreviousOutcome, Query, Store, StoredEntry,
+    StoredEntryStream, check_batch, counts_in_epoch, query_by_scan,
 };
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

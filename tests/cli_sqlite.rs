@@ -94,18 +94,45 @@ impl Trail {
     }
 
     async fn sql_at(&self, statement: &'static str, seq: i64) {
+        self.sql_made_at(statement.to_owned(), seq).await;
+    }
+
+    /// Runs a statement made by the test (from a fixed list of column
+    /// names), bound to `seq`.
+    async fn sql_made_at(&self, statement: String, seq: i64) {
         let mut connection = sqlx::SqliteConnection::connect(&self.url())
             .await
             .expect("connection");
-        sqlx::query(statement)
+        sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
             .bind(seq)
             .execute(&mut connection)
             .await
-            .expect(statement);
+            .unwrap_or_else(|err| panic!("{statement}: {err}"));
         connection.close().await.expect("closed");
     }
 
+    /// A copy of the closed database and its keys in a new folder.
+    fn copy(&self) -> Trail {
+        let copy = Trail {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        std::fs::copy(self.db(), copy.db()).expect("database copied");
+        let keys = copy.dir.path().join("keys");
+        std::fs::create_dir(&keys).expect("keys folder");
+        for file in ["verification.key", "sealing.key"] {
+            std::fs::copy(self.dir.path().join("keys").join(file), keys.join(file))
+                .expect("key copied");
+        }
+        copy
+    }
+
     fn verify(&self, extra: &[&str]) -> (i32, Vec<(String, String, u64)>) {
+        let output = self.verify_output(extra);
+        (code(&output), findings(&output))
+    }
+
+    /// `audit-verify verify --json` of the database.
+    fn verify_output(&self, extra: &[&str]) -> Output {
         let mut args = vec![
             "verify".to_owned(),
             "--json".into(),
@@ -114,11 +141,10 @@ impl Trail {
             self.url(),
         ];
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        let output = Command::new(BIN)
+        Command::new(BIN)
             .args(&args)
             .output()
-            .expect("audit-verify runs");
-        (code(&output), findings(&output))
+            .expect("audit-verify runs")
     }
 
     /// The trail's folder and files made read-only for an auditor, who
@@ -232,6 +258,18 @@ fn only_modified_at(seq: i64) -> (i32, Vec<(String, String, u64)>) {
     (1, vec![finding("admin", "modified", seq as u64)])
 }
 
+/// The details of a `--json` report's findings, in report order.
+fn details(output: &Output) -> Vec<String> {
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    report["trails"]
+        .as_array()
+        .expect("trails")
+        .iter()
+        .flat_map(|trail| trail["findings"].as_array().cloned().unwrap_or_default())
+        .map(|finding| finding["detail"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 fn finding(trail: &str, kind: &str, seq: u64) -> (String, String, u64) {
     (trail.to_owned(), kind.to_owned(), seq)
 }
@@ -337,6 +375,67 @@ async fn deleted_newest_rows_and_rollback_are_caught_by_a_checkpoint() {
         !findings.is_empty() && findings.iter().all(|(_, kind, _)| kind == "truncated"),
         "{findings:?}"
     );
+}
+
+#[tokio::test]
+async fn a_trail_the_trails_table_does_not_list_is_still_verified() {
+    let trail = made_by_quickstart();
+    let intact = trail.verify_output(&[]);
+    assert_eq!(code(&intact), 0);
+    let listed = trails_verified(&intact);
+    assert_eq!(listed.len(), 4, "{listed:?}");
+
+    // Its row deleted.
+    trail
+        .sql(&["DELETE FROM trails WHERE name = 'admin'"])
+        .await;
+    let verified = trail.verify_output(&[]);
+    assert_eq!(code(&verified), 0);
+    assert_eq!(trails_verified(&verified), listed);
+
+    // The table replaced by a view that leaves a trail out, and that trail
+    // tampered with.
+    trail
+        .sql(&[
+            "ALTER TABLE trails RENAME TO listed",
+            "INSERT INTO listed (name) VALUES ('admin')",
+            "CREATE VIEW trails AS SELECT name FROM listed WHERE name <> 'mailbox'",
+            "DELETE FROM entries WHERE trail = 'mailbox' AND seq = 3",
+        ])
+        .await;
+    let verified = trail.verify_output(&[]);
+    assert_eq!(code(&verified), 1);
+    let mailbox = listed
+        .iter()
+        .position(|(name, _)| name == "mailbox")
+        .expect("a mailbox trail");
+    let mut expected = listed.clone();
+    expected[mailbox].1 -= 1;
+    assert_eq!(trails_verified(&verified), expected);
+    assert_eq!(
+        findings(&verified).first(),
+        Some(&finding("mailbox", "missing", 3))
+    );
+}
+
+#[tokio::test]
+async fn entries_stored_under_a_name_that_is_not_utf8_are_reported() {
+    let trail = made_by_quickstart();
+    let listed = trails_verified(&trail.verify_output(&[]));
+    trail
+        .sql(&[
+            "INSERT INTO entries (trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, \
+             body_commitment, mac) SELECT CAST(x'61ff' AS TEXT), seq, epoch, key_id, recorded_at, \
+             kind, body, prev_mac, body_commitment, mac FROM entries \
+             WHERE trail = 'admin' AND seq = 0",
+        ])
+        .await;
+    let verified = trail.verify_output(&[]);
+    assert_eq!(code(&verified), 1);
+    assert_eq!(findings(&verified), [finding("a\u{FFFD}", "forged", 0)]);
+    let mut expected = listed;
+    expected.insert(1, ("a\u{FFFD}".to_owned(), 0));
+    assert_eq!(trails_verified(&verified), expected);
 }
 
 #[tokio::test]
@@ -530,6 +629,103 @@ async fn a_copy_stored_in_utf16_verifies_as_the_original() {
     assert_eq!(trail.verify(&[]), original);
 }
 
+/// The query columns the SQLite store keeps beside each entry, copies of
+/// body values.
+const QUERY_COLUMNS: [&str; 8] = [
+    "action",
+    "tenant",
+    "actor",
+    "target_type",
+    "target_id",
+    "ip",
+    "outcome",
+    "request_id",
+];
+
+#[tokio::test]
+async fn a_changed_query_column_is_a_column_mismatch_at_its_seq() {
+    let original = made_by_quickstart();
+    let seq = original.interior_events().await[0];
+    for column in QUERY_COLUMNS {
+        let trail = original.copy();
+        assert_eq!(trail.verify(&[]), (0, vec![]), "{column}");
+        // Another value, or a value where the body has none.
+        trail
+            .sql_made_at(
+                format!(
+                    "UPDATE entries SET {column} = 'x' || ifnull({column}, '') \
+                     WHERE trail = 'admin' AND seq = ?"
+                ),
+                seq,
+            )
+            .await;
+        assert_eq!(
+            trail.verify(&[]),
+            (1, vec![finding("admin", "column_mismatch", seq as u64)]),
+            "{column}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_restriction_flag_set_with_sql_is_a_column_mismatch_at_its_seq() {
+    let (trail, seq) = interior_event_changed_by(
+        "UPDATE entries SET restricted = 1 WHERE trail = 'admin' AND seq = ?",
+    )
+    .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "column_mismatch", seq as u64)])
+    );
+    assert!(details(&trail.verify_output(&[]))[0].contains("no sealed restriction record"));
+}
+
+#[tokio::test]
+async fn an_emptied_query_column_is_a_column_mismatch_at_its_seq() {
+    let (trail, seq) = interior_event_changed_by(
+        "UPDATE entries SET tenant = NULL WHERE trail = 'admin' AND seq = ?",
+    )
+    .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "column_mismatch", seq as u64)])
+    );
+    let detail = &details(&trail.verify_output(&[]))[0];
+    assert!(
+        detail.contains("the column tenant is empty, but the sealed field tenant has a value"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_chunk_read_row_by_row_still_checks_the_query_columns() {
+    // A MAC cut short makes its chunk be read row by row.
+    let trail = made_by_quickstart();
+    let (first, second) = trail.two_separate_interior_events().await;
+    trail
+        .sql_at(
+            "UPDATE entries SET mac = substr(mac, 1, 31) WHERE trail = 'admin' AND seq = ?",
+            first,
+        )
+        .await;
+    trail
+        .sql_at(
+            "UPDATE entries SET ip = '203.0.113.9' WHERE trail = 'admin' AND seq = ?",
+            second,
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (
+            1,
+            vec![
+                finding("admin", "modified", first as u64),
+                finding("admin", "column_mismatch", second as u64)
+            ]
+        )
+    );
+}
+
 /// A trail pruned by retention and with an erasure request, made through the
 /// library on a real SQLite file, with its key files.
 async fn pruned_by_retention() -> Trail {
@@ -616,6 +812,131 @@ async fn retention_younger_than_the_minimum_retention_is_a_violation() {
     assert_eq!(code, 1);
     let kinds: Vec<&str> = findings.iter().map(|(_, kind, _)| kind.as_str()).collect();
     assert_eq!(kinds, vec!["retention_violation"; 3]);
+}
+
+#[tokio::test]
+async fn a_query_column_restored_after_its_erasure_is_a_column_mismatch() {
+    let trail = pruned_by_retention().await;
+    let erased: Vec<i64> = {
+        let mut connection = sqlx::SqliteConnection::connect(&trail.url())
+            .await
+            .expect("connection");
+        let seqs = sqlx::query_scalar(
+            "SELECT seq FROM entries WHERE trail = 'admin' AND kind = 'event' \
+             AND tenant IS NULL AND json_extract(body, '$.tenant.redacted') IS NOT NULL \
+             ORDER BY seq",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .expect("query");
+        connection.close().await.expect("closed");
+        seqs
+    };
+    assert_eq!(erased.len(), 7, "kunde1's entries that retention left");
+    trail
+        .sql_at(
+            "UPDATE entries SET tenant = 'kunde1' WHERE trail = 'admin' AND seq = ?",
+            erased[2],
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (
+            1,
+            vec![finding("admin", "column_mismatch", erased[2] as u64)]
+        )
+    );
+    assert!(
+        details(&trail.verify_output(&[]))[0]
+            .contains("the column tenant holds a value, but the sealed field tenant was erased")
+    );
+}
+
+#[tokio::test]
+async fn a_sealed_restriction_verifies_and_its_flags_are_checked() {
+    use trailseal::Subject;
+
+    let (trail, writer, store) = running_writer(30).await;
+    let kunde1 = Subject::new().tenant("kunde1");
+    // sample_event gives every seventh event to kunde1.
+    let restricted = writer
+        .restrict_subject(&kunde1, true)
+        .await
+        .expect("restricted");
+    assert_eq!(restricted, 5);
+    assert_eq!(trail.verify(&[]), (0, vec![]));
+
+    // The decision is sealed in the trail.
+    let entries: Vec<trailseal::Entry> =
+        futures_util::TryStreamExt::try_collect(trailseal::Store::scan(&store, "admin", 0))
+            .await
+            .expect("scanned");
+    let records: Vec<&trailseal::Entry> = entries
+        .iter()
+        .filter(|entry| entry.kind == trailseal::EntryKind::Restriction)
+        .collect();
+    assert_eq!(records.len(), 1);
+    let record = trailseal::retention::RestrictionRecord::from_entry(records[0]).expect("record");
+    assert!(record.restricted);
+    let of_kunde1: Vec<u64> = entries
+        .iter()
+        .filter(|entry| entry.value("tenant") == Some("kunde1"))
+        .map(|entry| entry.seq)
+        .collect();
+    let named: Vec<u64> = record
+        .entries
+        .iter()
+        .flat_map(|range| range.first..=range.last)
+        .collect();
+    assert_eq!(named, of_kunde1);
+
+    // A restricted entry made visible again, and an entry of kunde2 hidden.
+    let kunde2 = entries
+        .iter()
+        .find(|entry| entry.value("tenant") == Some("kunde2"))
+        .expect("an entry of kunde2")
+        .seq as i64;
+    for (statement, seq, undo) in [
+        (
+            "UPDATE entries SET restricted = 0 WHERE trail = 'admin' AND seq = ?",
+            of_kunde1[1] as i64,
+            "UPDATE entries SET restricted = 1 WHERE trail = 'admin' AND seq = ?",
+        ),
+        (
+            "UPDATE entries SET restricted = 1 WHERE trail = 'admin' AND seq = ?",
+            kunde2,
+            "UPDATE entries SET restricted = 0 WHERE trail = 'admin' AND seq = ?",
+        ),
+    ] {
+        trail.sql_at(statement, seq).await;
+        assert_eq!(
+            trail.verify(&[]),
+            (1, vec![finding("admin", "column_mismatch", seq as u64)]),
+            "{statement}"
+        );
+        trail.sql_at(undo, seq).await;
+        assert_eq!(trail.verify(&[]), (0, vec![]));
+    }
+
+    // Lifted by a second record, which overrides the first.
+    writer
+        .restrict_subject(&kunde1, false)
+        .await
+        .expect("lifted");
+    assert_eq!(trail.verify(&[]), (0, vec![]));
+    let seq = of_kunde1[2] as i64;
+    trail
+        .sql_at(
+            "UPDATE entries SET restricted = 1 WHERE trail = 'admin' AND seq = ?",
+            seq,
+        )
+        .await;
+    assert_eq!(
+        trail.verify(&[]),
+        (1, vec![finding("admin", "column_mismatch", seq as u64)])
+    );
+    writer.shutdown().await.expect("shut down");
+    store.close().await;
 }
 
 #[tokio::test]

@@ -578,10 +578,32 @@ async fn a_restricted_subject_is_hidden_from_queries_and_still_verified(fresh: F
             .len(),
         before
     );
+    // A flag set without a sealed restriction record hides an entry from
+    // queries: the verifier reports it.
+    let other = visible
+        .iter()
+        .find(|e| e.kind == EntryKind::Event)
+        .unwrap()
+        .seq;
+    assert_eq!(
+        setup.store.restrict(TRAIL, &[other], true).await.unwrap(),
+        1
+    );
+    let report = setup.verify().await;
+    assert_eq!(findings(&report), [(FindingKind::ColumnMismatch, other)]);
+    setup.store.restrict(TRAIL, &[other], false).await.unwrap();
+
     setup.trail.restrict_subject(&subject, false).await.unwrap();
     assert_eq!(
         setup.store.query(&kunde1).await.unwrap().entries.len(),
         before
+    );
+    let report = setup.verify().await;
+    assert!(report.is_intact(), "{report}");
+    // Both decisions are sealed in the trail.
+    assert_eq!(
+        seqs_of(&setup.entries().await, EntryKind::Restriction).len(),
+        2
     );
 }
 

@@ -346,8 +346,8 @@ async fn run_verification(
                 // Names come from storage: shown escaped, like everything.
                 bar.set_message(format!("verifying trail {}", escape_text(&trail)));
                 let entries =
-                    futures_util::StreamExt::inspect(store.scan(&trail, 0), |_| bar.inc(1));
-                let mut report = verifier.verify_stream(&trail, entries).await?;
+                    futures_util::StreamExt::inspect(store.scan_stored(&trail, 0), |_| bar.inc(1));
+                let mut report = verifier.verify_stored_stream(&trail, entries).await?;
                 verifier
                     .check_snapshots(store.as_ref(), &mut report)
                     .await?;

@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 use super::hold::{HoldBook, LegalHold, release_body};
 use super::policy::{RetentionFacts, RetentionPolicy};
 use super::record::{
-    PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted, redacted_ranges,
+    PrunedRange, RedactedRange, RedactionRecord, RestrictionRecord, RetentionRecord, push_redacted,
+    redacted_ranges,
 };
 use super::snapshot::{Snapshot, SnapshotRef, Snapshotter};
 use crate::Subject;
@@ -287,9 +288,19 @@ impl Trail {
     /// Art. 18), or lifts the restriction with `restricted = false`.
     /// Restricted entries stay stored and verified but are left out of
     /// queries unless they ask for them ([`Query::include_restricted`]).
-    /// Returns how many entries changed.
+    ///
+    /// One sealed `restriction` record names the entries first, then their
+    /// flags are set; the verifier reports a flag that the trail's
+    /// restriction records do not state. Nothing is recorded when no entry
+    /// is about the subject. Returns how many entries changed.
     pub async fn restrict_subject(&self, subject: &Subject, restricted: bool) -> Result<u64> {
         let seqs: Vec<u64> = self.entries_about(subject).await?.into_keys().collect();
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let record = RestrictionRecord::of(restricted, seqs.iter().copied());
+        self.append_record(EntryKind::Restriction, record.to_body())
+            .await?;
         let mut changed = 0;
         for chunk in seqs.chunks(ERASURE_BATCH) {
             changed += self

@@ -9,7 +9,9 @@
 //! - one `retention` record per run ([`RetentionRecord`]) names each deleted
 //!   range with the MACs of its boundaries, the policy and the cutoff;
 //! - one `redaction` record per erasure ([`RedactionRecord`]) names the
-//!   entries and fields whose values and salts were erased.
+//!   entries and fields whose values and salts were erased;
+//! - one `restriction` record per restriction of processing, or its lifting
+//!   ([`RestrictionRecord`]), names the entries whose flag it sets.
 //!
 //! The verifier accepts a missing range only when a retention record covers
 //! it exactly and its boundary MACs match the neighbours, refuses deletions
@@ -54,5 +56,8 @@ pub use policy::{
     ByAction, EndOfYearAfter, Forever, MaxAge, RedactAfter, RetentionFacts, RetentionPolicy,
     subject_of,
 };
-pub use record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord};
+pub use record::{
+    PrunedRange, RedactedRange, RedactionRecord, RestrictedRange, RestrictionRecord,
+    RetentionRecord,
+};
 pub use snapshot::{Keep, Snapshot, SnapshotRef, Snapshotter, resume};

@@ -1,8 +1,9 @@
-//! The bodies of the trail's retention and redaction records.
+//! The bodies of the trail's retention, redaction and restriction records.
 //!
-//! Both are sealed chain entries whose fields are public. Lists (deleted
-//! ranges, redacted entries) are stored as one compact JSON field each, so
-//! that a record stays one entry however many ranges it names.
+//! All are sealed chain entries whose fields are public. Lists (deleted
+//! ranges, redacted or restricted entries) are stored as one compact JSON
+//! field each, so that a record stays one entry however many ranges it
+//! names.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,12 @@ pub(crate) mod redaction_fields {
     pub(crate) const REASON: &str = "redaction.reason";
     pub(crate) const REQUEST: &str = "redaction.request";
     pub(crate) const ENTRIES: &str = "redaction.entries";
+}
+
+/// Body field names of a restriction record.
+pub(crate) mod restriction_fields {
+    pub(crate) const RESTRICTED: &str = "restriction.restricted";
+    pub(crate) const ENTRIES: &str = "restriction.entries";
 }
 
 /// One contiguous run of entries deleted by retention.
@@ -170,6 +177,85 @@ impl RedactionRecord {
             .iter()
             .all(|range| range.first <= range.last)
             .then_some(record)
+    }
+
+    /// Number of entries named.
+    pub fn entry_count(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|range| range.last - range.first + 1)
+            .sum()
+    }
+}
+
+/// A run of consecutive entries a restriction record names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestrictedRange {
+    /// First entry.
+    pub first: u64,
+    /// Last entry.
+    pub last: u64,
+}
+
+/// Entries whose processing was restricted (GDPR Art. 18), or whose
+/// restriction was lifted, as sealed into the trail. Records apply in seq
+/// order: a later one overrides what an earlier one said of an entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestrictionRecord {
+    /// Whether the entries are restricted from now on (`false`: lifted).
+    pub restricted: bool,
+    /// The entries, in seq order.
+    pub entries: Vec<RestrictedRange>,
+}
+
+impl RestrictionRecord {
+    /// The record for `seqs` (in ascending order), in runs of consecutive
+    /// seqs.
+    pub(crate) fn of(restricted: bool, seqs: impl IntoIterator<Item = u64>) -> Self {
+        let mut entries: Vec<RestrictedRange> = Vec::new();
+        for seq in seqs {
+            match entries.last_mut() {
+                Some(last) if last.last.checked_add(1) == Some(seq) => last.last = seq,
+                _ => entries.push(RestrictedRange {
+                    first: seq,
+                    last: seq,
+                }),
+            }
+        }
+        Self {
+            restricted,
+            entries,
+        }
+    }
+
+    pub(crate) fn to_body(&self) -> Body {
+        use restriction_fields::*;
+        let mut body = Body::new();
+        body.insert_public(RESTRICTED, if self.restricted { "true" } else { "false" });
+        body.insert_public(ENTRIES, to_json(&self.entries));
+        body
+    }
+
+    /// Reads a restriction record back from its entry; `None` if the entry
+    /// is not a well-formed restriction record.
+    pub fn from_entry(entry: &Entry) -> Option<Self> {
+        use restriction_fields::*;
+        if entry.kind != EntryKind::Restriction {
+            return None;
+        }
+        let restricted = match entry.value(RESTRICTED)? {
+            "true" => true,
+            "false" => false,
+            _ => return None,
+        };
+        let entries: Vec<RestrictedRange> = serde_json::from_str(entry.value(ENTRIES)?).ok()?;
+        entries
+            .iter()
+            .all(|range| range.first <= range.last)
+            .then_some(Self {
+                restricted,
+                entries,
+            })
     }
 
     /// Number of entries named.

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use super::query::PageCollector;
 use super::{
-    EntryStream, EpochSummary, Erasure, Page, Query, Store, check_batch, conflict_after,
-    counts_in_epoch,
+    EntryStream, EpochSummary, Erasure, Page, Query, Store, StoredEntry, StoredEntryStream,
+    check_batch, conflict_after, counts_in_epoch,
 };
 use crate::StoreError;
 use crate::entry::EntryKind;
@@ -27,7 +27,8 @@ type SnapshotKey = (String, String, u64);
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     trails: Arc<Mutex<HashMap<String, Vec<Entry>>>>,
-    restricted: Arc<Mutex<HashSet<(String, u64)>>>,
+    /// The seqs whose processing is restricted, by trail.
+    restricted: Arc<Mutex<HashMap<String, HashSet<u64>>>>,
     snapshots: Arc<Mutex<BTreeMap<SnapshotKey, String>>>,
 }
 
@@ -45,6 +46,39 @@ impl MemoryStore {
     /// database dump.
     pub fn dump(&self, trail: &str) -> Vec<Entry> {
         self.lock().get(trail).cloned().unwrap_or_default()
+    }
+
+    /// Streams a trail's entries from seq `from` on, chunk by chunk, each
+    /// chunk turned into items by `items`.
+    fn scan_with<'a, T: Send + 'a>(
+        &'a self,
+        trail: &'a str,
+        from: u64,
+        items: impl Fn(Vec<Entry>) -> Vec<T> + Send + 'a,
+    ) -> futures_core::stream::BoxStream<'a, Result<T, StoreError>> {
+        // Each chunk continues after the last seq read, not at a position,
+        // so entries deleted by retention meanwhile shift nothing.
+        let stream = futures_util::stream::unfold(Some(from), move |next| {
+            let chunk = next.and_then(|from| {
+                let chunk: Vec<Entry> = {
+                    let trails = self.lock();
+                    let entries = trails.get(trail).map(Vec::as_slice).unwrap_or_default();
+                    let start = entries.partition_point(|entry| entry.seq < from);
+                    entries[start..].iter().take(SCAN_CHUNK).cloned().collect()
+                };
+                // Restored entries may be out of order; continuing after
+                // the highest seq read (and always past `from`) ends every
+                // scan.
+                let highest = chunk.iter().map(|entry| entry.seq).max()?.max(from);
+                Some((chunk, highest.checked_add(1)))
+            });
+            let chunk = chunk.map(|(chunk, next)| {
+                let items = items(chunk).into_iter().map(Ok);
+                (futures_util::stream::iter(items), next)
+            });
+            async move { chunk }
+        });
+        Box::pin(futures_util::StreamExt::flatten(stream))
     }
 
     /// Replaces a trail's stored entries wholesale, without any check, like
@@ -117,23 +151,21 @@ impl Store for MemoryStore {
     }
 
     fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
-        // Each chunk continues after the last seq read, not at a position,
-        // so entries deleted by retention meanwhile shift nothing.
-        let stream = futures_util::stream::unfold(Some(from), move |next| async move {
-            let from = next?;
-            let chunk: Vec<Entry> = {
-                let trails = self.lock();
-                let entries = trails.get(trail).map(Vec::as_slice).unwrap_or_default();
-                let start = entries.partition_point(|entry| entry.seq < from);
-                entries[start..].iter().take(SCAN_CHUNK).cloned().collect()
-            };
-            // Restored entries may be out of order; continuing after the
-            // highest seq read (and always past `from`) ends every scan.
-            let highest = chunk.iter().map(|entry| entry.seq).max()?.max(from);
-            let next = highest.checked_add(1);
-            Some((futures_util::stream::iter(chunk.into_iter().map(Ok)), next))
-        });
-        Box::pin(futures_util::StreamExt::flatten(stream))
+        self.scan_with(trail, from, |chunk| chunk)
+    }
+
+    fn scan_stored<'a>(&'a self, trail: &'a str, from: u64) -> StoredEntryStream<'a> {
+        self.scan_with(trail, from, move |chunk| {
+            let flags = lock(&self.restricted);
+            let restricted = flags.get(trail);
+            chunk
+                .into_iter()
+                .map(|entry| {
+                    let flag = restricted.is_some_and(|seqs| seqs.contains(&entry.seq));
+                    StoredEntry::new(entry).with_restricted(flag)
+                })
+                .collect()
+        })
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {
@@ -180,6 +212,7 @@ impl Store for MemoryStore {
         let trails = self.lock();
         let stored = trails.get(trail).map(Vec::as_slice).unwrap_or_default();
         let mut flags = lock(&self.restricted);
+        let flags = flags.entry(trail.to_owned()).or_default();
         let mut changed = 0;
         for &seq in seqs {
             if stored
@@ -188,11 +221,10 @@ impl Store for MemoryStore {
             {
                 continue;
             }
-            let key = (trail.to_owned(), seq);
             let flipped = if restricted {
-                flags.insert(key)
+                flags.insert(seq)
             } else {
-                flags.remove(&key)
+                flags.remove(&seq)
             };
             changed += u64::from(flipped);
         }
@@ -238,7 +270,10 @@ impl Store for MemoryStore {
         let trails = self.lock();
         let restricted = lock(&self.restricted);
         let visible = |entry: &Entry| {
-            query.include_restricted || !restricted.contains(&(entry.trail.clone(), entry.seq))
+            query.include_restricted
+                || !restricted
+                    .get(&entry.trail)
+                    .is_some_and(|seqs| seqs.contains(&entry.seq))
         };
         let mut collector = PageCollector::new(query);
         let selected = trails

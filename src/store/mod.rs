@@ -10,7 +10,9 @@ mod sqlite;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreOptions};
-pub use query::{Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Order, Page, Query, query_by_scan};
+pub use query::{
+    CopyMismatch, Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Order, Page, Query, query_by_scan,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{DEFAULT_WAL_CHECKPOINT_PAGES, SqliteStore, SqliteStoreOptions, SqliteSync};
 
@@ -25,6 +27,49 @@ use crate::retention::Snapshot;
 
 /// A stream of stored entries, in seq order as stored.
 pub type EntryStream<'a> = BoxStream<'a, Result<Entry, StoreError>>;
+
+/// A stream of stored entries with what the store keeps beside them, in seq
+/// order as stored.
+pub type StoredEntryStream<'a> = BoxStream<'a, Result<StoredEntry, StoreError>>;
+
+/// An entry as a store reads it back, with what the store keeps beside it
+/// and does not seal: what [`Store::scan_stored`] streams for the verifier,
+/// which checks it against the sealed entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredEntry {
+    /// The entry.
+    pub entry: Entry,
+    /// The copies of body values the store keeps for queries (indexed
+    /// columns) that disagree with the entry's body.
+    pub mismatched_copies: Vec<CopyMismatch>,
+    /// Whether the store flags the entry's processing as restricted
+    /// ([`Store::restrict`]); `None` when it does not tell.
+    pub restricted: Option<bool>,
+}
+
+impl StoredEntry {
+    /// An entry with nothing known of what is kept beside it.
+    pub fn new(entry: Entry) -> Self {
+        Self {
+            entry,
+            mismatched_copies: Vec::new(),
+            restricted: None,
+        }
+    }
+
+    /// With the restriction flag as stored.
+    pub fn with_restricted(mut self, restricted: bool) -> Self {
+        self.restricted = Some(restricted);
+        self
+    }
+
+    /// With a copy that disagrees with the entry's body.
+    pub fn with_mismatched_copy(mut self, mismatch: CopyMismatch) -> Self {
+        self.mismatched_copies.push(mismatch);
+        self
+    }
+}
 
 /// What a store knows about one epoch of a trail, for its epoch seal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -109,6 +154,18 @@ pub trait Store: Send + Sync + 'static {
     /// Streams a trail's entries from seq `from` on, in stored order.
     fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a>;
 
+    /// Streams a trail's entries like [`Store::scan`], each with what the
+    /// store keeps beside it: the copies of body values it keeps for
+    /// queries that disagree with the body, and the restriction flag. The
+    /// verifier reads a store this way; nothing else needs to.
+    ///
+    /// The provided implementation wraps [`Store::scan`] and tells nothing
+    /// beside the entries; a backend that keeps copies or flags tells them.
+    fn scan_stored<'a>(&'a self, trail: &'a str, from: u64) -> StoredEntryStream<'a> {
+        use futures_util::TryStreamExt;
+        Box::pin(self.scan(trail, from).map_ok(StoredEntry::new))
+    }
+
     /// The names of all trails in the store.
     async fn trails(&self) -> Result<Vec<String>, StoreError>;
 
@@ -130,7 +187,11 @@ pub trait Store: Send + Sync + 'static {
     /// Restricts the processing of entries (`restricted = true`) or lifts
     /// the restriction: restricted entries stay stored and verified, but
     /// [`Store::query`] leaves them out unless [`Query::include_restricted`].
-    /// The flag is not sealed. Returns how many entries changed.
+    /// The flag is kept beside the entries, not sealed:
+    /// [`Trail::restrict_subject`](crate::Trail::restrict_subject) seals a
+    /// restriction record naming the entries before it sets their flags,
+    /// and the verifier reports a flag that the trail's restriction records
+    /// do not state. Returns how many entries changed.
     async fn restrict(
         &self,
         trail: &str,
@@ -153,6 +214,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of the entries that match a query, in the query's order
     /// (see [`Query`]); [`Page::next`] continues it.
+    ///
+    /// Every entry returned matches the query by its own fields
+    /// ([`Query::matches`]). A backend that finds entries by copies of body
+    /// values leaves out a row whose body does not match, so a page may
+    /// hold fewer entries than its limit and still have a next page.
     ///
     /// The provided implementation scans the trails concerned
     /// ([`query_by_scan`]); backends with indexes answer it themselves.
@@ -222,11 +288,11 @@ pub struct Erasure {
     pub fields: Vec<String>,
 }
 
-/// One chunk of a scan as a backend reads it: each entry on its own (a row
+/// One chunk of a scan as a backend reads it: each item on its own (a row
 /// damaged beyond decoding is an error at its seq, and the scan goes on),
 /// or an error that ends the scan.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-type ScanChunk = Result<Vec<Result<Entry, StoreError>>, StoreError>;
+type ScanChunk<T> = Result<Vec<Result<T, StoreError>>, StoreError>;
 
 /// How many decoded chunks a scan holds ahead of its consumer.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -239,6 +305,9 @@ pub(crate) trait ChunkReader: Send + Sync + 'static {
     /// A chunk as read from the database, not yet decoded.
     type Chunk: Send + 'static;
 
+    /// What a row decodes to: an [`Entry`], or a [`StoredEntry`].
+    type Item: Send + 'static;
+
     /// Reads the chunk of `trail` that starts at seq `from`.
     async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<Self::Chunk, StoreError>;
 
@@ -248,8 +317,8 @@ pub(crate) trait ChunkReader: Send + Sync + 'static {
     /// Where the next chunk starts, or `None` after the last one.
     fn next_from(trail: &str, chunk: &Self::Chunk) -> Result<Option<i64>, StoreError>;
 
-    /// The chunk's entries, each decoded on its own.
-    fn decode(trail: &str, chunk: Self::Chunk) -> Vec<Result<Entry, StoreError>>;
+    /// The chunk's rows, each decoded on its own.
+    fn decode(trail: &str, chunk: Self::Chunk) -> Vec<Result<Self::Item, StoreError>>;
 }
 
 /// A scan read chunk by chunk on a task of its own: the next chunk is read
@@ -262,7 +331,7 @@ pub(crate) fn read_ahead_scan<'a, R: ChunkReader>(
     reader: R,
     trail: &str,
     from: u64,
-) -> EntryStream<'a> {
+) -> BoxStream<'a, Result<R::Item, StoreError>> {
     use futures_util::{StreamExt, TryStreamExt};
 
     let Ok(from) = i64::try_from(from) else {
@@ -300,7 +369,7 @@ async fn read_ahead<R: ChunkReader>(
     reader: R,
     trail: String,
     from: i64,
-    sender: tokio::sync::mpsc::Sender<ScanChunk>,
+    sender: tokio::sync::mpsc::Sender<ScanChunk<R::Item>>,
 ) {
     let mut fetched = reader.fetch_chunk(&trail, from).await;
     loop {

@@ -19,10 +19,12 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
 
-use super::query::{IndexedFields, page_from_sorted};
+use super::query::{
+    COPIED_FIELDS, IndexedFields, StoredCopy, mismatched_copies, page_from_fetched,
+};
 use super::{
     ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
-    body_json, check_batch, conflict_after, read_ahead_scan,
+    StoredEntry, StoredEntryStream, body_json, check_batch, conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -51,6 +53,9 @@ const DAYS_AHEAD: i64 = 2;
 /// reads them.
 const ENTRY_COLUMNS: &str =
     "trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, body_commitment, mac";
+
+/// How many columns [`ENTRY_COLUMNS`] names.
+const ENTRY_COLUMN_COUNT: usize = 10;
 
 /// The append: one statement, so one round trip and an implicit
 /// transaction.
@@ -93,6 +98,26 @@ SELECT head.trail, rows.* FROM head CROSS JOIN UNNEST(
     $14::bytea[], $15::bytea[], $16::bytea[], $17::text[], $18::text[], $19::text[],
     $20::text[], $21::text[], $22::text[], $23::text[], $24::text[]
 ) AS rows";
+
+/// The names of every trail that has entries, and of every trail with a
+/// head in `trail_heads`.
+///
+/// The heads are only a list kept beside the entries for appends: a row
+/// deleted from it must not hide a trail from the verifier. So the
+/// entries' primary key is walked from one trail to the next (a recursive
+/// query that seeks the first name after the one before, in every
+/// partition's index), one seek per trail and partition instead of a read
+/// of every entry.
+const TRAILS_SQL: &str = "\
+WITH RECURSIVE stored(name) AS (
+    (SELECT trail FROM entries ORDER BY trail LIMIT 1)
+    UNION ALL
+    SELECT (SELECT trail FROM entries WHERE trail > stored.name ORDER BY trail LIMIT 1)
+    FROM stored WHERE stored.name IS NOT NULL
+)
+SELECT name FROM stored WHERE name IS NOT NULL
+UNION SELECT trail FROM trail_heads WHERE seq IS NOT NULL
+ORDER BY 1";
 
 /// SQLSTATE codes that callers handle differently
 /// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>).
@@ -285,23 +310,88 @@ impl PostgresStore {
     }
 }
 
+/// What a scan of a PostgreSQL store yields per row: the entry alone, or
+/// the entry with what is stored beside it.
+pub(crate) trait ScanRow: Sized + Send + 'static {
+    /// Whether rows carry the query columns and the restriction flag.
+    const BESIDE: bool;
+
+    /// Decodes a row of the scan's chunk query.
+    fn from_row(trail: &str, row: &PgRow) -> Result<Self, StoreError>;
+}
+
+impl ScanRow for Entry {
+    const BESIDE: bool = false;
+
+    fn from_row(trail: &str, row: &PgRow) -> Result<Self, StoreError> {
+        decode_entry(trail, row)
+    }
+}
+
+impl ScanRow for StoredEntry {
+    const BESIDE: bool = true;
+
+    fn from_row(trail: &str, row: &PgRow) -> Result<Self, StoreError> {
+        let entry = decode_entry(trail, row)?;
+        let first = ENTRY_COLUMN_COUNT;
+        let copies: [StoredCopy<'_>; COPIED_FIELDS.len()] =
+            std::array::from_fn(|i| match row.try_get::<Option<&str>, _>(first + i) {
+                Ok(None) => StoredCopy::Null,
+                Ok(Some(text)) => StoredCopy::Text(text),
+                Err(_) => StoredCopy::Unreadable,
+            });
+        let mismatched = mismatched_copies(&entry, &copies, is_index_text_of);
+        // The column is typed; a flag that cannot be read hides nothing
+        // only if it is false, so anything else counts as restricted.
+        let restricted = row
+            .try_get::<bool, _>(first + COPIED_FIELDS.len())
+            .unwrap_or(true);
+        let mut stored = StoredEntry::new(entry).with_restricted(restricted);
+        stored.mismatched_copies = mismatched;
+        Ok(stored)
+    }
+}
+
+/// Reads a trail in chunks of rows decoded as `T`, for [`read_ahead_scan`].
+pub(crate) struct Chunks<T> {
+    store: PostgresStore,
+    rows: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Chunks<T> {
+    fn of(store: &PostgresStore) -> Self {
+        Self {
+            store: store.clone(),
+            rows: std::marker::PhantomData,
+        }
+    }
+}
+
 #[async_trait]
-impl ChunkReader for PostgresStore {
+impl<T: ScanRow> ChunkReader for Chunks<T> {
     type Chunk = Vec<PgRow>;
+    type Item = T;
 
     /// The rows of one scan chunk, not yet decoded.
     async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<Vec<PgRow>, StoreError> {
-        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let sql = SQL.get_or_init(|| {
+        static SQL: [std::sync::OnceLock<String>; 2] = [const { std::sync::OnceLock::new() }; 2];
+        let sql = SQL[usize::from(T::BESIDE)].get_or_init(|| {
+            let mut columns = ENTRY_COLUMNS.to_owned();
+            if T::BESIDE {
+                for (column, _) in COPIED_FIELDS {
+                    columns.push_str(&format!(", {column}"));
+                }
+                columns.push_str(", restricted");
+            }
             format!(
-                "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
+                "SELECT {columns} FROM entries WHERE trail = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
             )
         });
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(trail)
             .bind(from)
             .bind(SCAN_CHUNK)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.store.pool)
             .await
             .map_err(classify)
     }
@@ -330,8 +420,8 @@ impl ChunkReader for PostgresStore {
 
     /// Each row on its own: a row damaged beyond decoding is a finding at
     /// its seq, and must not hide the rows around it.
-    fn decode(trail: &str, rows: Vec<PgRow>) -> Vec<Result<Entry, StoreError>> {
-        rows.iter().map(|row| decode_entry(trail, row)).collect()
+    fn decode(trail: &str, rows: Vec<PgRow>) -> Vec<Result<T, StoreError>> {
+        rows.iter().map(|row| T::from_row(trail, row)).collect()
     }
 }
 
@@ -565,11 +655,15 @@ impl Store for PostgresStore {
         // Keyset pagination: each chunk is one short query on the (trail,
         // seq) index of every partition, so memory stays flat and no read
         // holds a snapshot (and with it vacuum) for the scan of a huge trail.
-        read_ahead_scan(self.clone(), trail, from)
+        read_ahead_scan(Chunks::<Entry>::of(self), trail, from)
+    }
+
+    fn scan_stored<'a>(&'a self, trail: &'a str, from: u64) -> StoredEntryStream<'a> {
+        read_ahead_scan(Chunks::<StoredEntry>::of(self), trail, from)
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT trail FROM trail_heads WHERE seq IS NOT NULL ORDER BY trail")
+        sqlx::query_scalar(TRAILS_SQL)
             .fetch_all(&self.pool)
             .await
             .map_err(classify)
@@ -586,7 +680,7 @@ impl Store for PostgresStore {
             .iter()
             .map(|row| decode_entry("", row))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(page_from_sorted(entries, query.limit))
+        Ok(page_from_fetched(entries, query))
     }
 }
 
@@ -857,6 +951,15 @@ fn index_text(value: &str) -> String {
         return value.to_owned();
     }
     value.replace('\\', "\\\\").replace('\0', "\\0")
+}
+
+/// Whether `stored` is a body value's column form ([`index_text`]).
+fn is_index_text_of(stored: &str, value: &str) -> bool {
+    if value.contains(['\\', '\0']) {
+        stored == index_text(value)
+    } else {
+        stored == value
+    }
 }
 
 fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {

@@ -381,6 +381,89 @@ pub(crate) mod field_names {
     pub(crate) const REQUEST_ID: &str = "context.request_id";
 }
 
+/// The query columns the SQL backends keep beside each entry, in their
+/// table order, each with the body field it copies.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const COPIED_FIELDS: [(&str, &str); 8] = [
+    ("action", field_names::ACTION),
+    ("tenant", field_names::TENANT),
+    ("actor", field_names::ACTOR),
+    ("target_type", field_names::TARGET_TYPE),
+    ("target_id", field_names::TARGET_ID),
+    ("ip", field_names::IP),
+    ("outcome", field_names::OUTCOME),
+    ("request_id", field_names::REQUEST_ID),
+];
+
+/// A copy of a body value that a store keeps beside an entry for queries
+/// (an indexed column), where it disagrees with the entry's sealed body:
+/// queries filter on the copy, so an entry whose copy was changed is found
+/// by the wrong queries and hidden from the right ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct CopyMismatch {
+    /// The column, e.g. `ip`.
+    pub column: &'static str,
+    /// The body field it copies, e.g. `context.ip`.
+    pub field: &'static str,
+    /// Whether the column is empty (NULL) although the body has a value;
+    /// otherwise the column holds a value the body does not: another one,
+    /// or one of a field that is absent or erased.
+    pub stored_empty: bool,
+}
+
+impl CopyMismatch {
+    /// The copy in `column` of the body field `field` disagrees with the
+    /// body; `stored_empty` says whether the column is empty (NULL).
+    pub fn new(column: &'static str, field: &'static str, stored_empty: bool) -> Self {
+        Self {
+            column,
+            field,
+            stored_empty,
+        }
+    }
+}
+
+/// A query column as stored.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoredCopy<'r> {
+    /// NULL: the body has no value there.
+    Null,
+    /// Text, in the backend's column form of a body value.
+    Text(&'r str),
+    /// Something that is not text: no writer stores it.
+    Unreadable,
+}
+
+/// The query columns stored beside an entry (in [`COPIED_FIELDS`] order)
+/// that disagree with its body: each must hold the value of the field it
+/// copies, or be NULL where the field is absent or erased. `same` tells
+/// whether stored text is the backend's column form of a body value.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn mismatched_copies(
+    entry: &Entry,
+    stored: &[StoredCopy<'_>; 8],
+    same: impl Fn(&str, &str) -> bool,
+) -> Vec<CopyMismatch> {
+    let mut mismatches = Vec::new();
+    for (&(column, field), stored) in COPIED_FIELDS.iter().zip(stored) {
+        let agrees = match (stored, entry.body.value(field)) {
+            (StoredCopy::Null, None) => true,
+            (StoredCopy::Text(text), Some(value)) => same(text, value),
+            _ => false,
+        };
+        if !agrees {
+            mismatches.push(CopyMismatch::new(
+                column,
+                field,
+                *stored == StoredCopy::Null,
+            ));
+        }
+    }
+    mismatches
+}
+
 /// The body values a query can filter on, as a backend indexes them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct IndexedFields<'a> {
@@ -522,6 +605,29 @@ pub(crate) fn page_from_sorted(mut entries: Vec<Entry>, limit: usize) -> Page {
         None
     };
     Page { entries, next }
+}
+
+/// Turns what a backend fetched for a query into a page: up to `limit + 1`
+/// rows in query order, found by the query's columns. Only entries that
+/// match the query by their own fields ([`Query::matches`]) are kept: a
+/// row found by a query column whose copy disagrees with the body (changed
+/// in the database) is left out. The next page continues after the last
+/// row of this page's `limit`, kept or not, so that paging neither skips
+/// nor repeats an entry; a page may then hold fewer entries than `limit`
+/// and still have a next one.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn page_from_fetched(mut fetched: Vec<Entry>, query: &Query) -> Page {
+    let next = if fetched.len() > query.limit {
+        fetched.truncate(query.limit);
+        fetched.last().map(Cursor::after)
+    } else {
+        None
+    };
+    fetched.retain(|entry| query.matches(entry));
+    Page {
+        entries: fetched,
+        next,
+    }
 }
 
 /// Answers a query by scanning whole trails: correct for any store, but

@@ -22,10 +22,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 
-use super::query::{IndexedFields, page_from_sorted};
+use super::query::{
+    COPIED_FIELDS, IndexedFields, StoredCopy, mismatched_copies, page_from_fetched,
+};
 use super::{
     ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
-    body_json, check_batch, conflict_after, read_ahead_scan,
+    StoredEntry, StoredEntryStream, body_json, check_batch, conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
 use crate::entry::{Body, Entry, EntryKind, Head};
@@ -97,6 +99,9 @@ pub const DEFAULT_WAL_CHECKPOINT_PAGES: u32 = 16_384;
 /// reads them.
 const ENTRY_COLUMNS: &str =
     "trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, body_commitment, mac";
+
+/// How many columns [`ENTRY_COLUMNS`] names.
+const ENTRY_COLUMN_COUNT: usize = 10;
 
 /// How much an acknowledged event survives, as SQLite's `synchronous`
 /// setting in WAL mode.
@@ -272,12 +277,17 @@ impl SqliteStoreOptions {
             .connect_with(self.connect_options(closed))
             .await
             .map_err(|err| self.classify_opening(err))?;
-        let store = SqliteStore { pool, path };
+        let mut store = SqliteStore {
+            pool,
+            path,
+            restriction_column: true,
+        };
         if self.read_only {
             store.check_schema_read_only(identity).await?;
         } else {
             store.migrate(identity).await?;
         }
+        store.restriction_column = store.has_restriction_column().await?;
         Ok(store)
     }
 
@@ -454,6 +464,9 @@ enum Identity {
 pub struct SqliteStore {
     pool: SqlitePool,
     path: Arc<PathBuf>,
+    /// Whether `entries` has the restriction flag's column: a file opened
+    /// read-only may predate it.
+    restriction_column: bool,
 }
 
 impl SqliteStore {
@@ -610,14 +623,13 @@ impl SqliteStore {
     /// One chunk of a scan read row by row: every row decoded on its own, so
     /// a row that was damaged in storage is reported (by the verifier, as a
     /// finding) without hiding the rows after it.
-    async fn read_chunk(&self, trail: &str, from: i64) -> Result<FetchedChunk, StoreError> {
-        static SQL: OnceLock<String> = OnceLock::new();
-        let sql = SQL.get_or_init(|| {
-            format!(
-                "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?"
-            )
-        });
-        let rows = sqlx::query(sql.as_str())
+    async fn read_chunk<T: ScanRow>(
+        &self,
+        sql: &'static str,
+        trail: &str,
+        from: i64,
+    ) -> Result<FetchedChunk<T>, StoreError> {
+        let rows = sqlx::query(sql)
             .bind(trail)
             .bind(from)
             .bind(SCAN_CHUNK)
@@ -629,78 +641,251 @@ impl SqliteStore {
         };
         Ok(FetchedChunk::Decoded {
             last_seq: last_seq.ok(),
-            entries: rows.iter().map(|row| decode_entry(trail, row)).collect(),
+            entries: rows.iter().map(|row| T::from_row(trail, row)).collect(),
+        })
+    }
+
+    /// Whether `entries` has the restriction flag's column (schema version
+    /// 2); a file a writer has not upgraded yet restricts nothing.
+    async fn has_restriction_column(&self) -> Result<bool, StoreError> {
+        let columns: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pragma_table_info('entries') WHERE name = 'restricted'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| self.classify(err))?;
+        Ok(columns == 1)
+    }
+
+    /// The queries of a scan chunk that reads rows as `T`.
+    fn scan_queries<T: ScanRow>(&self) -> &'static ScanQueries {
+        static QUERIES: [OnceLock<ScanQueries>; 3] = [const { OnceLock::new() }; 3];
+        let (index, beside) = match (T::BESIDE, self.restriction_column) {
+            (false, _) => (0, None),
+            (true, true) => (1, Some("restricted")),
+            // Nothing is restricted before the column exists.
+            (true, false) => (2, Some("0")),
+        };
+        QUERIES[index].get_or_init(|| ScanQueries::new(beside))
+    }
+}
+
+/// What a scan of an SQLite store yields per row: the entry alone, or the
+/// entry with what is stored beside it.
+pub(crate) trait ScanRow: Sized + Send + 'static {
+    /// Whether rows carry the query columns and the restriction flag.
+    const BESIDE: bool;
+
+    /// Decodes a row of [`ScanQueries::rows`].
+    fn from_row(trail: &str, row: &SqliteRow) -> Result<Self, StoreError>;
+
+    /// Decodes a row of [`ScanQueries::joined`].
+    fn from_framed(row: FramedRow<'_>, trail: String) -> Result<Self, StoreError>;
+}
+
+impl ScanRow for Entry {
+    const BESIDE: bool = false;
+
+    fn from_row(trail: &str, row: &SqliteRow) -> Result<Self, StoreError> {
+        decode_entry(trail, row)
+    }
+
+    fn from_framed(row: FramedRow<'_>, trail: String) -> Result<Self, StoreError> {
+        row.into_entry(trail)
+    }
+}
+
+impl ScanRow for StoredEntry {
+    const BESIDE: bool = true;
+
+    fn from_row(trail: &str, row: &SqliteRow) -> Result<Self, StoreError> {
+        let entry = decode_entry(trail, row)?;
+        let first = ENTRY_COLUMN_COUNT;
+        let copies = std::array::from_fn(|i| match row.try_get::<Option<&str>, _>(first + i) {
+            Ok(None) => StoredCopy::Null,
+            Ok(Some(text)) => StoredCopy::Text(text),
+            // Not text, or not UTF-8: no writer stores that.
+            Err(_) => StoredCopy::Unreadable,
+        });
+        // Queries show only rows whose flag is 0; anything else hides the
+        // entry from them, so it counts as restricted.
+        let restricted = !matches!(row.try_get::<i64, _>(first + COPIED_FIELDS.len()), Ok(0));
+        Ok(stored_entry(entry, &copies, restricted))
+    }
+
+    fn from_framed(row: FramedRow<'_>, trail: String) -> Result<Self, StoreError> {
+        let beside = row.beside;
+        let entry = row.into_entry(trail)?;
+        Ok(match beside {
+            Some(beside) => stored_entry(entry, &beside.copies, beside.restricted),
+            None => StoredEntry::new(entry),
         })
     }
 }
 
+/// An entry with its stored query columns (SQLite keeps body values as
+/// they are) and restriction flag.
+fn stored_entry(entry: Entry, copies: &[StoredCopy<'_>; 8], restricted: bool) -> StoredEntry {
+    let mismatched = mismatched_copies(&entry, copies, |stored, value| stored == value);
+    let mut stored = StoredEntry::new(entry).with_restricted(restricted);
+    stored.mismatched_copies = mismatched;
+    stored
+}
+
+/// Reads a trail in chunks of rows decoded as `T`, for [`read_ahead_scan`].
+pub(crate) struct Chunks<T> {
+    store: SqliteStore,
+    rows: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Chunks<T> {
+    fn of(store: &SqliteStore) -> Self {
+        Self {
+            store: store.clone(),
+            rows: std::marker::PhantomData,
+        }
+    }
+}
+
 #[async_trait]
-impl ChunkReader for SqliteStore {
-    type Chunk = FetchedChunk;
+impl<T: ScanRow> ChunkReader for Chunks<T> {
+    type Chunk = FetchedChunk<T>;
+    type Item = T;
 
     /// One chunk of a scan, undecoded. SQLite joins the rows into one
     /// value, since the driver hands each result row from its thread to the
     /// caller on its own, which costs several times what SQLite's read does.
     /// Rows whose columns do not have the stored types (only a file whose
     /// schema was tampered with has them) are read row by row instead.
-    async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<FetchedChunk, StoreError> {
+    async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<FetchedChunk<T>, StoreError> {
+        let store = &self.store;
+        let queries = store.scan_queries::<T>();
         let fetched = sqlx::query_as::<_, (Option<Vec<u8>>, i64, Option<i64>, Option<bool>)>(
-            JOINED_CHUNK_SQL,
+            queries.joined.as_str(),
         )
         .bind(trail)
         .bind(from)
         .bind(SCAN_CHUNK)
-        .fetch_one(&self.pool)
+        .fetch_one(&store.pool)
         .await;
         match fetched {
             Ok((Some(rows_joined), rows, Some(last_seq), Some(true))) => Ok(FetchedChunk::Joined {
                 rows_joined,
                 rows,
                 last_seq,
-                path: Arc::clone(&self.path),
+                path: Arc::clone(&store.path),
             }),
             Ok((None, 0, ..)) => Ok(FetchedChunk::Empty),
             // Mistyped columns, or a database not in UTF-8: the row-by-row
             // read reports each damaged row on its own.
-            _ => self.read_chunk(trail, from).await,
+            _ => store.read_chunk(queries.rows.as_str(), trail, from).await,
         }
     }
 
-    fn is_empty(chunk: &FetchedChunk) -> bool {
+    fn is_empty(chunk: &FetchedChunk<T>) -> bool {
         matches!(chunk, FetchedChunk::Empty)
     }
 
-    fn next_from(_trail: &str, chunk: &FetchedChunk) -> Result<Option<i64>, StoreError> {
+    fn next_from(_trail: &str, chunk: &FetchedChunk<T>) -> Result<Option<i64>, StoreError> {
         Ok(chunk.next_from())
     }
 
-    fn decode(trail: &str, chunk: FetchedChunk) -> Vec<Result<Entry, StoreError>> {
+    fn decode(trail: &str, chunk: FetchedChunk<T>) -> Vec<Result<T, StoreError>> {
         chunk.decode(trail)
     }
 }
 
-/// The query of one scan chunk: the rows framed as bytes, the row count,
-/// the last seq, and whether every column has its stored type and size
-/// (and the database stores text as UTF-8, so that text and blobs join
-/// unchanged). A row is `seq epoch recorded_at`, the byte lengths of key
-/// id, kind and body, each followed by a space, then the three 32-byte
-/// blobs and the three texts as stored; the lengths make any stored text
-/// safe to frame. (Hex or JSON would cost SQLite more than it takes to read
-/// the row.) The body comes last because every `||` copies what it appends
-/// to.
-const JOINED_CHUNK_SQL: &str = "SELECT CAST(group_concat(printf('%d %d %d %d %d %d ', seq, \
-     epoch, recorded_at, octet_length(key_id), octet_length(kind), octet_length(body)) \
-     || prev_mac || body_commitment || mac || key_id || kind || body, '') AS BLOB), \
-     count(*), max(seq), min(typeof(seq) = 'integer' AND typeof(epoch) = 'integer' \
-     AND typeof(key_id) = 'text' AND typeof(recorded_at) = 'integer' AND typeof(kind) = 'text' \
-     AND typeof(body) = 'text' AND typeof(prev_mac) = 'blob' AND length(prev_mac) = 32 \
-     AND typeof(body_commitment) = 'blob' AND length(body_commitment) = 32 \
-     AND typeof(mac) = 'blob' AND length(mac) = 32) \
-     AND (SELECT encoding FROM pragma_encoding) = 'UTF-8' \
-     FROM (SELECT * FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?)";
+/// The two queries of a scan chunk.
+pub(crate) struct ScanQueries {
+    /// The rows joined into one value by SQLite.
+    joined: String,
+    /// The rows one by one, for chunks the joined query cannot frame.
+    rows: String,
+}
+
+impl ScanQueries {
+    /// The queries of a plain scan, or with `beside` (the restriction
+    /// flag's column, or a constant for a file without it) of a scan that
+    /// also reads the query columns and the flag.
+    ///
+    /// The joined query gives the rows framed as bytes, the row count, the
+    /// last seq, and whether every column has its stored type and size
+    /// (and the database stores text as UTF-8, so that text and blobs join
+    /// unchanged). A row is `seq epoch recorded_at`, the byte lengths of
+    /// key id, kind and body, then (with `beside`) the flag and the byte
+    /// lengths of the query columns (`-1` for NULL), each followed by a
+    /// space; then the three 32-byte blobs, key id and kind, the query
+    /// columns, and the body, as stored. The lengths make any stored text
+    /// safe to frame. (Hex or JSON would cost SQLite more than it takes to
+    /// read the row.) The body comes last because every `||` copies what
+    /// it appends to.
+    fn new(beside: Option<&str>) -> Self {
+        let mut numbers: Vec<String> = [
+            "seq",
+            "epoch",
+            "recorded_at",
+            "octet_length(key_id)",
+            "octet_length(kind)",
+            "octet_length(body)",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let mut texts: Vec<String> = vec!["key_id".into(), "kind".into()];
+        let mut checks = "typeof(seq) = 'integer' AND typeof(epoch) = 'integer' \
+             AND typeof(key_id) = 'text' AND typeof(recorded_at) = 'integer' \
+             AND typeof(kind) = 'text' AND typeof(body) = 'text' \
+             AND typeof(prev_mac) = 'blob' AND length(prev_mac) = 32 \
+             AND typeof(body_commitment) = 'blob' AND length(body_commitment) = 32 \
+             AND typeof(mac) = 'blob' AND length(mac) = 32"
+            .to_owned();
+        let mut row_columns = ENTRY_COLUMNS.to_owned();
+        if let Some(flag) = beside {
+            numbers.push(flag.to_owned());
+            checks.push_str(&format!(" AND typeof({flag}) = 'integer'"));
+            for (column, _) in COPIED_FIELDS {
+                numbers.push(format!("ifnull(octet_length({column}), -1)"));
+                texts.push(format!("ifnull({column}, '')"));
+                checks.push_str(&format!(" AND typeof({column}) IN ('text', 'null')"));
+                row_columns.push_str(&format!(", {column}"));
+            }
+            row_columns.push_str(&format!(", {flag}"));
+        }
+        texts.push("body".into());
+        let format = "%d ".repeat(numbers.len());
+        let joined = format!(
+            "SELECT CAST(group_concat(printf('{format}', {}) \
+             || prev_mac || body_commitment || mac || {}, '') AS BLOB), \
+             count(*), max(seq), min({checks}) \
+             AND (SELECT encoding FROM pragma_encoding) = 'UTF-8' \
+             FROM (SELECT * FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?)",
+            numbers.join(", "),
+            texts.join(" || "),
+        );
+        let rows = format!(
+            "SELECT {row_columns} FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?"
+        );
+        Self { joined, rows }
+    }
+}
+
+/// The names of every trail that has entries, and of every trail the
+/// `trails` table names.
+///
+/// The table is only a list kept beside the entries: a row deleted from it,
+/// or a view in its place, must not hide a trail from the verifier. So the
+/// entries' primary key is walked from one trail to the next (a recursive
+/// query that seeks the first name after the one before), one index seek per
+/// trail instead of a read of every entry.
+const TRAILS_SQL: &str = "WITH RECURSIVE stored(name) AS ( \
+     SELECT (SELECT trail FROM entries ORDER BY trail LIMIT 1) \
+     UNION ALL \
+     SELECT (SELECT trail FROM entries WHERE trail > stored.name ORDER BY trail LIMIT 1) \
+     FROM stored WHERE stored.name IS NOT NULL) \
+     SELECT name FROM stored WHERE name IS NOT NULL \
+     UNION SELECT name FROM trails ORDER BY 1";
 
 /// One chunk of a scan as read from the database.
-pub(crate) enum FetchedChunk {
+pub(crate) enum FetchedChunk<T> {
     /// No rows: the scan is done.
     Empty,
     /// Rows joined by SQLite, not yet decoded.
@@ -713,12 +898,12 @@ pub(crate) enum FetchedChunk {
     },
     /// Rows read and decoded one by one.
     Decoded {
-        entries: Vec<Result<Entry, StoreError>>,
+        entries: Vec<Result<T, StoreError>>,
         last_seq: Option<i64>,
     },
 }
 
-impl FetchedChunk {
+impl<T: ScanRow> FetchedChunk<T> {
     /// Where the next chunk starts, unless this one was the last.
     fn next_from(&self) -> Option<i64> {
         let (rows, last_seq) = match self {
@@ -732,7 +917,7 @@ impl FetchedChunk {
         }
     }
 
-    fn decode(self, trail: &str) -> Vec<Result<Entry, StoreError>> {
+    fn decode(self, trail: &str) -> Vec<Result<T, StoreError>> {
         match self {
             FetchedChunk::Empty => Vec::new(),
             FetchedChunk::Joined {
@@ -751,18 +936,18 @@ impl FetchedChunk {
     }
 }
 
-/// Decodes the rows of [`JOINED_CHUNK_SQL`]'s value, in seq order; fails
-/// if the value is not framed as the query frames it.
-fn decode_joined(
+/// Decodes the rows of a joined chunk ([`ScanQueries::joined`]), in seq
+/// order; fails if the value is not framed as the query frames it.
+fn decode_joined<T: ScanRow>(
     trail: &str,
     mut joined: &[u8],
     rows: i64,
-) -> Result<Vec<Result<Entry, StoreError>>, String> {
+) -> Result<Vec<Result<T, StoreError>>, String> {
     let mut framed = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
     while !joined.is_empty() {
         // SQLite framed these bytes; they are malformed only if SQLite is,
         // which is a damaged database to report, not a finding at a seq.
-        let (row, rest) = split_framed_row(joined)
+        let (row, rest) = split_framed_row(joined, T::BESIDE)
             .ok_or_else(|| format!("a scan chunk of trail {trail} is not framed as queried"))?;
         framed.push(row);
         joined = rest;
@@ -780,12 +965,13 @@ fn decode_joined(
     }
     Ok(framed
         .into_iter()
-        .map(|row| row.into_entry(trail.to_owned()))
+        .map(|row| T::from_framed(row, trail.to_owned()))
         .collect())
 }
 
-/// Splits the first framed row off the bytes.
-fn split_framed_row(joined: &[u8]) -> Option<(FramedRow<'_>, &[u8])> {
+/// Splits the first framed row off the bytes; `beside` as the chunk was
+/// queried.
+fn split_framed_row(joined: &[u8], beside: bool) -> Option<(FramedRow<'_>, &[u8])> {
     let mut rest = joined;
     let mut number = || -> Option<i64> {
         let (digits, after) = rest.split_at(rest.iter().position(|&byte| byte == b' ')?);
@@ -796,6 +982,16 @@ fn split_framed_row(joined: &[u8]) -> Option<(FramedRow<'_>, &[u8])> {
     let epoch = number()?;
     let recorded_at = number()?;
     let lengths = [number()?, number()?, number()?];
+    let flag_and_copies = if beside {
+        let flag = number()?;
+        let mut copy_lengths = [0; COPIED_FIELDS.len()];
+        for length in &mut copy_lengths {
+            *length = number()?;
+        }
+        Some((flag, copy_lengths))
+    } else {
+        None
+    };
     let mut take = |len: i64| -> Option<&[u8]> {
         let (taken, after) = rest.split_at_checked(usize::try_from(len).ok()?)?;
         rest = after;
@@ -803,7 +999,25 @@ fn split_framed_row(joined: &[u8]) -> Option<(FramedRow<'_>, &[u8])> {
     };
     let mut take_mac = || -> Option<[u8; 32]> { take(32)?.try_into().ok() };
     let (prev_mac, body_commitment, mac) = (take_mac()?, take_mac()?, take_mac()?);
-    let (key_id, kind, body) = (take(lengths[0])?, take(lengths[1])?, take(lengths[2])?);
+    let (key_id, kind) = (take(lengths[0])?, take(lengths[1])?);
+    let beside = match flag_and_copies {
+        Some((flag, copy_lengths)) => {
+            let mut copies = [StoredCopy::Null; COPIED_FIELDS.len()];
+            for (copy, len) in copies.iter_mut().zip(copy_lengths) {
+                if len >= 0 {
+                    // Text that is not UTF-8 is no value a writer stores.
+                    *copy =
+                        text("copy", take(len)?).map_or(StoredCopy::Unreadable, StoredCopy::Text);
+                }
+            }
+            Some(Beside {
+                restricted: flag != 0,
+                copies,
+            })
+        }
+        None => None,
+    };
+    let body = take(lengths[2])?;
     let columns = text("key_id", key_id).and_then(|key_id| {
         Ok(StoredColumns {
             seq,
@@ -817,7 +1031,14 @@ fn split_framed_row(joined: &[u8]) -> Option<(FramedRow<'_>, &[u8])> {
             mac: Ok(mac),
         })
     });
-    Some((FramedRow { seq, columns }, rest))
+    Some((
+        FramedRow {
+            seq,
+            columns,
+            beside,
+        },
+        rest,
+    ))
 }
 
 /// Stored text, which SQLite does not check to be UTF-8.
@@ -827,9 +1048,18 @@ fn text<'r>(column: &str, bytes: &'r [u8]) -> Result<&'r str, String> {
 }
 
 /// A row of a joined chunk: its columns, or why they cannot be read.
-struct FramedRow<'r> {
+pub(crate) struct FramedRow<'r> {
     seq: i64,
     columns: Result<StoredColumns<'r>, String>,
+    /// What is stored beside the entry, when the chunk was queried with it.
+    beside: Option<Beside<'r>>,
+}
+
+/// The query columns and restriction flag of a framed row.
+#[derive(Clone, Copy)]
+struct Beside<'r> {
+    restricted: bool,
+    copies: [StoredCopy<'r>; COPIED_FIELDS.len()],
 }
 
 impl FramedRow<'_> {
@@ -880,14 +1110,33 @@ impl Store for SqliteStore {
         // Keyset pagination: each chunk is one short query on the primary
         // key, so memory stays flat and no read holds a snapshot for the
         // whole scan of a huge trail.
-        read_ahead_scan(self.clone(), trail, from)
+        read_ahead_scan(Chunks::<Entry>::of(self), trail, from)
+    }
+
+    fn scan_stored<'a>(&'a self, trail: &'a str, from: u64) -> StoredEntryStream<'a> {
+        read_ahead_scan(Chunks::<StoredEntry>::of(self), trail, from)
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT name FROM trails ORDER BY name")
+        let rows = sqlx::query(TRAILS_SQL)
             .fetch_all(&self.pool)
             .await
-            .map_err(|err| self.classify(err))
+            .map_err(|err| self.classify(err))?;
+        // SQLite stores text that is not UTF-8 as it is given. Such a name
+        // is no trail name, and the verifier reports entries stored under
+        // it; failing to list the others would hide them all.
+        let mut names: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                row.try_get::<String, _>(0).unwrap_or_else(|_| {
+                    let bytes: Vec<u8> = row.try_get_unchecked(0).unwrap_or_default();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
@@ -1032,7 +1281,7 @@ impl Store for SqliteStore {
             .iter()
             .map(|row| decode_entry("", row))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(page_from_sorted(entries, query.limit))
+        Ok(page_from_fetched(entries, query))
     }
 }
 
@@ -1563,7 +1812,35 @@ mod tests {
         );
     }
 
-    fn joined_chunk(rows_joined: Vec<u8>, rows: i64) -> FetchedChunk {
+    /// Listing trails seeks from one trail's first key to the next: one
+    /// index seek per trail, never a read of every entry.
+    #[tokio::test]
+    async fn listing_trails_seeks_the_primary_key_from_trail_to_trail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("trail.db"))
+            .await
+            .unwrap();
+        let plan = plan(&store, TRAILS_SQL, SqliteArguments::default()).await;
+        let reads: Vec<&String> = plan
+            .iter()
+            .filter(|step| step.contains(" entries"))
+            .collect();
+        assert_eq!(reads.len(), 2, "{plan:?}");
+        assert!(
+            reads
+                .iter()
+                .all(|step| step.contains("USING COVERING INDEX sqlite_autoindex_entries_1")),
+            "{plan:?}"
+        );
+        assert!(
+            reads
+                .iter()
+                .any(|step| step.starts_with("SEARCH entries") && step.ends_with("(trail>?)")),
+            "{plan:?}"
+        );
+    }
+
+    fn joined_chunk<T: ScanRow>(rows_joined: Vec<u8>, rows: i64) -> FetchedChunk<T> {
         FetchedChunk::Joined {
             rows_joined,
             rows,
@@ -1577,7 +1854,7 @@ mod tests {
         let mut row = b"7 2 1000000 3 5 2 ".to_vec();
         row.extend([1u8; 32].iter().chain(&[2u8; 32]).chain(&[0u8; 32]));
         row.extend(b"k 1event{}");
-        let decoded = joined_chunk(row.clone(), 1).decode("admin");
+        let decoded = joined_chunk::<Entry>(row.clone(), 1).decode("admin");
         let [Ok(entry)] = decoded.as_slice() else {
             panic!("one entry: {decoded:?}");
         };
@@ -1597,7 +1874,7 @@ mod tests {
             (cut_short, 1, "is not framed as queried"),
             (row, 2, "holds 1 rows, not the 2 counted"),
         ] {
-            let decoded = joined_chunk(chunk, rows).decode("admin");
+            let decoded = joined_chunk::<Entry>(chunk, rows).decode("admin");
             assert!(
                 matches!(
                     decoded.as_slice(),
@@ -1607,6 +1884,36 @@ mod tests {
                 "{decoded:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_joined_chunk_with_the_query_columns_decodes_them_beside_the_entry() {
+        // The flag and the lengths of the eight query columns (NULL is -1).
+        let body = br#"{"tenant":{"public":"kunde123"}}"#;
+        let mut row =
+            format!("7 2 1000000 3 5 {} 1 -1 8 -1 -1 -1 -1 -1 -1 ", body.len()).into_bytes();
+        row.extend([1u8; 32].iter().chain(&[2u8; 32]).chain(&[0u8; 32]));
+        row.extend(b"k 1eventkunde456");
+        row.extend(body);
+        let decoded = joined_chunk::<StoredEntry>(row.clone(), 1).decode("admin");
+        let [Ok(stored)] = decoded.as_slice() else {
+            panic!("one entry: {decoded:?}");
+        };
+        assert_eq!(stored.entry.seq, 7);
+        assert_eq!(stored.restricted, Some(true));
+        assert_eq!(
+            stored.mismatched_copies,
+            [super::super::CopyMismatch::new("tenant", "tenant", false)]
+        );
+        // The plain scan's framing does not fit these rows.
+        let decoded = joined_chunk::<Entry>(row, 1).decode("admin");
+        assert!(
+            matches!(
+                decoded.as_slice(),
+                [Err(StoreError::DatabaseCorrupt { .. })]
+            ),
+            "{decoded:?}"
+        );
     }
 
     #[test]

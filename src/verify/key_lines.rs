@@ -123,12 +123,12 @@ impl<'v> TrailKeys<'v> {
     /// Learns the trail's first key line from the first entries stored, if
     /// it is not known yet: the genesis's, or whichever candidate an entry's
     /// MAC verifies on when the genesis is gone or damaged.
-    fn establish(&mut self, entries: &[Entry]) {
+    fn establish<'e>(&mut self, entries: impl Iterator<Item = &'e Entry> + Clone) {
         if self.lines.is_known() {
             return;
         }
         let mut candidates = Vec::new();
-        for entry in entries.iter().take(8) {
+        for entry in entries.clone().take(8) {
             if entry.seq == 0 {
                 candidates.push(KeyLine::Branch { epoch: entry.epoch });
             }
@@ -141,7 +141,7 @@ impl<'v> TrailKeys<'v> {
         candidates.dedup();
         for line in candidates {
             if entries
-                .iter()
+                .clone()
                 .take(8)
                 .any(|entry| self.verifies_on(entry, line))
             {
@@ -151,7 +151,7 @@ impl<'v> TrailKeys<'v> {
         }
         // Nothing verifies: the line the first entry suggests, so that the
         // findings name what is wrong entry by entry.
-        if let Some(first) = entries.first() {
+        if let Some(first) = entries.clone().next() {
             self.lines
                 .switches
                 .push((0, KeyLine::Branch { epoch: first.epoch }));
@@ -160,7 +160,15 @@ impl<'v> TrailKeys<'v> {
 
     /// The keys a batch needs, and each entry's choice, in stored order.
     pub(crate) fn for_batch(&mut self, entries: &[Entry]) -> BatchKeys {
-        self.establish(entries);
+        self.for_batch_of(entries.iter())
+    }
+
+    /// [`TrailKeys::for_batch`] for entries held in something else.
+    pub(crate) fn for_batch_of<'e>(
+        &mut self,
+        entries: impl ExactSizeIterator<Item = &'e Entry> + Clone,
+    ) -> BatchKeys {
+        self.establish(entries.clone());
         let mut batch = BatchKeys {
             choices: Vec::with_capacity(entries.len()),
             ..BatchKeys::default()

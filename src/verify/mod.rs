@@ -5,7 +5,9 @@
 //! checkpoint names is verified, and a store lists the trails its entries
 //! belong to), not a key line a genesis or rotation states unless that
 //! entry verifies on it, not an epoch beyond its clock, not a time after its
-//! clock or after a checkpoint that counts the entry.
+//! clock or after a checkpoint that counts the entry, not the copies of body
+//! values a store keeps beside an entry for queries (each must agree with
+//! the sealed body).
 //!
 //! Verification streams: entries are checked as they arrive, with a bounded
 //! window for entries stored out of order, so memory does not grow with the
@@ -13,6 +15,7 @@
 
 mod key_lines;
 mod report;
+mod restriction;
 mod run;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -27,7 +30,7 @@ pub use run::TrailVerification;
 use crate::checkpoint::Checkpoint;
 use crate::entry::Entry;
 use crate::seal::VerificationKey;
-use crate::store::Store;
+use crate::store::{Store, StoredEntry};
 use crate::{KeyError, StoreError};
 
 /// How many entries may arrive out of seq order before the gap is reported
@@ -307,7 +310,9 @@ impl Verifier {
         if crate::validate_trail_name(trail).is_err() {
             return Ok(invalid_trail_report(trail));
         }
-        let mut report = self.verify_stream(trail, store.scan(trail, 0)).await?;
+        let mut report = self
+            .verify_stored_stream(trail, store.scan_stored(trail, 0))
+            .await?;
         self.check_snapshots(store, &mut report).await?;
         Ok(report)
     }
@@ -317,7 +322,7 @@ impl Verifier {
     /// [`TrailReport::snapshots`]): the newest snapshot of each projection
     /// must be stored and match; older ones are checked while still stored.
     /// [`Verifier::verify_trail`] does this itself; call it after
-    /// [`Verifier::verify_stream`] on a store's scan.
+    /// [`Verifier::verify_stored_stream`] on a store's scan.
     pub async fn check_snapshots(
         &self,
         store: &dyn Store,
@@ -370,6 +375,21 @@ impl Verifier {
     where
         S: Stream<Item = Result<Entry, StoreError>>,
     {
+        self.verify_stored_stream(trail, entries.map(|item| item.map(StoredEntry::new)))
+            .await
+    }
+
+    /// Verifies a stream of one trail's entries in stored order, each with
+    /// what its store keeps beside it ([`Store::scan_stored`]): the copies
+    /// of body values kept for queries must agree with the sealed body.
+    pub async fn verify_stored_stream<S>(
+        &self,
+        trail: &str,
+        entries: S,
+    ) -> Result<TrailReport, VerifyError>
+    where
+        S: Stream<Item = Result<StoredEntry, StoreError>>,
+    {
         if crate::validate_trail_name(trail).is_err() {
             return Ok(invalid_trail_report(trail));
         }
@@ -379,17 +399,17 @@ impl Verifier {
             let mut batch = Vec::with_capacity(chunk.len());
             for item in chunk {
                 match item {
-                    Ok(entry) => batch.push(entry),
+                    Ok(stored) => batch.push(stored),
                     // A row damaged beyond decoding is tampering to report,
                     // not a reason to stop reading.
                     Err(StoreError::Corrupt { seq, reason, .. }) => {
-                        run.push_batch(std::mem::take(&mut batch))?;
+                        run.push_stored_batch(std::mem::take(&mut batch))?;
                         run.push_undecodable(seq, &reason)?;
                     }
                     Err(err) => return Err(err.into()),
                 }
             }
-            run.push_batch(batch)?;
+            run.push_stored_batch(batch)?;
         }
         run.finish()
     }

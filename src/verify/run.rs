@@ -7,16 +7,18 @@ use chrono::{DateTime, Utc};
 
 use super::key_lines::{BatchKeys, KeyChoice, TrailKeys};
 use super::report::{FindingKind, PrunedNotice, ReportHead, SnapshotNotice, TrailReport};
+use super::restriction::Restrictions;
 use super::{Verifier, VerifyError};
 use crate::checkpoint::Checkpoint;
 use crate::entry::{Entry, EntryKind};
 use crate::event::escape_text;
+use crate::retention::RestrictionRecord;
 use crate::retention::ledger::{Ledger, Outcome};
 use crate::seal::{
     Digest, EpochSchedule, KeyLine, Mac, MacInput, body_commitment, format_timestamp,
     genesis_fields, genesis_prev_mac, seal_fields,
 };
-use crate::store::{EpochSummary, counts_in_epoch};
+use crate::store::{CopyMismatch, EpochSummary, StoredEntry, counts_in_epoch};
 
 /// How far from the expected seq a renumbered entry is searched for.
 const RENUMBER_SEARCH: u64 = 8;
@@ -86,6 +88,10 @@ impl Status {
 
 struct Item {
     entry: Entry,
+    /// The store's copies of body values that disagree with the body.
+    mismatched_copies: Vec<CopyMismatch>,
+    /// The store's restriction flag, if it tells it.
+    restricted: Option<bool>,
     status: Status,
     /// The seq it was sealed as (its stored seq when that cannot be known).
     identity: u64,
@@ -164,8 +170,10 @@ pub struct TrailVerification<'v> {
     undecodable: BTreeSet<u64>,
     /// Gaps, erasures and seals waiting for the trail's retention records.
     ledger: Ledger,
+    /// The restriction the trail's records seal, and the stored flags.
+    restrictions: Restrictions,
     /// The last batch, MACs computed, waiting for its in-order checks.
-    prechecked: Vec<(Entry, Precheck)>,
+    prechecked: Vec<(StoredEntry, Precheck)>,
     unknown_key: Option<UnknownKeyRun>,
     /// Entries that verified under no seq near where they are stored, by
     /// the MAC their `prev_mac` names: when that entry turns up, the orphan
@@ -201,6 +209,7 @@ impl<'v> TrailVerification<'v> {
                 .collect(),
             undecodable: BTreeSet::new(),
             ledger: Ledger::default(),
+            restrictions: Restrictions::default(),
             prechecked: Vec::new(),
             unknown_key: None,
             orphans: HashMap::default(),
@@ -209,10 +218,16 @@ impl<'v> TrailVerification<'v> {
 
     /// Checks the next entry in stored order.
     pub fn push(&mut self, entry: Entry) -> Result<(), VerifyError> {
+        self.push_stored(StoredEntry::new(entry))
+    }
+
+    /// Checks the next entry in stored order, with what its store keeps
+    /// beside it ([`Store::scan_stored`](crate::Store::scan_stored)).
+    pub fn push_stored(&mut self, stored: StoredEntry) -> Result<(), VerifyError> {
         self.settle_prechecked();
-        let keys = self.keys.for_batch(std::slice::from_ref(&entry));
-        let precheck = precheck(&self.trail, &entry, keys.choices[0], &keys);
-        self.push_checked(entry, precheck);
+        let keys = self.keys.for_batch(std::slice::from_ref(&stored.entry));
+        let precheck = precheck(&self.trail, &stored.entry, keys.choices[0], &keys);
+        self.push_checked(stored, precheck);
         Ok(())
     }
 
@@ -224,22 +239,31 @@ impl<'v> TrailVerification<'v> {
     /// computed, so a batch may still be pending when this returns;
     /// [`TrailVerification::finish`] settles it.
     pub fn push_batch(&mut self, entries: Vec<Entry>) -> Result<(), VerifyError> {
+        self.push_stored_batch(entries.into_iter().map(StoredEntry::new).collect())
+    }
+
+    /// Checks the next entries in stored order, each with what its store
+    /// keeps beside it ([`Store::scan_stored`](crate::Store::scan_stored)),
+    /// like [`TrailVerification::push_batch`].
+    pub fn push_stored_batch(&mut self, stored: Vec<StoredEntry>) -> Result<(), VerifyError> {
         use rayon::prelude::*;
-        let keys = self.keys.for_batch(&entries);
+        let keys = self
+            .keys
+            .for_batch_of(stored.iter().map(|stored| &stored.entry));
         let trail = self.trail.clone();
         let pending = std::mem::take(&mut self.prechecked);
         let (prechecks, ()) = rayon::join(
             || -> Vec<Precheck> {
-                entries
+                stored
                     .par_iter()
                     .zip(keys.choices.par_iter())
                     .with_min_len(64)
-                    .map(|(entry, choice)| precheck(&trail, entry, *choice, &keys))
+                    .map(|(stored, choice)| precheck(&trail, &stored.entry, *choice, &keys))
                     .collect()
             },
             || self.push_all_checked(pending),
         );
-        self.prechecked = entries.into_iter().zip(prechecks).collect();
+        self.prechecked = stored.into_iter().zip(prechecks).collect();
         Ok(())
     }
 
@@ -249,13 +273,19 @@ impl<'v> TrailVerification<'v> {
         self.push_all_checked(pending);
     }
 
-    fn push_all_checked(&mut self, checked: Vec<(Entry, Precheck)>) {
-        for (entry, precheck) in checked {
-            self.push_checked(entry, precheck);
+    fn push_all_checked(&mut self, checked: Vec<(StoredEntry, Precheck)>) {
+        for (stored, precheck) in checked {
+            self.push_checked(stored, precheck);
         }
     }
 
-    fn push_checked(&mut self, entry: Entry, precheck: Precheck) {
+    fn push_checked(&mut self, stored: StoredEntry, precheck: Precheck) {
+        let StoredEntry {
+            entry,
+            mismatched_copies,
+            restricted,
+            ..
+        } = stored;
         self.count(&entry);
         let (status, identity) = self.authenticate(&entry, precheck);
         if status == Status::Unauthentic && identity >= self.next_seq {
@@ -264,6 +294,8 @@ impl<'v> TrailVerification<'v> {
         let sealed = status.is_sealed().then_some(entry.mac);
         self.place(Item {
             entry,
+            mismatched_copies,
+            restricted,
             status,
             identity,
         });
@@ -372,6 +404,8 @@ impl<'v> TrailVerification<'v> {
             },
             identity,
             entry: item.entry,
+            mismatched_copies: item.mismatched_copies,
+            restricted: item.restricted,
         });
     }
 
@@ -396,7 +430,7 @@ impl<'v> TrailVerification<'v> {
         let last = self
             .prechecked
             .last()
-            .map(|(entry, _)| entry.seq)
+            .map(|(stored, _)| stored.entry.seq)
             .or(self.report.seq_range.map(|(_, last)| last));
         last.map_or(0, |seq| seq + 1)
     }
@@ -414,6 +448,7 @@ impl<'v> TrailVerification<'v> {
             }
         });
         self.apply(outcomes);
+        self.check_restriction_flags();
         self.report.pruned = self.ledger.pruned;
         self.report.redacted = self.ledger.redacted;
         self.report.snapshots = std::mem::take(&mut self.ledger.snapshots)
@@ -784,8 +819,13 @@ impl<'v> TrailVerification<'v> {
             self.note_unauthentic_genesis(&owner.entry);
         }
         if owner_sealed {
+            self.check_copies(seq, &owner);
+            self.restrictions.stored(seq, owner.restricted);
             let linked = self.check_chain(&owner);
             self.ledger.erased(&owner.entry, seq);
+            if owner.entry.kind == EntryKind::Restriction {
+                self.restriction_record(&owner.entry, seq);
+            }
             if !matches!(
                 owner.entry.kind,
                 EntryKind::Event | EntryKind::EpochSeal | EntryKind::Genesis
@@ -819,6 +859,72 @@ impl<'v> TrailVerification<'v> {
             recorded_at: owner.entry.recorded_at,
             epoch: owner.entry.epoch,
         });
+    }
+
+    /// The copies a store keeps of a sealed entry's body values for queries
+    /// must agree with the body: queries, tenant-confined reads and subject
+    /// exports filter on them.
+    fn check_copies(&mut self, seq: u64, item: &Item) {
+        if item.mismatched_copies.is_empty() {
+            return;
+        }
+        let problems: Vec<String> = item
+            .mismatched_copies
+            .iter()
+            .map(|mismatch| describe_copy(mismatch, &item.entry))
+            .collect();
+        self.finding(
+            seq,
+            None,
+            FindingKind::ColumnMismatch,
+            format!(
+                "a copy kept beside the entry for queries disagrees with the sealed entry: {}",
+                problems.join("; ")
+            ),
+        );
+    }
+
+    /// An authentic restriction record at `seq`: the entries it names are
+    /// restricted, or no longer, from here on.
+    fn restriction_record(&mut self, entry: &Entry, seq: u64) {
+        match RestrictionRecord::from_entry(entry) {
+            Some(record) => self.restrictions.record(&record),
+            None => self.finding(
+                seq,
+                None,
+                FindingKind::ColumnMismatch,
+                "the restriction record cannot be read: the restriction flags of the entries it was meant to name cannot be checked".into(),
+            ),
+        }
+    }
+
+    /// Once the whole trail is read: every entry's stored restriction flag
+    /// must be what the trail's restriction records, applied in seq order,
+    /// state. Queries leave restricted entries out.
+    fn check_restriction_flags(&mut self) {
+        for mismatch in self.restrictions.mismatches() {
+            let one = mismatch.first == mismatch.last;
+            let detail = match (mismatch.stored_restricted, one) {
+                (true, true) => {
+                    "the entry is stored as restricted (queries leave it out), but no sealed restriction record says so"
+                }
+                (true, false) => {
+                    "the entries are stored as restricted (queries leave them out), but no sealed restriction record says so"
+                }
+                (false, true) => {
+                    "a sealed restriction record restricts the entry, but it is stored as not restricted (queries show it)"
+                }
+                (false, false) => {
+                    "a sealed restriction record restricts the entries, but they are stored as not restricted (queries show them)"
+                }
+            };
+            self.finding(
+                mismatch.first,
+                (!one).then_some(mismatch.last),
+                FindingKind::ColumnMismatch,
+                detail.into(),
+            );
+        }
     }
 
     fn forget_old(&mut self, seq: u64) {
@@ -1208,6 +1314,22 @@ impl<'v> TrailVerification<'v> {
 
     fn finding(&mut self, seq: u64, seq_end: Option<u64>, kind: FindingKind, detail: String) {
         self.report.push(seq, seq_end, kind, detail);
+    }
+}
+
+/// How a query column disagrees with the sealed body, without its value
+/// (which may be personal data).
+fn describe_copy(mismatch: &CopyMismatch, entry: &Entry) -> String {
+    let (column, field) = (mismatch.column, mismatch.field);
+    if mismatch.stored_empty {
+        return format!("the column {column} is empty, but the sealed field {field} has a value");
+    }
+    match entry.body.get(field) {
+        None => format!("the column {column} holds a value, but the sealed body has no {field}"),
+        Some(sealed) if sealed.value().is_none() => {
+            format!("the column {column} holds a value, but the sealed field {field} was erased")
+        }
+        Some(_) => format!("the column {column} holds another value than the sealed field {field}"),
     }
 }
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use trailseal::{
     Actor, Body, Cursor, Digest, Entry, EntryKind, Event, Field, Mac, ManualClock, PreviousAppend,
-    Query, Salt, SealingKey, Store, StoreError, Trail, Verifier,
+    Query, Salt, SealingKey, Store, StoreError, StoredEntry, Trail, Verifier,
 };
 
 /// Generates one `#[tokio::test]` per conformance function; `$fresh` is an
@@ -131,6 +131,10 @@ async fn scan_all(store: &dyn Store, trail: &str, from: u64) -> Vec<Entry> {
     store.scan(trail, from).try_collect().await.unwrap()
 }
 
+async fn scan_stored_all(store: &dyn Store, trail: &str) -> Vec<StoredEntry> {
+    store.scan_stored(trail, 0).try_collect().await.unwrap()
+}
+
 pub async fn empty_store_has_no_trails_and_no_head(store: Arc<dyn Store>) {
     assert_eq!(store.trails().await.unwrap(), Vec::<String>::new());
     assert_eq!(store.head("admin").await.unwrap(), None);
@@ -224,6 +228,15 @@ pub async fn every_field_round_trips_exactly(store: Arc<dyn Store>) {
     let mut by_seq = page.entries.clone();
     by_seq.sort_by_key(|entry| entry.seq);
     assert_eq!(by_seq, entries);
+    // What the store keeps beside the entries (copies of the tenant, with
+    // NUL and backslashes; the restriction flag) agrees with them.
+    let stored = scan_stored_all(&*store, "round-trip_1").await;
+    assert_eq!(stored.len(), entries.len());
+    for (stored, original) in stored.iter().zip(&entries) {
+        assert_eq!(&stored.entry, original);
+        assert_eq!(stored.mismatched_copies, [], "entry {}", original.seq);
+        assert_eq!(stored.restricted, Some(false));
+    }
 }
 
 pub async fn append_is_conditional_on_the_head(store: Arc<dyn Store>) {
@@ -746,6 +759,13 @@ pub async fn erase_fields_erases_values_and_their_query_copies(store: Arc<dyn St
         .unwrap();
     assert!(by_ip.entries.iter().all(|e| e.seq != 3));
     assert!(!by_ip.entries.is_empty(), "other entries keep their IP");
+    // The copies agree with the erased body.
+    assert!(
+        scan_stored_all(&*store, "admin")
+            .await
+            .iter()
+            .all(|stored| stored.mismatched_copies.is_empty())
+    );
 }
 
 pub async fn restricted_entries_are_left_out_of_queries_but_not_scans(store: Arc<dyn Store>) {
@@ -775,6 +795,17 @@ pub async fn restricted_entries_are_left_out_of_queries_but_not_scans(store: Arc
         scan_all(&*store, "admin", 0).await.len(),
         12,
         "scans see everything"
+    );
+    let flags: Vec<(u64, Option<bool>)> = scan_stored_all(&*store, "admin")
+        .await
+        .iter()
+        .map(|stored| (stored.entry.seq, stored.restricted))
+        .collect();
+    assert_eq!(
+        flags,
+        (0..12)
+            .map(|seq| (seq, Some(seq == 2 || seq == 5)))
+            .collect::<Vec<_>>()
     );
     assert_eq!(store.restrict("admin", &[2, 5], false).await.unwrap(), 2);
     assert_eq!(seqs(store.query(&all).await.unwrap()).len(), 12);
