@@ -11,7 +11,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "src"
-REFERENCE = re.compile(r"\bcrate::([A-Za-z_][A-Za-z0-9_]*)")
+REFERENCE = re.compile(r"(?<!\$)\bcrate::([A-Za-z_][A-Za-z0-9_]*)")
 # `use crate::{a, b::c}`: every name at the top of the braces.
 GROUP = re.compile(r"\buse\s+crate::\{([^;]*)\};", re.S)
 
