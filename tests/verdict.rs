@@ -445,13 +445,13 @@ async fn every_second_form_of_an_exported_entry_is_a_finding_at_its_seq() {
     let quickstart = Quickstart::new(120);
     let export = quickstart.export();
     let original = lines(&export);
-    let at = original
-        .iter()
-        .position(|line| {
-            line.contains("\"trail\":\"admin\"") && line.contains("\"kind\":\"event\"")
-        })
-        .unwrap()
-        + 5;
+    // An admin event between two admin events, so that what is wrong with
+    // it cannot touch a seal or another trail.
+    let admin_event =
+        |line: &String| line.contains("\"trail\":\"admin\"") && line.contains("\"kind\":\"event\"");
+    let at = (1..original.len() - 1)
+        .find(|&at| original[at - 1..=at + 1].iter().all(admin_event))
+        .expect("three admin events in a row");
     let entry: Value = serde_json::from_str(&original[at]).unwrap();
     let seq = entry["seq"].as_u64().unwrap();
     let action = entry["body"]["action"].to_string();
@@ -489,10 +489,20 @@ async fn every_second_form_of_an_exported_entry_is_a_finding_at_its_seq() {
         write_lines(&export, &edited);
         let verdict = quickstart.verify(export.to_str().unwrap(), &[]);
         assert_eq!(verdict.code, 1, "{what}");
+        let around: Vec<String> = original[at.saturating_sub(3)..(at + 3).min(original.len())]
+            .iter()
+            .map(|line| {
+                let value: Value = serde_json::from_str(line).unwrap();
+                format!(
+                    "{} {} {} {}",
+                    value["seq"], value["epoch"], value["kind"], value["recorded_at"]
+                )
+            })
+            .collect();
         assert_eq!(
             verdict.findings,
             [finding("admin", "modified", seq)],
-            "{what}: only the entry itself is blamed"
+            "{what}: only the entry itself is blamed; around it: {around:#?}"
         );
     }
 }
@@ -1137,4 +1147,137 @@ async fn a_key_file_taken_after_a_one_off_ingest_run_rewrites_nothing_of_it() {
     // Nor can a new trail be made to look as old as the run.
     assert!(thief.epoch() > store.head(&trails[0]).await.unwrap().unwrap().epoch);
     store.close().await;
+}
+
+// 12. An authentic genesis must state its key, schedule and format.
+
+#[tokio::test]
+async fn an_authentic_genesis_that_misstates_itself_is_invalid() {
+    use trailseal::{Body, EntryKind, FindingKind, SealingKey, SqliteStore, Store, Verifier};
+    let start = support::start_time();
+    let genesis_body = |format: &str, key_check: String, key_genesis: String, seconds: &str| {
+        let mut body = Body::new();
+        for (name, value) in [
+            ("genesis.epoch_seconds", seconds.to_owned()),
+            ("genesis.format_version", format.to_owned()),
+            ("genesis.key_check", key_check),
+            ("genesis.key_genesis", key_genesis),
+            ("genesis.trail", "admin".to_owned()),
+        ] {
+            if !value.is_empty() {
+                body.insert_public(name, value);
+            }
+        }
+        body
+    };
+    let right_genesis = trailseal::format_timestamp(start);
+    // (what, format, key check: right, wrong or absent, key genesis, epoch length)
+    let cases = [
+        ("format 3", "3", Some(true), right_genesis.as_str(), "900"),
+        (
+            "format 1 on a branch",
+            "1",
+            Some(true),
+            right_genesis.as_str(),
+            "900",
+        ),
+        (
+            "another key check",
+            "2",
+            Some(false),
+            right_genesis.as_str(),
+            "900",
+        ),
+        ("no key check", "2", None, right_genesis.as_str(), "900"),
+        ("no schedule", "2", Some(true), "", ""),
+        (
+            "an epoch length with a leading zero",
+            "2",
+            Some(true),
+            right_genesis.as_str(),
+            "0900",
+        ),
+    ];
+    for (what, format, check, key_genesis, seconds) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db")).await.unwrap();
+        let (key, verification) = SealingKey::generate("k1", start, 900).unwrap();
+        let check = match check {
+            Some(true) => key.check_value().to_hex(),
+            Some(false) => "00".repeat(32),
+            None => String::new(),
+        };
+        let body = genesis_body(format, check, key_genesis.to_owned(), seconds);
+        let mut sealer = key.sealer("admin", 0, None).unwrap();
+        let genesis = sealer.seal_body(
+            EntryKind::Genesis,
+            body,
+            start + chrono::TimeDelta::minutes(1),
+        );
+        let event = sealer
+            .seal_event(
+                &support::sample_event(0),
+                start + chrono::TimeDelta::minutes(2),
+            )
+            .unwrap();
+        store
+            .append("admin", None, &[genesis, event])
+            .await
+            .unwrap();
+        let report = Verifier::new(verification)
+            .at(start + chrono::TimeDelta::minutes(5))
+            .verify_trail(&store, "admin")
+            .await
+            .unwrap();
+        assert_eq!(
+            report
+                .findings
+                .iter()
+                .map(|f| (f.kind, f.seq))
+                .collect::<Vec<_>>(),
+            [(FindingKind::InvalidGenesis, 0)],
+            "{what}: {report}"
+        );
+        store.close().await;
+    }
+    // The key file, not the trail, has the wrong schedule: one key_mismatch,
+    // and the trail's times are checked against the schedule it states.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("t.db")).await.unwrap();
+    let (key, verification) = SealingKey::generate("k1", start, 900).unwrap();
+    let mut sealer = key.sealer("admin", 0, None).unwrap();
+    let genesis = sealer.seal_body(
+        EntryKind::Genesis,
+        genesis_body(
+            "2",
+            key.check_value().to_hex(),
+            right_genesis.clone(),
+            "900",
+        ),
+        start + chrono::TimeDelta::minutes(1),
+    );
+    store.append("admin", None, &[genesis]).await.unwrap();
+    let path = dir.path().join("v.key");
+    verification.save(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let shifted = dir.path().join("shifted.key");
+    std::fs::write(
+        &shifted,
+        text.replace(
+            "\"genesis\": \"2026-11-29T08:00:00Z\"",
+            "\"genesis\": \"2026-11-29T07:59:00Z\"",
+        ),
+    )
+    .unwrap();
+    assert_ne!(std::fs::read_to_string(&shifted).unwrap(), text);
+    let report = Verifier::new(trailseal::VerificationKey::load(&shifted).unwrap())
+        .at(start + chrono::TimeDelta::minutes(5))
+        .verify_trail(&store, "admin")
+        .await
+        .unwrap();
+    assert_eq!(
+        report.findings.iter().map(|f| f.kind).collect::<Vec<_>>(),
+        [FindingKind::KeyMismatch],
+        "{report}"
+    );
 }
