@@ -34,8 +34,8 @@ use futures_util::TryStreamExt;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use trailseal::{
-    Actor, Entry, Event, ManualClock, MemoryStore, PostgresStore, PostgresStoreOptions, SealingKey,
-    Source, Store, Trail,
+    Actor, Entry, Event, ManualClock, MemoryStore, PostgresStore, SealingKey, Store, Trail,
+    event::Source, store::PostgresStoreOptions,
 };
 
 /// Entries per batch (per statement).

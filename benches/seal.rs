@@ -55,8 +55,8 @@ fn bench_seal(c: &mut Criterion) {
             _ => None,
         })
         .collect();
-    let body_bytes = trailseal::encode_body(&entry.body);
-    let mac_bytes = entry.mac_input(trailseal::FORMAT_VERSION).to_bytes();
+    let body_bytes = trailseal::model::encode_body(&entry.body);
+    let mac_bytes = entry.mac_input(trailseal::model::FORMAT_VERSION).to_bytes();
     let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(&[7u8; 32]).expect("any key length");
 
     let mut group = c.benchmark_group("seal");

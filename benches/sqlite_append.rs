@@ -23,7 +23,7 @@ mod plain;
 use chrono::{TimeZone, Utc};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use trailseal::{
-    Actor, Event, ManualClock, MemoryStore, SealingKey, Source, SqliteStore, Store, Trail,
+    Actor, Event, ManualClock, MemoryStore, SealingKey, SqliteStore, Store, Trail, event::Source,
 };
 
 /// Events per transaction in the batched mode.

@@ -24,7 +24,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use trailseal::{
-    Actor, Event, PostgresStore, SealingKey, SqliteStore, Store, Trail, TransactionRecorder,
+    Actor, Event, PostgresStore, SealingKey, SqliteStore, Store, Trail, write::TransactionRecorder,
 };
 
 /// Changes each caller makes per measured iteration.

@@ -34,8 +34,10 @@ use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::Sha256;
 use sqlx::Row;
 use trailseal::{
-    Actor, Event, JsonLinesReader, ManualClock, MemoryStore, SealingKey, SqliteStore,
-    SqliteStoreOptions, SqliteSync, Store, Trail, VerificationKey, Verifier,
+    Actor, Event, ManualClock, MemoryStore, SealingKey, SqliteStore, Store, Trail, VerificationKey,
+    Verifier,
+    read::JsonLinesReader,
+    store::{SqliteStoreOptions, SqliteSync},
 };
 
 const ENTRIES: usize = 50_000;
@@ -113,7 +115,7 @@ fn fixture(runtime: &tokio::runtime::Runtime) -> Fixture {
 
         let jsonl = dir.path().join("trail.jsonl");
         let mut out = std::io::BufWriter::new(std::fs::File::create(&jsonl).expect("create"));
-        trailseal::export_json_lines(&memory, &[], &mut out)
+        trailseal::read::export_json_lines(&memory, &[], &mut out)
             .await
             .expect("exported");
         drop(out);
@@ -308,7 +310,7 @@ fn bench_verify(c: &mut Criterion) {
     }
     let inputs: Vec<Vec<u8>> = entries
         .iter()
-        .map(|entry| entry.mac_input(trailseal::FORMAT_VERSION).to_bytes())
+        .map(|entry| entry.mac_input(trailseal::model::FORMAT_VERSION).to_bytes())
         .collect();
     let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(&[7u8; 32]).expect("any key length");
     group.bench_function("bare_hmac", |b| {

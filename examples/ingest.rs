@@ -26,8 +26,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use trailseal::PostgresStore;
 use trailseal::ingest::{Follower, IngestStats, LogFormat};
 use trailseal::{
-    DEFAULT_EPOCH_SECONDS, SEALING_KEY_FILE, SealingKey, SqliteStore, SqliteStoreOptions, Store,
-    Trail, VERIFICATION_KEY_FILE, VerificationKey, Verifier,
+    SealingKey, SqliteStore, Store, Trail, VerificationKey, Verifier,
+    seal::{DEFAULT_EPOCH_SECONDS, SEALING_KEY_FILE, VERIFICATION_KEY_FILE},
+    store::SqliteStoreOptions,
 };
 
 /// Seal server log files into tamper-evident trails.

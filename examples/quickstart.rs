@@ -21,9 +21,12 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::Parser;
 use futures_util::StreamExt;
 use trailseal::{
-    Actor, DEFAULT_EPOCH_SECONDS, Entry, Event, Language, ManualClock, Query, Receipt,
-    SEALING_KEY_FILE, SealingKey, Source, SqliteStore, SqliteStoreOptions, Store, Trail,
-    VERIFICATION_KEY_FILE, VerificationKey, Verifier, render,
+    Actor, Entry, Event, ManualClock, Query, Receipt, SealingKey, SqliteStore, Store, Trail,
+    VerificationKey, Verifier,
+    event::Source,
+    read::{Language, render},
+    seal::{DEFAULT_EPOCH_SECONDS, SEALING_KEY_FILE, VERIFICATION_KEY_FILE},
+    store::SqliteStoreOptions,
 };
 
 /// Record an hour of a hosting panel into a tamper-evident trail.
@@ -223,7 +226,7 @@ fn open_keys(
     Ok((sealing, verification))
 }
 
-/// Prints a stored entry as the English sentence `trailseal::render` makes
+/// Prints a stored entry as the English sentence `trailseal::read::render` makes
 /// of it (every value escaped, so no field can break the line), with its
 /// German sentence below.
 async fn print_sentence(
@@ -282,7 +285,7 @@ async fn print_failed_logins(
 }
 
 fn value<'a>(entry: &'a Entry, name: &str) -> std::borrow::Cow<'a, str> {
-    trailseal::escape_text(entry.value(name).unwrap_or("-"))
+    trailseal::model::escape_text(entry.value(name).unwrap_or("-"))
 }
 
 /// A deterministic simulation of a small hosting panel's hour.
@@ -343,7 +346,7 @@ impl Panel {
 
     /// The next event and the index of its trail (admin, mailbox, ftp,
     /// php-mail).
-    fn next_event(&mut self) -> Result<(usize, Event), trailseal::ValidationError> {
+    fn next_event(&mut self) -> Result<(usize, Event), trailseal::event::ValidationError> {
         self.serial += 1;
         let customer = self.pick(&CUSTOMERS);
         let domain = self.pick(&DOMAINS);

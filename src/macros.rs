@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::trail::Receipt;
+use crate::write::Receipt;
 use crate::{Error, Result};
 
 /// Records one event in a trail, in one line:
@@ -39,26 +39,26 @@ use crate::{Error, Result};
 /// | `user_agent`, `request_id`, `htaccess_user` | anything `Display` | the request context |
 /// | `actor`, `impersonator` | [`Actor`](crate::Actor) | who acted / on whose behalf |
 /// | `ip` | `IpAddr`, `Ipv4Addr`, `Ipv6Addr`, `SocketAddr` (its IP) | the client's address |
-/// | `source` | [`Source`](crate::Source) | where the request came from |
-/// | `outcome` | [`Outcome`](crate::Outcome) | success or failure |
+/// | `source` | [`Source`](crate::event::Source) | where the request came from |
+/// | `outcome` | [`Outcome`](crate::event::Outcome) | success or failure |
 /// | `occurred_at` | `DateTime<Utc>` | when it happened, if not now |
-/// | `changes` | an iterator of [`Change`](crate::Change) | changed fields, old → new |
-/// | `secrets` | `mask` or `refuse` | what to do with secret-named fields ([`SecretPolicy`](crate::SecretPolicy)) |
+/// | `changes` | an iterator of [`Change`](crate::event::Change) | changed fields, old → new |
+/// | `secrets` | `mask` or `refuse` | what to do with secret-named fields ([`SecretPolicy`](crate::event::SecretPolicy)) |
 ///
 /// The `%` and `?` sigils apply to the text keys and metadata; on a typed
 /// key they are a compile error rather than a silent metadata field.
 ///
-/// Fields not given are taken from the [`AuditContext`](crate::AuditContext)
+/// Fields not given are taken from the [`AuditContext`](crate::event::AuditContext)
 /// in effect, so that middleware sets the actor, tenant and request fields
 /// once. An event without any actor is refused
-/// ([`ValidationError::MissingActor`](crate::ValidationError::MissingActor)).
+/// ([`ValidationError::MissingActor`](crate::event::ValidationError::MissingActor)).
 ///
 /// # Example
 ///
 /// ```
 /// use std::sync::Arc;
 /// use trailseal::HostingAction::DatabaseCreate;
-/// use trailseal::{Actor, AuditContext, MemoryStore, SealingKey, Trail, audit};
+/// use trailseal::{Actor, MemoryStore, SealingKey, Trail, audit, event::AuditContext};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -98,7 +98,7 @@ macro_rules! audit {
 /// later, or to test what a call site would record. The call site's module,
 /// file and line are captured at compile time. The keys are those of
 /// [`audit!`](crate::audit!#fields); fields not given come from the
-/// [`AuditContext`](crate::AuditContext) in effect.
+/// [`AuditContext`](crate::event::AuditContext) in effect.
 ///
 /// ```
 /// use trailseal::{Actor, HostingAction, audit_event};
@@ -115,7 +115,7 @@ macro_rules! audit {
 /// assert_eq!(event.target.unwrap().kind, "mailbox");
 /// assert_eq!(event.metadata["quota"], 2048);
 /// assert_eq!(event.location.unwrap().line, line + 1);
-/// # Ok::<(), trailseal::ValidationError>(())
+/// # Ok::<(), trailseal::event::ValidationError>(())
 /// ```
 #[macro_export]
 macro_rules! audit_event {
@@ -123,11 +123,11 @@ macro_rules! audit_event {
     // start an expression and must not reach an `expr` matcher.
     (@fields $d:ident;) => {};
     (@fields $d:ident; secrets = mask $(, $($rest:tt)*)?) => {
-        $d.secrets($crate::SecretPolicy::Mask);
+        $d.secrets($crate::event::SecretPolicy::Mask);
         $crate::audit_event!(@fields $d; $($($rest)*)?);
     };
     (@fields $d:ident; secrets = refuse $(, $($rest:tt)*)?) => {
-        $d.secrets($crate::SecretPolicy::Refuse);
+        $d.secrets($crate::event::SecretPolicy::Refuse);
         $crate::audit_event!(@fields $d; $($($rest)*)?);
     };
     (@fields $d:ident; secrets = $($rest:tt)*) => {
@@ -201,16 +201,16 @@ macro_rules! audit_event {
         ::core::compile_error!("`ip` takes an IP address (`IpAddr`, `Ipv4Addr`, `Ipv6Addr` or `SocketAddr`); the `%` and `?` sigils do not apply")
     };
     (@set $d:ident, source, $mode:ident, $v:expr) => {
-        ::core::compile_error!("`source` takes a `trailseal::Source`; the `%` and `?` sigils do not apply")
+        ::core::compile_error!("`source` takes a `trailseal::event::Source`; the `%` and `?` sigils do not apply")
     };
     (@set $d:ident, outcome, $mode:ident, $v:expr) => {
-        ::core::compile_error!("`outcome` takes a `trailseal::Outcome`; the `%` and `?` sigils do not apply")
+        ::core::compile_error!("`outcome` takes a `trailseal::event::Outcome`; the `%` and `?` sigils do not apply")
     };
     (@set $d:ident, occurred_at, $mode:ident, $v:expr) => {
         ::core::compile_error!("`occurred_at` takes a `DateTime<Utc>`; the `%` and `?` sigils do not apply")
     };
     (@set $d:ident, changes, $mode:ident, $v:expr) => {
-        ::core::compile_error!("`changes` takes changed fields (`trailseal::Change`); the `%` and `?` sigils do not apply")
+        ::core::compile_error!("`changes` takes changed fields (`trailseal::event::Change`); the `%` and `?` sigils do not apply")
     };
     // Everything else is metadata.
     (@set $d:ident, $k:ident, value, $v:expr) => {
@@ -227,7 +227,7 @@ macro_rules! audit_event {
     // The event being built, before validation: `audit!` checks its trail.
     (@draft $action:expr $(, $($fields:tt)*)?) => {{
         // Known at compile time, so stored once rather than built per call.
-        static __AUDIT_LOCATION: $crate::Location = $crate::__macro_support::location(
+        static __AUDIT_LOCATION: $crate::event::Location = $crate::__macro_support::location(
             ::core::module_path!(),
             ::core::file!(),
             ::core::line!(),
@@ -294,13 +294,13 @@ pub mod __macro_support {
     use chrono::{DateTime, Utc};
 
     use super::{Recording, State};
-    use crate::action::{Action, ActionSpec};
-    use crate::context::AuditContext;
+    use crate::event::AuditContext;
+    use crate::event::SecretPolicy;
+    use crate::event::{Action, ActionSpec};
     use crate::event::{Actor, Change, Event, Location, Outcome, Source, Target, ValidationError};
-    use crate::secrets::SecretPolicy;
-    use crate::trail::Trail;
+    use crate::write::Trail;
 
-    pub use crate::action::checks;
+    pub use crate::event::checks;
 
     /// An action's description, for `actions!`.
     pub const fn spec(
@@ -546,3 +546,17 @@ pub mod __macro_support {
 #[cfg(doctest)]
 #[doc = include_str!("../docs/EMBEDDING.md")]
 struct EmbeddingGuide;
+
+#[cfg(test)]
+mod tests {
+    use crate::__macro_support::spec;
+    use crate::event::checks::duplicate_name;
+
+    #[test]
+    fn duplicate_action_names_are_found() {
+        let a = spec("a.b", "admin", "x", &[], "e", "d");
+        let b = spec("a.c", "admin", "x", &[], "e", "d");
+        let c = spec("a.b", "admin", "x", &[], "e", "d");
+        assert_eq!(duplicate_name(&[a, b, c]), Some(2));
+    }
+}

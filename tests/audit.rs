@@ -11,9 +11,9 @@ use trailseal::HostingAction::{
     self, DatabaseCreate, DomainTransfer, MailDelivery, MasterDataUpdate, SessionLoginFailed,
 };
 use trailseal::{
-    Actor, AuditContext, Catalog, Change, Entry, Error, Language, MemoryStore, Outcome,
-    SECRET_MARKER, SealingKey, Source, Trail, ValidationError, Verifier, audit, audit_event,
-    render, render_lines,
+    Actor, Entry, Error, MemoryStore, SealingKey, Trail, Verifier, audit, audit_event,
+    event::{AuditContext, Catalog, Change, Outcome, SECRET_MARKER, Source, ValidationError},
+    read::{Language, render, render_lines},
 };
 
 struct Fixture {

@@ -44,7 +44,7 @@ async fn exported() -> Exported {
     let key = dir.path().join("verification.key");
     fixture.verification.save(&key).unwrap();
     let mut file = std::fs::File::create(&jsonl).unwrap();
-    trailseal::export_json_lines(&fixture.store, &[], &mut file)
+    trailseal::read::export_json_lines(&fixture.store, &[], &mut file)
         .await
         .unwrap();
     Exported {

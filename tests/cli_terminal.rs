@@ -33,7 +33,7 @@ impl Sources {
         store.append(TRAIL, None, &fixture.entries()).await.unwrap();
         store.close().await;
         let mut export = std::fs::File::create(dir.path().join("trail.jsonl")).unwrap();
-        trailseal::export_json_lines(&fixture.store, &[], &mut export)
+        trailseal::read::export_json_lines(&fixture.store, &[], &mut export)
             .await
             .unwrap();
         Self { dir }

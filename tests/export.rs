@@ -5,7 +5,10 @@ mod support;
 
 use chrono::TimeDelta;
 use support::{Fixture, TRAIL, clone_key};
-use trailseal::{Entry, JsonLinesReader, StoreError, Verifier, export_json_lines};
+use trailseal::{
+    Entry, StoreError, Verifier,
+    read::{JsonLinesReader, export_json_lines},
+};
 
 /// More entries than a few of the reader's 1,024-line blocks.
 const ENTRIES: usize = 3_000;

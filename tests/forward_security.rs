@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use support::{EPOCH_SECONDS, TRAIL, sample_event, start_time};
 use trailseal::{
-    Clock, Entry, EntryDraft, EntryKind, KeyError, ManualClock, MemoryStore, SealingKey, Trail,
-    TrailReport, Verifier,
+    Clock, Entry, EntryKind, KeyError, ManualClock, MemoryStore, SealingKey, Trail, TrailReport,
+    Verifier, seal::EntryDraft,
 };
 
 struct Stolen {
@@ -245,7 +245,7 @@ async fn a_format_1_trail_is_continued_on_its_own_chain() {
     use trailseal::{Body, FindingKind, Store, VerificationKey};
     let dir = tempfile::tempdir().unwrap();
     let k0 = [7u8; 32];
-    let schedule = trailseal::EpochSchedule::new(start_time(), EPOCH_SECONDS).unwrap();
+    let schedule = trailseal::seal::EpochSchedule::new(start_time(), EPOCH_SECONDS).unwrap();
     let verification = VerificationKey::from_parts("k1", schedule, k0).unwrap();
     // The sealing key file as version 1 wrote it: one key, held at the
     // oldest epoch a trail still had to seal.
@@ -275,17 +275,16 @@ async fn a_format_1_trail_is_continued_on_its_own_chain() {
     genesis.insert_public("genesis.key_check", verification.check_value().to_hex());
     genesis.insert_public(
         "genesis.key_genesis",
-        trailseal::format_timestamp(start_time()),
+        trailseal::model::format_timestamp(start_time()),
     );
     genesis.insert_public("genesis.trail", TRAIL);
     let legacy = SealingKey::open(&sealing_path).unwrap();
     let mut entries: Vec<Entry> = Vec::new();
     let mut push = |kind: EntryKind, body: Body, recorded_at: DateTime<Utc>| {
-        let (seq, prev_mac) = entries
-            .last()
-            .map_or((0, trailseal::genesis_prev_mac(TRAIL)), |e: &Entry| {
-                (e.seq + 1, e.mac)
-            });
+        let (seq, prev_mac) = entries.last().map_or(
+            (0, trailseal::model::genesis_prev_mac(TRAIL)),
+            |e: &Entry| (e.seq + 1, e.mac),
+        );
         let entry = legacy
             .seal_entry(EntryDraft {
                 trail: TRAIL.into(),
@@ -311,7 +310,7 @@ async fn a_format_1_trail_is_continued_on_its_own_chain() {
         body.insert_personal(
             "actor.name",
             format!("kunde{i}"),
-            trailseal::Salt::from_bytes([9; 16]),
+            trailseal::model::Salt::from_bytes([9; 16]),
         );
         push(
             EntryKind::Event,

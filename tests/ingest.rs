@@ -11,7 +11,10 @@ use chrono::{TimeZone, Utc};
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 use trailseal::ingest::{Follower, LogFormat, ParseOptions, UNPARSED_ACTION};
-use trailseal::{Entry, Language, MemoryStore, SealingKey, Store, Trail, Verifier, render};
+use trailseal::{
+    Entry, MemoryStore, SealingKey, Store, Trail, Verifier,
+    read::{Language, render},
+};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -452,7 +455,10 @@ struct FailingAppend {
 
 #[async_trait::async_trait]
 impl Store for FailingAppend {
-    async fn head(&self, trail: &str) -> Result<Option<trailseal::Head>, trailseal::StoreError> {
+    async fn head(
+        &self,
+        trail: &str,
+    ) -> Result<Option<trailseal::model::Head>, trailseal::StoreError> {
         self.inner.head(trail).await
     }
     async fn append(
@@ -473,10 +479,10 @@ impl Store for FailingAppend {
         &self,
         trail: &str,
         epoch: u64,
-    ) -> Result<trailseal::EpochSummary, trailseal::StoreError> {
+    ) -> Result<trailseal::model::EpochSummary, trailseal::StoreError> {
         self.inner.epoch_summary(trail, epoch).await
     }
-    fn scan<'a>(&'a self, trail: &'a str, from: u64) -> trailseal::EntryStream<'a> {
+    fn scan<'a>(&'a self, trail: &'a str, from: u64) -> trailseal::store::EntryStream<'a> {
         self.inner.scan(trail, from)
     }
     async fn trails(&self) -> Result<Vec<String>, trailseal::StoreError> {
@@ -493,7 +499,7 @@ impl Store for FailingAppend {
     async fn erase_fields(
         &self,
         trail: &str,
-        erasures: &[trailseal::Erasure],
+        erasures: &[trailseal::store::Erasure],
     ) -> Result<u64, trailseal::StoreError> {
         self.inner.erase_fields(trail, erasures).await
     }

@@ -76,9 +76,12 @@ async fn every_macro_works_with_fully_qualified_paths_and_no_imports() {
         Some(r#"{"peer":"192.0.2.7","plan":"[\"mysql\", \"utf8mb4\"]","size_mb":100}"#)
     );
     assert_eq!(
-        trailseal::Catalog::hosting()
+        trailseal::event::Catalog::hosting()
             .with::<ShopAction>()
-            .render(&entries[custom.seq as usize], trailseal::Language::German),
+            .render(
+                &entries[custom.seq as usize],
+                trailseal::read::Language::German
+            ),
         "kunde123 hat Gutschein V-2026 im Wert von 500 Cent eingelöst"
     );
 }

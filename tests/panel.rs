@@ -9,7 +9,11 @@ mod app;
 use std::net::SocketAddr;
 
 use reqwest::StatusCode;
-use trailseal::{Catalog, Entry, Language, SealingKey, Verifier, render, render_lines};
+use trailseal::{
+    Entry, SealingKey, Verifier,
+    event::Catalog,
+    read::{Language, render, render_lines},
+};
 
 struct Browser {
     client: reqwest::Client,

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use chrono::{TimeDelta, Utc};
 use futures_util::TryStreamExt;
 use trailseal::{
-    Actor, Entry, EntryKind, Event, Mac, PostgresStore, PostgresStoreOptions, SealingKey, Store,
-    Trail, VerificationKey, Verifier,
+    Actor, Entry, EntryKind, Event, PostgresStore, SealingKey, Store, Trail, VerificationKey,
+    Verifier, model::Mac, store::PostgresStoreOptions,
 };
 
 /// Set in a child process: the test runs the writer role instead.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use trailseal::{
-    Actor, Event, LoginHistory, ManualClock, MemoryStore, Query, Replayed, ResourceInventory,
-    SealingKey, SqliteStore, Store, Trail, replay, replay_from, replay_query,
+    Actor, Event, ManualClock, MemoryStore, Query, SealingKey, SqliteStore, Store, Trail,
+    read::{LoginHistory, Replayed, ResourceInventory, replay, replay_from, replay_query},
 };
 
 fn start() -> DateTime<Utc> {
@@ -65,7 +65,9 @@ async fn sqlite_panel() -> (Panel, tempfile::TempDir) {
 }
 
 /// Resources as `(kind, id)` pairs.
-fn listed<'a>(resources: impl Iterator<Item = &'a trailseal::Resource>) -> Vec<(String, String)> {
+fn listed<'a>(
+    resources: impl Iterator<Item = &'a trailseal::read::Resource>,
+) -> Vec<(String, String)> {
     resources.map(|r| (r.kind.clone(), r.id.clone())).collect()
 }
 

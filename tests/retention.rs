@@ -18,10 +18,10 @@ use trailseal::retention::{
     EndOfYearAfter, LegalHold, MaxAge, RedactAfter, RetentionRecord, Snapshot, Snapshotter,
 };
 use trailseal::{
-    Actor, Body, Entry, EntryKind, Erasure, Event, Field, FindingKind, ManualClock, MemoryStore,
-    Salt, SealingKey, SqliteStore, Store, Trail, TrailReport, VerificationKey, Verifier,
+    Actor, Body, Entry, EntryKind, Event, Field, FindingKind, ManualClock, MemoryStore, SealingKey,
+    SqliteStore, Store, Trail, TrailReport, VerificationKey, Verifier, model::Salt, store::Erasure,
 };
-use trailseal::{Clock, Projection, Subject};
+use trailseal::{Clock, Subject, read::Projection};
 
 const TRAIL: &str = "web";
 /// One-hour epochs keep 30 days of seals small.
@@ -388,10 +388,10 @@ async fn a_retention_record_forged_without_the_key_explains_nothing(fresh: Fresh
     let forged = Entry {
         seq: head.seq + 1,
         kind: EntryKind::Retention,
-        body_commitment: trailseal::body_commitment(&body),
+        body_commitment: trailseal::model::body_commitment(&body),
         body,
         prev_mac: head.mac,
-        mac: trailseal::Mac::from_bytes([7; 32]),
+        mac: trailseal::model::Mac::from_bytes([7; 32]),
         ..head.clone()
     };
     setup
@@ -425,7 +425,7 @@ fn record_body(record: &RetentionRecord) -> Body {
     let mut body = Body::new();
     body.insert_public(
         "retention.cutoff",
-        trailseal::format_timestamp(record.cutoff),
+        trailseal::model::format_timestamp(record.cutoff),
     );
     body.insert_public("retention.deleted", record.deleted().to_string());
     body.insert_public("retention.policy", record.policy.clone());
@@ -435,7 +435,7 @@ fn record_body(record: &RetentionRecord) -> Body {
     );
     body.insert_public(
         "retention.run_at",
-        trailseal::format_timestamp(record.run_at),
+        trailseal::model::format_timestamp(record.run_at),
     );
     body
 }
@@ -772,7 +772,7 @@ async fn snapshots_across_retention_equal_the_full_history(fresh: Fresh) {
 }
 
 async fn the_inventory_after_30_days_of_pruning_equals_the_full_history(fresh: Fresh) {
-    use trailseal::ResourceInventory;
+    use trailseal::read::ResourceInventory;
     use trailseal::retention::{Keep, resume};
 
     let setup = Setup::new(fresh).await;
@@ -824,7 +824,7 @@ async fn the_inventory_after_30_days_of_pruning_equals_the_full_history(fresh: F
         .unwrap();
     assert_eq!(resumed, full_history);
     let mut from_what_is_left = ResourceInventory::default();
-    trailseal::replay(setup.store.as_ref(), TRAIL, &mut from_what_is_left)
+    trailseal::read::replay(setup.store.as_ref(), TRAIL, &mut from_what_is_left)
         .await
         .unwrap();
     assert_ne!(from_what_is_left, full_history, "retention deleted history");

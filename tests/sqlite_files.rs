@@ -12,8 +12,8 @@ use futures_util::TryStreamExt;
 use sqlx::{ConnectOptions, Connection};
 use support::FolderState;
 use trailseal::{
-    Actor, Error, Event, ManualClock, SealingKey, SqliteStore, SqliteStoreOptions, Store,
-    StoreError, Trail, Verifier,
+    Actor, Error, Event, ManualClock, SealingKey, SqliteStore, Store, StoreError, Trail, Verifier,
+    store::SqliteStoreOptions,
 };
 
 fn start() -> chrono::DateTime<Utc> {
@@ -528,7 +528,9 @@ async fn write_ahead_log_is_folded_back_at_the_configured_size() {
         long_wal > 6_000_000,
         "with the default, the log holds every batch: {long_wal} bytes"
     );
-    assert!(long_wal <= u64::from(trailseal::DEFAULT_WAL_CHECKPOINT_PAGES) * 4096 + 2_000_000);
+    assert!(
+        long_wal <= u64::from(trailseal::store::DEFAULT_WAL_CHECKPOINT_PAGES) * 4096 + 2_000_000
+    );
     store.close().await;
 
     let short = dir.path().join("short.db");

@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use futures_util::TryStreamExt;
 use trailseal::{
-    Actor, Event, Mac, SealingKey, SqliteStore, SqliteStoreOptions, Store, Trail, Verifier,
+    Actor, Event, SealingKey, SqliteStore, Store, Trail, Verifier, model::Mac,
+    store::SqliteStoreOptions,
 };
 
 /// Set in a child process: the test runs the writer role instead.

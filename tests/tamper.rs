@@ -5,7 +5,11 @@ mod support;
 
 use chrono::TimeDelta;
 use support::{findings, position_of, standard_trail};
-use trailseal::{Digest, EntryDraft, EntryKind, Field, FindingKind, Mac, Salt};
+use trailseal::{
+    EntryKind, Field, FindingKind,
+    model::{Digest, Mac, Salt},
+    seal::EntryDraft,
+};
 
 #[tokio::test]
 async fn untouched_trail_is_intact() {
@@ -207,7 +211,7 @@ async fn inserted_entry_with_forged_mac_is_reported() {
         let mut entries = fixture.entries();
         let mut forged = entries[12].clone();
         forged.body.insert_public("action", "database.delete");
-        forged.body_commitment = trailseal::body_commitment(&forged.body);
+        forged.body_commitment = trailseal::model::body_commitment(&forged.body);
         forged.mac = Mac::from_bytes([0xAB; 32]);
         entries.insert(if before_the_real_one { 12 } else { 13 }, forged);
         fixture.restore(entries);

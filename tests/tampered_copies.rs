@@ -15,8 +15,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use sqlx::AssertSqlSafe;
 use trailseal::{
-    Actor, AuditReader, Entry, Event, FindingKind, JsonLinesReader, ManualClock, Order, Query,
-    SealingKey, SqliteStore, Store, Subject, Trail, VerificationKey, Verifier,
+    Actor, AuditReader, Entry, Event, FindingKind, ManualClock, Query, SealingKey, SqliteStore,
+    Store, Subject, Trail, VerificationKey, Verifier, read::JsonLinesReader, store::Order,
 };
 
 fn start() -> DateTime<Utc> {

@@ -17,8 +17,9 @@ use hmac::{Hmac, KeyInit, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use trailseal::{
-    Body, Digest, Entry, EntryKind, EpochSchedule, Field, MemoryStore, Salt, Store,
-    VerificationKey, Verifier, body_commitment, encode_body, field_commitment, genesis_prev_mac,
+    Body, Entry, EntryKind, Field, MemoryStore, Store, VerificationKey, Verifier,
+    model::{Digest, Salt, body_commitment, encode_body, field_commitment, genesis_prev_mac},
+    seal::EpochSchedule,
 };
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -70,10 +71,10 @@ struct Expected {
     body_commitment: Digest,
     /// The MAC input, hex.
     mac_input: String,
-    mac: trailseal::Mac,
+    mac: trailseal::model::Mac,
     /// For seq 0: the genesis `prev_mac` of the trail.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    genesis_prev_mac: Option<trailseal::Mac>,
+    genesis_prev_mac: Option<trailseal::model::Mac>,
 }
 
 fn k0() -> [u8; 32] {
@@ -147,7 +148,7 @@ fn compute(key: &KeyInput, line: Line, entry: &Entry) -> Expected {
         body_encoding: hex::encode(encode_body(&entry.body)),
         body_commitment: body_commitment(&entry.body),
         mac_input: hex::encode(input),
-        mac: trailseal::Mac::from_bytes(mac.finalize().into_bytes().into()),
+        mac: trailseal::model::Mac::from_bytes(mac.finalize().into_bytes().into()),
         genesis_prev_mac: (entry.seq == 0).then(|| genesis_prev_mac(&entry.trail)),
     }
 }
@@ -199,7 +200,7 @@ impl Chain {
             body_commitment: body_commitment(&body),
             body,
             prev_mac: previous.map_or_else(|| genesis_prev_mac(trail), |entry| entry.mac),
-            mac: trailseal::Mac::from_bytes([0; 32]),
+            mac: trailseal::model::Mac::from_bytes([0; 32]),
         };
         let expected = compute(&self.key, line, &entry);
         entry.mac = expected.mac;
@@ -273,8 +274,8 @@ fn seal_body(
         seal.insert_public("seal.records", records.to_string());
     }
     if let Some((first, last_at)) = span {
-        seal.insert_public("seal.first_at", trailseal::format_timestamp(first));
-        seal.insert_public("seal.last_at", trailseal::format_timestamp(last_at));
+        seal.insert_public("seal.first_at", trailseal::model::format_timestamp(first));
+        seal.insert_public("seal.last_at", trailseal::model::format_timestamp(last_at));
     }
     seal.insert_public("seal.last_mac", last.mac.to_hex());
     seal.insert_public("seal.last_seq", last.seq.to_string());

@@ -657,7 +657,7 @@ async fn head_is_the_newest_entry_that_verifies() {
 
 #[tokio::test]
 async fn an_authentic_seal_that_miscounts_is_a_mismatch_and_not_counted() {
-    use trailseal::{Body, EntryDraft, EntryKind, MemoryStore, SealingKey, Store, Verifier};
+    use trailseal::{Body, EntryKind, MemoryStore, SealingKey, Store, Verifier, seal::EntryDraft};
     let start = support::start_time();
     let (key, verification) = SealingKey::generate("k1", start, 900).unwrap();
     let mut sealer = key.sealer("admin", 0, None).unwrap();
@@ -666,7 +666,10 @@ async fn an_authentic_seal_that_miscounts_is_a_mismatch_and_not_counted() {
         body.insert_public("genesis.epoch_seconds", "900");
         body.insert_public("genesis.format_version", "2");
         body.insert_public("genesis.key_check", key.check_value().to_hex());
-        body.insert_public("genesis.key_genesis", trailseal::format_timestamp(start));
+        body.insert_public(
+            "genesis.key_genesis",
+            trailseal::model::format_timestamp(start),
+        );
         body.insert_public("genesis.trail", "admin");
         sealer.seal_body(EntryKind::Genesis, body, start)
     };
@@ -685,11 +688,11 @@ async fn an_authentic_seal_that_miscounts_is_a_mismatch_and_not_counted() {
         ("seal.records", "1".to_owned()),
         (
             "seal.first_at",
-            trailseal::format_timestamp(genesis.recorded_at),
+            trailseal::model::format_timestamp(genesis.recorded_at),
         ),
         (
             "seal.last_at",
-            trailseal::format_timestamp(event.recorded_at),
+            trailseal::model::format_timestamp(event.recorded_at),
         ),
         ("seal.last_seq", "1".to_owned()),
         ("seal.last_mac", event.mac.to_hex()),
@@ -783,7 +786,7 @@ impl Thief {
         kind: trailseal::EntryKind,
         body: trailseal::Body,
     ) -> Vec<trailseal::Entry> {
-        use trailseal::{Body, EntryDraft, EntryKind};
+        use trailseal::{Body, EntryKind, seal::EntryDraft};
         let schedule = *self.key.schedule();
         let first = self.key.trail_epoch(&head.trail).unwrap();
         let mut appended: Vec<trailseal::Entry> = Vec::new();
@@ -842,11 +845,17 @@ fn retention_body(
     let mut body = trailseal::Body::new();
     let cutoff = run_at - chrono::TimeDelta::days(7);
     let deleted: u64 = ranges.iter().map(|range| range.len()).sum();
-    body.insert_public("retention.cutoff", trailseal::format_timestamp(cutoff));
+    body.insert_public(
+        "retention.cutoff",
+        trailseal::model::format_timestamp(cutoff),
+    );
     body.insert_public("retention.deleted", deleted.to_string());
     body.insert_public("retention.policy", "max_age:604800s");
     body.insert_public("retention.ranges", serde_json::to_string(ranges).unwrap());
-    body.insert_public("retention.run_at", trailseal::format_timestamp(run_at));
+    body.insert_public(
+        "retention.run_at",
+        trailseal::model::format_timestamp(run_at),
+    );
     body
 }
 
@@ -979,7 +988,7 @@ async fn a_thief_cannot_delete_a_legal_hold_with_the_entries_it_holds() {
         &quickstart.url(),
         &[
             "--now",
-            &trailseal::format_timestamp(run_at + chrono::TimeDelta::hours(1)),
+            &trailseal::model::format_timestamp(run_at + chrono::TimeDelta::hours(1)),
         ],
     );
     assert_eq!(verdict.code, 1);
@@ -1040,7 +1049,7 @@ async fn place_sealed_hold(quickstart: &Quickstart) {
 
 #[tokio::test]
 async fn a_thief_cannot_erase_what_a_legal_hold_keeps() {
-    use trailseal::{EntryKind, Erasure, Store};
+    use trailseal::{EntryKind, Store, store::Erasure};
     let quickstart = Quickstart::new(240);
     place_sealed_hold(&quickstart).await;
     let thief = Thief::of(&quickstart, "admin").await;
@@ -1074,7 +1083,7 @@ async fn a_thief_cannot_erase_what_a_legal_hold_keeps() {
         3
     );
     thief.store.close().await;
-    let now = trailseal::format_timestamp(record_at + chrono::TimeDelta::minutes(1));
+    let now = trailseal::model::format_timestamp(record_at + chrono::TimeDelta::minutes(1));
     let verdict = quickstart.verify(&quickstart.url(), &["--now", &now]);
     assert_eq!(verdict.code, 1);
     assert_eq!(
@@ -1089,7 +1098,7 @@ async fn a_thief_cannot_erase_what_a_legal_hold_keeps() {
 #[tokio::test]
 async fn a_key_file_taken_after_a_one_off_ingest_run_rewrites_nothing_of_it() {
     use futures_util::TryStreamExt;
-    use trailseal::{EntryDraft, KeyError, Store};
+    use trailseal::{KeyError, Store, seal::EntryDraft};
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ingest");
     for name in ["web-access.log", "postfix.log"] {
@@ -1170,7 +1179,7 @@ async fn an_authentic_genesis_that_misstates_itself_is_invalid() {
         }
         body
     };
-    let right_genesis = trailseal::format_timestamp(start);
+    let right_genesis = trailseal::model::format_timestamp(start);
     // (what, format, key check: right, wrong or absent, key genesis, epoch length)
     let cases = [
         ("format 3", "3", Some(true), right_genesis.as_str(), "900"),

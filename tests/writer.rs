@@ -12,9 +12,10 @@ use support::{EPOCH_SECONDS, TRAIL, sample_event, start_time};
 use tokio::task::JoinHandle;
 use trailseal::retention::Snapshot;
 use trailseal::{
-    Entry, EntryKind, EntryStream, EpochSummary, Erasure, Error, Head, ManualClock, MemoryStore,
-    PreviousAppend, Receipt, SealingKey, Store, StoreError, Trail, TrailReport, VerificationKey,
-    Verifier,
+    Entry, EntryKind, Error, ManualClock, MemoryStore, Receipt, SealingKey, Store, StoreError,
+    Trail, TrailReport, VerificationKey, Verifier,
+    model::{EpochSummary, Head},
+    store::{EntryStream, Erasure, PreviousAppend},
 };
 
 /// A MemoryStore whose appends can be held back or made to fail, to drive
@@ -443,7 +444,7 @@ async fn invalid_events_are_refused_before_queueing() {
     assert!(
         matches!(
             err,
-            Error::Invalid(trailseal::ValidationError::MissingActor)
+            Error::Invalid(trailseal::event::ValidationError::MissingActor)
         ),
         "{err}"
     );
@@ -451,7 +452,7 @@ async fn invalid_events_are_refused_before_queueing() {
     let mut oversized = sample_event(1);
     oversized.metadata.insert(
         "note".into(),
-        serde_json::Value::String("x".repeat(trailseal::MAX_METADATA_LEN)),
+        serde_json::Value::String("x".repeat(trailseal::event::MAX_METADATA_LEN)),
     );
     for err in [
         trail.record(oversized.clone()).await.unwrap_err(),
@@ -463,7 +464,7 @@ async fn invalid_events_are_refused_before_queueing() {
         assert!(
             matches!(
                 err,
-                Error::Invalid(trailseal::ValidationError::TooLong {
+                Error::Invalid(trailseal::event::ValidationError::TooLong {
                     field: "metadata",
                     ..
                 })

@@ -18,7 +18,7 @@ pub async fn pool(store: &SqliteStore, connections: u32) -> SqlitePool {
         .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
         .pragma(
             "wal_autocheckpoint",
-            trailseal::DEFAULT_WAL_CHECKPOINT_PAGES.to_string(),
+            trailseal::store::DEFAULT_WAL_CHECKPOINT_PAGES.to_string(),
         )
         .pragma("temp_store", "memory")
         .busy_timeout(Duration::from_secs(30));

@@ -22,8 +22,9 @@ use trailseal::HostingAction::{
     SessionLogout,
 };
 use trailseal::{
-    Actor, ActorKind, AuditContext, Catalog, Language, SealingKey, Source, SqliteStore, Store,
-    StoreError, Trail, audit, render_lines,
+    Actor, ActorKind, SealingKey, SqliteStore, Store, StoreError, Trail, audit,
+    event::{AuditContext, Catalog, Source},
+    read::{Language, render_lines},
 };
 
 /// Opens the store the panel's trails live in.
@@ -207,7 +208,7 @@ async fn login(
 /// login form is attacker-controlled, so control characters are escaped and
 /// the length capped, rather than losing the attempt to a validation error.
 fn tried_login_name(user: &str) -> String {
-    let escaped = trailseal::escape_text(user.trim());
+    let escaped = trailseal::model::escape_text(user.trim());
     let mut name: String = escaped.chars().take(64).collect();
     if name.is_empty() {
         name.push_str("(empty)");

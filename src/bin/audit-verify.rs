@@ -19,8 +19,10 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use trailseal::{
-    Checkpoint, JsonLinesReader, SealingKey, Store, TrailReport, VerificationKey, Verifier,
-    describe_schedule, escape_text, export_json_lines, key_file_exposure, new_key_id,
+    Checkpoint, SealingKey, Store, TrailReport, VerificationKey, Verifier,
+    model::escape_text,
+    read::{JsonLinesReader, export_json_lines},
+    seal::{describe_schedule, key_file_exposure, new_key_id},
 };
 
 /// Verify tamper-evident audit trails sealed by trailseal.
@@ -66,7 +68,7 @@ struct KeygenArgs {
     key_id: Option<String>,
     /// Epoch length in seconds: how long a stolen sealing key can rewrite
     /// recent entries.
-    #[arg(long, default_value_t = trailseal::DEFAULT_EPOCH_SECONDS)]
+    #[arg(long, default_value_t = trailseal::seal::DEFAULT_EPOCH_SECONDS)]
     epoch_seconds: u64,
 }
 
@@ -87,7 +89,7 @@ struct VerifyArgs {
     /// Youngest age, in days, at which retention may have deleted entries;
     /// a retention record that deleted younger ones is a finding.
     #[arg(long = "min-retention-days", value_name = "DAYS",
-          default_value_t = trailseal::DEFAULT_MINIMUM_RETENTION_DAYS,
+          default_value_t = trailseal::verify::DEFAULT_MINIMUM_RETENTION_DAYS,
           value_parser = clap::value_parser!(i64).range(0..=36_500))]
     min_retention_days: i64,
     /// Verify as of this time (RFC 3339) instead of the clock: entries dated
@@ -185,11 +187,11 @@ fn keygen(args: KeygenArgs) -> Result<ExitCode, Failure> {
     );
     println!(
         "  {dir}/{}  keep OFFLINE (auditor's machine, a safe): it verifies the trail, and could forge it",
-        trailseal::VERIFICATION_KEY_FILE
+        trailseal::seal::VERIFICATION_KEY_FILE
     );
     println!(
         "  {dir}/{}  install on the panel server, readable only by the panel: the writer evolves it every epoch",
-        trailseal::SEALING_KEY_FILE
+        trailseal::seal::SEALING_KEY_FILE
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -254,7 +256,7 @@ async fn open_source(source: &str) -> Result<Source, Failure> {
 async fn open_database(url: &str) -> Result<Arc<dyn Store>, Failure> {
     #[cfg(feature = "sqlite")]
     if url.starts_with("sqlite:") {
-        let store = trailseal::SqliteStoreOptions::from_url(url)?
+        let store = trailseal::store::SqliteStoreOptions::from_url(url)?
             .create_if_missing(false)
             .read_only(true)
             .open()
@@ -447,8 +449,8 @@ impl Basis {
         Self {
             keys,
             checkpoints: verifier.checkpoint_trails().map(str::to_owned).collect(),
-            clock: trailseal::format_timestamp(verifier.now()),
-            clock_skew_seconds: trailseal::MAX_CLOCK_SKEW.num_seconds(),
+            clock: trailseal::model::format_timestamp(verifier.now()),
+            clock_skew_seconds: trailseal::model::MAX_CLOCK_SKEW.num_seconds(),
         }
     }
 }

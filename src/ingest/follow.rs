@@ -33,10 +33,10 @@ use serde_json::{Map, Value};
 
 use super::line::{LineParser, ParseOptions};
 use super::{IngestError, IngestStats, LogFormat, MAX_LINE_LEN};
-use crate::entry::EntryKind;
 use crate::event::Event;
+use crate::model::EntryKind;
 use crate::store::{Query, Store};
-use crate::trail::{BatchChain, Committing, PreparedBatch, Trail};
+use crate::write::{BatchChain, Committing, PreparedBatch, Trail};
 
 /// Default number of lines committed per batch: as many rows as the SQLite
 /// store inserts with one statement, so that a full batch is one statement

@@ -11,7 +11,8 @@ use super::{
     LogFormat, MAX_FIELD_LEN, MAX_LINE_LEN, MAX_UNPARSED_LEN, UNPARSED_ACTION, ftp, mail, mailbox,
     mailinglist, phpmail, web,
 };
-use crate::event::{Actor, Context, Event, EventBuilder, Outcome, escape_text};
+use crate::event::{Actor, Context, Event, EventBuilder, Outcome, SECRET_MARKER};
+use crate::model::escape_text;
 
 /// What a parser needs to know that the log lines do not say.
 #[derive(Clone, Debug)]
@@ -260,7 +261,7 @@ pub(super) fn mask_passwords(text: &str) -> Cow<'_, str> {
                 .map_or(bytes.len(), |n| i + n);
             if end > i {
                 out.push_str(&text[copied..i]);
-                out.push_str(crate::SECRET_MARKER);
+                out.push_str(SECRET_MARKER);
                 copied = end;
             }
             search = end.max(i);

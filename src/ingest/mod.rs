@@ -156,7 +156,7 @@ impl FromStr for LogFormat {
             .iter()
             .copied()
             .find(|format| format.name() == name)
-            .ok_or_else(|| IngestError::UnknownFormat(crate::escape_text(name).into_owned()))
+            .ok_or_else(|| IngestError::UnknownFormat(crate::model::escape_text(name).into_owned()))
     }
 }
 
@@ -204,6 +204,7 @@ pub enum IngestError {
 
 /// Counts of what a parser or follower has seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IngestStats {
     /// Lines read (each became one entry).
     pub lines: u64,

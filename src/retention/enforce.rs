@@ -12,11 +12,11 @@ use super::record::{
     PrunedRange, RedactedRange, RedactionRecord, RestrictionRecord, RetentionRecord, push_redacted,
     redacted_ranges,
 };
-use super::snapshot::{Snapshot, SnapshotRef, Snapshotter};
+use super::snapshot::Snapshotter;
 use crate::Subject;
-use crate::entry::{Entry, EntryKind, Field};
+use crate::model::{Entry, EntryKind, Field, Snapshot, SnapshotRef};
 use crate::store::{Erasure, Query, Store};
-use crate::trail::{Receipt, Trail};
+use crate::write::{Receipt, Trail};
 use crate::{Error, Result};
 
 /// The most entries one deleted range (and so one delete statement) holds,
@@ -98,7 +98,7 @@ impl Trail {
         {
             return Err(Error::UnknownHold {
                 trail: self.name().to_owned(),
-                id: crate::event::escape_text(id).into_owned(),
+                id: crate::model::escape_text(id).into_owned(),
             });
         }
         self.append_record(EntryKind::HoldReleased, release_body(id, reason))
@@ -274,7 +274,7 @@ impl Trail {
         if !erasures.is_empty() {
             let record = RedactionRecord {
                 reason: "erasure request".into(),
-                request: Some(crate::event::escape_text(request).into_owned()),
+                request: Some(crate::model::escape_text(request).into_owned()),
                 entries: redacted_ranges(erasures),
             };
             let (seq, erased) = self.redact(&record).await?;

@@ -6,10 +6,9 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 
 use super::record::parse_time;
-use crate::entry::{Body, Entry, EntryKind};
 use crate::event::{MAX_IDENTIFIER_LEN, MAX_TEXT_LEN};
-use crate::seal::format_timestamp;
-use crate::trail::validate_trail_name;
+use crate::model::{Body, Entry, EntryKind};
+use crate::model::{format_timestamp, validate_trail_name};
 use crate::{Error, Result};
 
 /// Body field names of hold records.
@@ -176,8 +175,8 @@ impl LegalHold {
         use hold_fields::*;
         let mut body = Body::new();
         body.insert_public(ID, self.id.as_str());
-        body.insert_public(REASON, crate::event::escape_text(&self.reason));
-        body.insert_public(AUTHORITY, crate::event::escape_text(&self.authority));
+        body.insert_public(REASON, crate::model::escape_text(&self.reason));
+        body.insert_public(AUTHORITY, crate::model::escape_text(&self.authority));
         body.insert_public(TRAILS, self.trails.join(","));
         body.insert_public(FROM, format_timestamp(self.from));
         let optional = [
@@ -230,7 +229,7 @@ impl LegalHold {
 pub(crate) fn release_body(id: &str, reason: &str) -> Body {
     let mut body = Body::new();
     body.insert_public(hold_fields::ID, id);
-    body.insert_public(hold_fields::REASON, crate::event::escape_text(reason));
+    body.insert_public(hold_fields::REASON, crate::model::escape_text(reason));
     body
 }
 
@@ -249,6 +248,7 @@ pub struct HoldBook {
 
 /// A hold as recorded in a trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PlacedHold {
     /// The hold.
     pub hold: LegalHold,

@@ -45,11 +45,11 @@
 
 mod enforce;
 mod hold;
-pub(crate) mod ledger;
 mod policy;
 mod record;
 mod snapshot;
 
+pub use crate::model::{Snapshot, SnapshotRef};
 pub use enforce::{ErasureRun, MAX_PRUNED_RANGE, RetentionRun, RetentionTask};
 pub use hold::{HoldBook, LegalHold, PlacedHold};
 pub use policy::{
@@ -60,4 +60,4 @@ pub use record::{
     PrunedRange, RedactedRange, RedactionRecord, RestrictedRange, RestrictionRecord,
     RetentionRecord,
 };
-pub use snapshot::{Keep, Snapshot, SnapshotRef, Snapshotter, resume};
+pub use snapshot::{Keep, Snapshotter, resume};

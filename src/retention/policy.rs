@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
-use crate::entry::{Entry, EntryKind};
+use crate::model::{Entry, EntryKind};
 
 /// What a policy may need to know beyond the entry itself, folded from the
 /// trail before a run.

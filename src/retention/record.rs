@@ -8,9 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::SnapshotRef;
-use crate::entry::{Body, Entry, EntryKind};
-use crate::seal::{Mac, format_timestamp};
+use crate::model::{Body, Entry, EntryKind, Mac, SnapshotRef, format_timestamp};
 
 /// Body field names of a retention record.
 pub(crate) mod retention_fields {

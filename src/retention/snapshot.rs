@@ -6,72 +6,16 @@ use std::marker::PhantomData;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use super::record::RetentionRecord;
-use crate::entry::EntryKind;
-use crate::projection::{Projection, Replayed};
-use crate::seal::Digest;
+use crate::model::{EntryKind, Snapshot};
+use crate::read::{Projection, Replayed};
 use crate::store::{Query, Store};
 use crate::{Error, Result, StoreError};
 
 /// Domain separation of snapshot digests.
-const SNAPSHOT_DOMAIN: &[u8] = b"trailseal-snapshot-v1";
-
-/// A projection's state over a trail's entries `0..=upto_seq`, serialised
-/// (e.g. JSON) by the projection itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The trail.
-    pub trail: String,
-    /// The projection's stable name.
-    pub name: String,
-    /// The last seq the state covers.
-    pub upto_seq: u64,
-    /// The serialised state.
-    pub state: String,
-}
-
-impl Snapshot {
-    /// `SHA-256(domain ‖ len ‖ trail ‖ len ‖ name ‖ upto_seq ‖ len ‖ state)`,
-    /// lengths and the seq as 8-byte big-endian: what a retention record
-    /// commits to.
-    pub fn digest(&self) -> Digest {
-        let mut hash = Sha256::new();
-        hash.update(SNAPSHOT_DOMAIN);
-        for part in [self.trail.as_bytes(), self.name.as_bytes()] {
-            hash.update((part.len() as u64).to_be_bytes());
-            hash.update(part);
-        }
-        hash.update(self.upto_seq.to_be_bytes());
-        hash.update((self.state.len() as u64).to_be_bytes());
-        hash.update(self.state.as_bytes());
-        Digest::from_bytes(hash.finalize().into())
-    }
-
-    /// What a retention record states about this snapshot.
-    pub fn reference(&self) -> SnapshotRef {
-        SnapshotRef {
-            name: self.name.clone(),
-            upto_seq: self.upto_seq,
-            digest: self.digest(),
-        }
-    }
-}
-
-/// A snapshot as a retention record names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotRef {
-    /// The projection's name.
-    pub name: String,
-    /// The last seq the state covers.
-    pub upto_seq: u64,
-    /// [`Snapshot::digest`].
-    pub digest: Digest,
-}
-
 /// A projection whose state retention keeps before it deletes entries.
 ///
 /// Register it with [`Trail::enforce_retention_with`](crate::Trail::enforce_retention_with).
@@ -93,11 +37,11 @@ pub trait Snapshotter: Send + Sync {
 }
 
 /// Keeps a serialisable [`Projection`] (such as
-/// [`ResourceInventory`](crate::ResourceInventory) or
-/// [`LoginHistory`](crate::LoginHistory)) across retention, as JSON.
+/// [`ResourceInventory`](crate::read::ResourceInventory) or
+/// [`LoginHistory`](crate::read::LoginHistory)) across retention, as JSON.
 ///
 /// ```
-/// use trailseal::ResourceInventory;
+/// use trailseal::read::ResourceInventory;
 /// use trailseal::retention::Keep;
 ///
 /// let inventory = Keep::<ResourceInventory>::new("inventory");
@@ -191,12 +135,12 @@ where
 {
     let Some(snapshot) = store.snapshot(trail, name, None).await? else {
         let mut projection = P::default();
-        let replayed = crate::projection::replay(store, trail, &mut projection).await?;
+        let replayed = crate::read::replay(store, trail, &mut projection).await?;
         return Ok((projection, replayed));
     };
     let mismatch = |reason: &str| Error::SnapshotMismatch {
         trail: trail.to_owned(),
-        name: crate::event::escape_text(name).into_owned(),
+        name: crate::model::escape_text(name).into_owned(),
         upto_seq: snapshot.upto_seq,
         reason: reason.to_owned(),
     };
@@ -206,8 +150,7 @@ where
     let mut projection: P = serde_json::from_str(&snapshot.state)
         .map_err(|err| mismatch(&format!("it cannot be read: {err}")))?;
     let replayed =
-        crate::projection::replay_from(store, trail, snapshot.upto_seq + 1, &mut projection)
-            .await?;
+        crate::read::replay_from(store, trail, snapshot.upto_seq + 1, &mut projection).await?;
     Ok((projection, replayed))
 }
 

@@ -5,10 +5,11 @@ use std::cell::RefCell;
 use chrono::{DateTime, Utc};
 
 use super::keys::EpochKey;
-use super::{Digest, Mac, MacInput, Salt, body_commitment, format_timestamp};
 use crate::KeyError;
-use crate::entry::{Body, Entry, EntryKind};
-use crate::store::EpochSummary;
+use crate::model::EpochSummary;
+use crate::model::MacInput;
+use crate::model::{Body, Entry, EntryKind};
+use crate::model::{Digest, Mac, Salt, body_commitment, format_timestamp};
 
 /// Body field names of an epoch seal.
 pub(crate) mod seal_fields {
@@ -115,7 +116,7 @@ pub(crate) fn seal_body(
     let mut body = Body::new();
     body.insert_public(seal_fields::EPOCH, epoch.to_string());
     body.insert_public(seal_fields::ENTRIES, summary.count.to_string());
-    if version >= super::FORMAT_V2 {
+    if version >= crate::model::FORMAT_V2 {
         body.insert_public(seal_fields::RECORDS, summary.records.to_string());
     }
     if let Some(first) = summary.first_at {
@@ -232,22 +233,12 @@ impl super::SealingKey {
             version: line.format(),
             key,
             next_seq: head.map_or(0, |(seq, _)| seq + 1),
-            prev_mac: head.map_or_else(|| super::genesis_prev_mac(trail), |(_, mac)| mac),
+            prev_mac: head.map_or_else(|| crate::model::genesis_prev_mac(trail), |(_, mac)| mac),
         })
     }
 }
 
 impl Sealer {
-    /// Validates an event and seals it as the next entry.
-    pub fn seal_event(
-        &mut self,
-        event: &crate::Event,
-        recorded_at: DateTime<Utc>,
-    ) -> crate::Result<Entry> {
-        let body = with_salts(|salts| event.to_checked_body(&mut &mut *salts))??;
-        Ok(self.seal_body(EntryKind::Event, body, recorded_at))
-    }
-
     /// Seals a body of any kind as the next entry.
     pub fn seal_body(&mut self, kind: EntryKind, body: Body, recorded_at: DateTime<Utc>) -> Entry {
         let commitment = body_commitment(&body);
@@ -256,7 +247,7 @@ impl Sealer {
             seq: self.next_seq,
             epoch: self.key.epoch(),
             key_id: self.key_id.clone(),
-            recorded_at: super::truncate_to_micros(recorded_at),
+            recorded_at: crate::model::truncate_to_micros(recorded_at),
             kind,
             body,
             prev_mac: self.prev_mac,

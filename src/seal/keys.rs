@@ -10,12 +10,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::encoding::{
-    Absorb, EVOLVE_DOMAIN, KEY_CHECK_DOMAIN, MacInput, Staged, TRAIL_KEY_DOMAIN, format_timestamp,
-};
 use super::key_file::{decode_key, read_key_file, write_new_secret_file};
-use super::{Digest, Mac};
 use crate::KeyError;
+use crate::model::{Absorb, Digest, Mac, Staged, format_timestamp};
+use crate::model::{EVOLVE_DOMAIN, KEY_CHECK_DOMAIN, MacInput, TRAIL_KEY_DOMAIN};
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
@@ -61,7 +59,7 @@ impl EpochSchedule {
             .filter(|&micros| micros > 0)
             .ok_or(KeyError::InvalidEpochLength(length_seconds))?;
         Ok(Self {
-            genesis: super::truncate_to_micros(genesis),
+            genesis: crate::model::truncate_to_micros(genesis),
             length_micros,
         })
     }
@@ -212,7 +210,7 @@ pub(crate) fn check_key_file_header(
         return Err("unsupported key file version".to_owned());
     }
     validate_key_id(key_id).map_err(|err| err.to_string())?;
-    if super::truncate_to_micros(genesis) != genesis {
+    if crate::model::truncate_to_micros(genesis) != genesis {
         return Err("the genesis time has digits below a microsecond".to_owned());
     }
     EpochSchedule::new(genesis, epoch_seconds).map_err(|err| err.to_string())
@@ -287,8 +285,8 @@ impl KeyLine {
     /// The format version of entries sealed on this line.
     pub fn format(self) -> u8 {
         match self {
-            KeyLine::Shared => super::FORMAT_V1,
-            KeyLine::Branch { .. } => super::FORMAT_V2,
+            KeyLine::Shared => crate::model::FORMAT_V1,
+            KeyLine::Branch { .. } => crate::model::FORMAT_V2,
         }
     }
 }
@@ -375,7 +373,7 @@ impl VerificationKey {
     }
 
     /// Reads a verification key file (at most 1 MiB). Check
-    /// [`key_file_exposure`](crate::key_file_exposure) to warn when others
+    /// [`key_file_exposure`](crate::seal::key_file_exposure) to warn when others
     /// can read it.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, KeyError> {
         let path = path.as_ref();

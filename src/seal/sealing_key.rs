@@ -16,8 +16,9 @@ use super::keys::{
     EpochKey, EpochSchedule, KEY_FILE_VERSION, KEY_LEN, KeyLine, VerificationKey,
     check_key_file_header, evolve, evolve_to, random_key, trail_branch, validate_key_id,
 };
-use super::{Digest, SEALING_KEY_FILE, VERIFICATION_KEY_FILE};
+use super::{SEALING_KEY_FILE, VERIFICATION_KEY_FILE};
 use crate::KeyError;
+use crate::model::Digest;
 
 const SEALING_FORMAT: &str = "trailseal-sealing-key";
 /// Version 2 of the sealing key file holds a key chain per trail.
@@ -268,7 +269,7 @@ impl SealingKey {
         let root = decode_key(&mut file.root.key)?;
         let mut trails = BTreeMap::new();
         for (name, mut slot) in std::mem::take(&mut file.trails) {
-            crate::validate_trail_name(&name).map_err(|err| err.to_string())?;
+            crate::model::validate_trail_name(&name).map_err(|err| err.to_string())?;
             let line = match (slot.format, slot.branch) {
                 (1, None) => KeyLine::Shared,
                 (2, Some(epoch)) if epoch <= slot.epoch => KeyLine::Branch { epoch },
@@ -313,7 +314,7 @@ impl SealingKey {
         let root = decode_key(&mut file.key)?;
         let mut trails = BTreeMap::new();
         for (name, floor) in file.trails {
-            crate::validate_trail_name(&name).map_err(|err| err.to_string())?;
+            crate::model::validate_trail_name(&name).map_err(|err| err.to_string())?;
             let epoch = floor.max(file.epoch);
             trails.insert(
                 name,
@@ -672,7 +673,7 @@ mod tests {
         let reread = SealingKey::from_file_text(&text).unwrap();
         let (_, a) = key.trail_keys("idle", 7, 7).unwrap();
         let (_, b) = reread.trail_keys("idle", 7, 7).unwrap();
-        let input = crate::seal::MacInput {
+        let input = crate::model::MacInput {
             version: 2,
             trail: "idle",
             seq: 1,
@@ -680,7 +681,7 @@ mod tests {
             key_id: "k1",
             recorded_at_micros: 0,
             kind: crate::EntryKind::Event,
-            prev_mac: &crate::Mac::from_bytes([0; 32]),
+            prev_mac: &crate::model::Mac::from_bytes([0; 32]),
             body_commitment: &Digest::from_bytes([0; 32]),
         };
         assert_eq!(a[0].mac(&input), b[0].mac(&input));
@@ -726,7 +727,7 @@ mod tests {
         assert_eq!(key.trail_epoch("web"), Some(5));
         let (_, web) = key.trail_keys("web", 5, 5).unwrap();
         let (_, admin) = key.trail_keys("admin", 5, 5).unwrap();
-        let input = crate::seal::MacInput {
+        let input = crate::model::MacInput {
             version: 1,
             trail: "web",
             seq: 1,
@@ -734,7 +735,7 @@ mod tests {
             key_id: "k1",
             recorded_at_micros: 0,
             kind: crate::EntryKind::Event,
-            prev_mac: &crate::Mac::from_bytes([0; 32]),
+            prev_mac: &crate::model::Mac::from_bytes([0; 32]),
             body_commitment: &Digest::from_bytes([0; 32]),
         };
         assert_eq!(web[0].mac(&input), admin[0].mac(&input));

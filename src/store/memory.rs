@@ -7,13 +7,11 @@ use async_trait::async_trait;
 
 use super::query::PageCollector;
 use super::{
-    EntryStream, EpochSummary, Erasure, Page, Query, Store, StoredEntry, StoredEntryStream,
-    check_batch, conflict_after, counts_in_epoch,
+    EntryStream, Erasure, Page, Query, Store, StoredEntry, StoredEntryStream, check_batch,
+    conflict_after,
 };
 use crate::StoreError;
-use crate::entry::EntryKind;
-use crate::entry::{Entry, Head};
-use crate::retention::Snapshot;
+use crate::model::{Entry, EntryKind, EpochSummary, Head, Snapshot, counts_in_epoch};
 
 /// Entries read per lock while scanning, so a scan never holds the lock long.
 const SCAN_CHUNK: usize = 1024;

@@ -1,12 +1,14 @@
 //! Pluggable storage: the [`Store`] trait and its backends.
 
+mod error;
 mod memory;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 mod query;
 #[cfg(feature = "sqlite")]
-mod sqlite;
+pub(crate) mod sqlite;
 
+pub use error::StoreError;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreOptions};
@@ -17,13 +19,11 @@ pub use query::{
 pub use sqlite::{DEFAULT_WAL_CHECKPOINT_PAGES, SqliteStore, SqliteStoreOptions, SqliteSync};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use futures_core::stream::BoxStream;
 use tokio::sync::oneshot;
 
-use crate::StoreError;
-use crate::entry::{Entry, EntryKind, Head};
-use crate::retention::Snapshot;
+use crate::model::EpochSummary;
+use crate::model::{Entry, Head, Snapshot};
 
 /// A stream of stored entries, in seq order as stored.
 pub type EntryStream<'a> = BoxStream<'a, Result<Entry, StoreError>>;
@@ -68,42 +68,6 @@ impl StoredEntry {
     pub fn with_mismatched_copy(mut self, mismatch: CopyMismatch) -> Self {
         self.mismatched_copies.push(mismatch);
         self
-    }
-}
-
-/// What a store knows about one epoch of a trail, for its epoch seal.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EpochSummary {
-    /// Entries of the epoch, not counting epoch seals.
-    pub count: u64,
-    /// Of those, the records: entries that are neither events nor epoch
-    /// seals (genesis, retention, redaction, hold, rotation and restriction
-    /// records), which retention never deletes.
-    pub records: u64,
-    /// Timestamp of the first of them.
-    pub first_at: Option<DateTime<Utc>>,
-    /// Timestamp of the last of them.
-    pub last_at: Option<DateTime<Utc>>,
-}
-
-impl EpochSummary {
-    /// Adds one entry of `kind` (not an epoch seal) to the summary.
-    pub fn add(&mut self, kind: EntryKind, recorded_at: DateTime<Utc>) {
-        self.count += 1;
-        if kind != EntryKind::Event {
-            self.records += 1;
-        }
-        self.first_at = Some(self.first_at.map_or(recorded_at, |t| t.min(recorded_at)));
-        self.last_at = Some(self.last_at.map_or(recorded_at, |t| t.max(recorded_at)));
-    }
-
-    /// Adds another summary's entries to this one.
-    pub fn merge(&mut self, other: &EpochSummary) {
-        self.count += other.count;
-        self.records += other.records;
-        self.first_at = self.first_at.into_iter().chain(other.first_at).min();
-        // `None` orders before any time, so `max` keeps the later one.
-        self.last_at = self.last_at.max(other.last_at);
     }
 }
 
@@ -461,9 +425,4 @@ pub fn check_batch(trail: &str, after: Option<u64>, entries: &[Entry]) -> Result
         }
     }
     Ok(())
-}
-
-/// Whether an entry counts towards its epoch's seal.
-pub fn counts_in_epoch(kind: EntryKind) -> bool {
-    kind != EntryKind::EpochSeal
 }

@@ -27,11 +27,9 @@ use super::{
     StoredEntry, StoredEntryStream, body_json, check_batch, conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
-use crate::entry::{Body, Entry, EntryKind, Head};
-use crate::retention::Snapshot;
-use crate::seal::{Digest, Mac};
-
-mod transaction;
+use crate::model::Snapshot;
+use crate::model::{Body, Entry, EntryKind, Head};
+use crate::model::{Digest, Mac};
 
 /// The schema, one migration per version; applied when a store connects.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -51,7 +49,7 @@ const DAYS_AHEAD: i64 = 2;
 
 /// The columns an entry is rebuilt from, in the order [`decode_entry`]
 /// reads them.
-const ENTRY_COLUMNS: &str =
+pub(crate) const ENTRY_COLUMNS: &str =
     "trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, body_commitment, mac";
 
 /// How many columns [`ENTRY_COLUMNS`] names.
@@ -256,7 +254,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    fn known_days(&self) -> std::sync::MutexGuard<'_, HashSet<NaiveDate>> {
+    pub(crate) fn known_days(&self) -> std::sync::MutexGuard<'_, HashSet<NaiveDate>> {
         // The set is only a cache: a poisoned one is still a valid set.
         self.partitions
             .lock()
@@ -795,7 +793,7 @@ struct LastEntry {
 
 /// The append statement for a batch's columns; returns the rows inserted
 /// (none when the head was not `after`).
-async fn insert_on<'c>(
+pub(crate) async fn insert_on<'c>(
     executor: impl sqlx::PgExecutor<'c>,
     trail: &str,
     after: Option<i64>,
@@ -836,7 +834,7 @@ async fn insert_on<'c>(
 
 /// The summary of one epoch, read through `executor` (inside a
 /// transaction it sees the transaction's own entries).
-async fn epoch_summary_on<'c>(
+pub(crate) async fn epoch_summary_on<'c>(
     executor: impl sqlx::PgExecutor<'c>,
     trail: &str,
     epoch: u64,
@@ -872,7 +870,7 @@ async fn epoch_summary_on<'c>(
 /// A batch as column arrays, for one `UNNEST` insert: a single statement
 /// whatever the batch size, with a fixed shape that stays prepared.
 #[derive(Default)]
-struct Columns {
+pub(crate) struct Columns {
     seq: Vec<i64>,
     epoch: Vec<i64>,
     key_id: Vec<String>,
@@ -895,7 +893,7 @@ struct Columns {
 
 impl Columns {
     /// The batch's columns, or `None` for an empty batch.
-    fn of(trail: &str, entries: &[Entry]) -> Result<Option<Self>, StoreError> {
+    pub(crate) fn of(trail: &str, entries: &[Entry]) -> Result<Option<Self>, StoreError> {
         let Some(last) = entries.last() else {
             return Ok(None);
         };
@@ -934,7 +932,7 @@ impl Columns {
     }
 
     /// The UTC days the batch falls on, each once.
-    fn days(&self) -> Vec<NaiveDate> {
+    pub(crate) fn days(&self) -> Vec<NaiveDate> {
         let mut days: Vec<NaiveDate> = self.recorded_at.iter().map(|t| t.date_naive()).collect();
         days.dedup();
         days
@@ -962,7 +960,7 @@ fn is_index_text_of(stored: &str, value: &str) -> bool {
     }
 }
 
-fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
+pub(crate) fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::InvalidBatch {
         trail: trail.to_owned(),
         reason: format!("{what} {value} is beyond what PostgreSQL can store"),
@@ -971,7 +969,7 @@ fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
 
 /// Rebuilds an entry from a row of [`ENTRY_COLUMNS`]. Stored data may have
 /// been tampered with, so every column is checked, never trusted.
-fn decode_entry(trail_hint: &str, row: &PgRow) -> Result<Entry, StoreError> {
+pub(crate) fn decode_entry(trail_hint: &str, row: &PgRow) -> Result<Entry, StoreError> {
     let trail: String = row.try_get(0).unwrap_or_else(|_| trail_hint.to_owned());
     let seq: i64 = row.try_get(1).unwrap_or(-1);
     let corrupt = |reason: String| StoreError::Corrupt {
@@ -1004,7 +1002,7 @@ fn decode_entry(trail_hint: &str, row: &PgRow) -> Result<Entry, StoreError> {
     })
 }
 
-fn decode_head(trail: &str, row: &PgRow) -> Result<Head, StoreError> {
+pub(crate) fn decode_head(trail: &str, row: &PgRow) -> Result<Head, StoreError> {
     let seq: i64 = row.try_get(0).unwrap_or(-1);
     let corrupt = |reason: String| StoreError::Corrupt {
         trail: trail.to_owned(),
@@ -1031,7 +1029,7 @@ fn sqlstate(err: &sqlx::Error) -> Option<String> {
     }
 }
 
-fn is_missing_partition(err: &sqlx::Error) -> bool {
+pub(crate) fn is_missing_partition(err: &sqlx::Error) -> bool {
     sqlstate(err).as_deref() == Some(sqlstate::CHECK_VIOLATION)
 }
 
@@ -1058,6 +1056,6 @@ fn is_definite(err: &sqlx::Error) -> bool {
 
 /// Turns a driver error into the store error a caller can act on, by the
 /// kind sqlx reports (never by message text).
-fn classify(err: sqlx::Error) -> StoreError {
+pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     StoreError::Database(Box::new(err))
 }

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 
 use super::Store;
 use crate::StoreError;
-use crate::entry::{Entry, EntryKind};
+use crate::model::{Entry, EntryKind};
 
 /// Entries per page unless [`Query::limit`] says otherwise.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -348,7 +348,7 @@ impl FromStr for Cursor {
         let seq = parts.next().and_then(|p| p.parse().ok());
         let trail = parts
             .next()
-            .filter(|t| crate::trail::validate_trail_name(t).is_ok());
+            .filter(|t| crate::model::validate_trail_name(t).is_ok());
         match (recorded_at, seq, trail) {
             (Some(recorded_at), Some(seq), Some(trail)) => Ok(Self {
                 recorded_at,

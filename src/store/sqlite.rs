@@ -30,11 +30,9 @@ use super::{
     StoredEntry, StoredEntryStream, body_json, check_batch, conflict_after, read_ahead_scan,
 };
 use crate::StoreError;
-use crate::entry::{Body, Entry, EntryKind, Head};
-use crate::retention::Snapshot;
-use crate::seal::{Digest, Mac};
-
-mod transaction;
+use crate::model::Snapshot;
+use crate::model::{Body, Entry, EntryKind, Head};
+use crate::model::{Digest, Mac};
 
 /// The schema, one migration per version; applied when a store is opened.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -97,7 +95,7 @@ pub const DEFAULT_WAL_CHECKPOINT_PAGES: u32 = 16_384;
 
 /// The columns an entry is rebuilt from, in the order [`decode_entry`]
 /// reads them.
-const ENTRY_COLUMNS: &str =
+pub(crate) const ENTRY_COLUMNS: &str =
     "trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, body_commitment, mac";
 
 /// How many columns [`ENTRY_COLUMNS`] names.
@@ -463,7 +461,7 @@ enum Identity {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    path: Arc<PathBuf>,
+    pub(crate) path: Arc<PathBuf>,
     /// Whether `entries` has the restriction flag's column: a file opened
     /// read-only may predate it.
     restriction_column: bool,
@@ -493,7 +491,7 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    fn classify(&self, err: sqlx::Error) -> StoreError {
+    pub(crate) fn classify(&self, err: sqlx::Error) -> StoreError {
         classify(&self.path, err)
     }
 
@@ -1286,7 +1284,7 @@ impl Store for SqliteStore {
 }
 
 /// The head of a trail, read on `connection`.
-async fn head_on<'c>(
+pub(crate) async fn head_on<'c>(
     connection: impl sqlx::SqliteExecutor<'c>,
     path: &Path,
     trail: &str,
@@ -1304,7 +1302,7 @@ async fn head_on<'c>(
 
 /// The summary of one epoch, read on `connection` (inside a transaction it
 /// sees the transaction's own entries).
-async fn epoch_summary_on<'c>(
+pub(crate) async fn epoch_summary_on<'c>(
     connection: impl sqlx::SqliteExecutor<'c>,
     path: &Path,
     trail: &str,
@@ -1384,7 +1382,7 @@ impl SqliteStore {
 
 /// The insert statements of a batch that continues `after`, every value
 /// bound: few statements of up to [`MAX_INSERT_ROWS`] rows each.
-fn insert_statements(
+pub(crate) fn insert_statements(
     trail: &str,
     after: Option<u64>,
     entries: &[Entry],
@@ -1407,7 +1405,7 @@ fn insert_statements(
 
 /// Runs a batch's insert statements on `connection`, inside the
 /// transaction that checked the head.
-async fn insert_entries(
+pub(crate) async fn insert_entries(
     connection: &mut SqliteConnection,
     path: &Path,
     inserts: Vec<InsertQuery<'static>>,
@@ -1593,7 +1591,7 @@ fn decode_time(micros: i64) -> Result<DateTime<Utc>, String> {
 
 /// Rebuilds an entry from a row of [`ENTRY_COLUMNS`]. Stored data may have
 /// been tampered with, so every column is checked, never trusted.
-fn decode_entry(trail_hint: &str, row: &SqliteRow) -> Result<Entry, StoreError> {
+pub(crate) fn decode_entry(trail_hint: &str, row: &SqliteRow) -> Result<Entry, StoreError> {
     let trail: String = row.try_get(0).unwrap_or_else(|_| trail_hint.to_owned());
     let seq: i64 = row.try_get(1).unwrap_or(-1);
     let column = |reason: sqlx::Error| corrupt(&trail, seq, reason.to_string());

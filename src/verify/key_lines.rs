@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 
-use crate::entry::{Entry, EntryKind};
-use crate::seal::{EpochKey, KeyDeriver, KeyLine, MacInput, VerificationKey, rotation_fields};
+use crate::model::MacInput;
+use crate::model::{Entry, EntryKind};
+use crate::seal::{EpochKey, KeyDeriver, KeyLine, VerificationKey, rotation_fields};
 
 /// The key lines of one trail: the line from seq 0 on, and each rotation's
 /// line from the entry after it.
@@ -107,7 +108,7 @@ impl<'v> TrailKeys<'v> {
         entry: &Entry,
         seq: u64,
         line: KeyLine,
-    ) -> Option<crate::seal::Mac> {
+    ) -> Option<crate::model::Mac> {
         let key = self.key(&entry.key_id, line, entry.epoch)?;
         Some(key.mac(&MacInput {
             trail: &self.trail,

@@ -13,7 +13,9 @@
 //! window for entries stored out of order, so memory does not grow with the
 //! trail.
 
+mod checkpoint;
 mod key_lines;
+mod ledger;
 mod report;
 mod restriction;
 mod run;
@@ -23,12 +25,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use futures_util::{Stream, StreamExt};
 
+pub use checkpoint::{Checkpoint, CheckpointError, MAX_CHECKPOINT_FILE};
 pub use report::{Finding, FindingKind, PrunedNotice, ReportHead, SnapshotNotice, TrailReport};
 pub(crate) use run::SealClaims;
 pub use run::TrailVerification;
 
-use crate::checkpoint::Checkpoint;
-use crate::entry::Entry;
+use crate::model::Entry;
 use crate::seal::VerificationKey;
 use crate::store::{Store, StoredEntry};
 use crate::{KeyError, StoreError};
@@ -80,8 +82,8 @@ impl Verifier {
             reorder_window: DEFAULT_REORDER_WINDOW,
             minimum_retention: Duration::days(DEFAULT_MINIMUM_RETENTION_DAYS),
             trail_minimum_retention: HashMap::new(),
-            now: crate::seal::truncate_to_micros(Utc::now()),
-            clock_skew: crate::clock::MAX_CLOCK_SKEW,
+            now: crate::model::truncate_to_micros(Utc::now()),
+            clock_skew: crate::model::MAX_CLOCK_SKEW,
         }
     }
 
@@ -145,12 +147,12 @@ impl Verifier {
     /// verifier was made: entries dated after it (by more than
     /// [`Verifier::clock_skew`]) are [`FindingKind::FutureDated`].
     pub fn at(mut self, now: DateTime<Utc>) -> Self {
-        self.now = crate::seal::truncate_to_micros(now);
+        self.now = crate::model::truncate_to_micros(now);
         self
     }
 
     /// How far the writers' clocks may be ahead of the verifier's (default
-    /// [`MAX_CLOCK_SKEW`](crate::MAX_CLOCK_SKEW)).
+    /// [`MAX_CLOCK_SKEW`](crate::model::MAX_CLOCK_SKEW)).
     pub fn clock_skew(mut self, skew: Duration) -> Self {
         self.clock_skew = skew.max(Duration::zero());
         self
@@ -197,7 +199,7 @@ impl Verifier {
         Ok(reports)
     }
 
-    /// Verifies the entries of an export (e.g. [`crate::JsonLinesReader`]),
+    /// Verifies the entries of an export (e.g. [`crate::read::JsonLinesReader`]),
     /// trail by trail, whatever order the trails come in; only the named
     /// trails when `trails` is not empty. Every trail a checkpoint names is
     /// reported too, missing or not. A line that cannot be decoded is a
@@ -219,7 +221,7 @@ impl Verifier {
             let entry = match item {
                 Ok(entry) => entry,
                 Err(StoreError::Corrupt { trail, seq, reason })
-                    if crate::validate_trail_name(&trail).is_ok() =>
+                    if crate::model::validate_trail_name(&trail).is_ok() =>
                 {
                     if wanted(&trail) {
                         let (run, batch) = self.run_of(&mut runs, &trail);
@@ -243,7 +245,7 @@ impl Verifier {
                 }
                 Err(err) => return Err(err.into()),
             };
-            if crate::validate_trail_name(&entry.trail).is_err() {
+            if crate::model::validate_trail_name(&entry.trail).is_err() {
                 let name = entry.trail.clone();
                 rejected
                     .entry(name.clone())
@@ -307,7 +309,7 @@ impl Verifier {
         store: &dyn Store,
         trail: &str,
     ) -> Result<TrailReport, VerifyError> {
-        if crate::validate_trail_name(trail).is_err() {
+        if crate::model::validate_trail_name(trail).is_err() {
             return Ok(invalid_trail_report(trail));
         }
         let mut report = self
@@ -356,7 +358,7 @@ impl Verifier {
                 FindingKind::SnapshotMismatch,
                 format!(
                     "the snapshot of projection {} up to seq {} {problem}",
-                    crate::event::escape_text(&notice.name),
+                    crate::model::escape_text(&notice.name),
                     notice.upto_seq
                 ),
             ));
@@ -390,7 +392,7 @@ impl Verifier {
     where
         S: Stream<Item = Result<StoredEntry, StoreError>>,
     {
-        if crate::validate_trail_name(trail).is_err() {
+        if crate::model::validate_trail_name(trail).is_err() {
             return Ok(invalid_trail_report(trail));
         }
         let mut entries = std::pin::pin!(entries.ready_chunks(VERIFY_BATCH));

@@ -6,9 +6,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::checkpoint::Checkpoint;
-use crate::event::escape_text;
-use crate::seal::{Digest, Mac};
+use super::Checkpoint;
+use crate::model::escape_text;
+use crate::model::{Digest, Mac};
 
 /// What is wrong, as data a caller can match on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -218,7 +218,7 @@ pub struct SnapshotNotice {
     pub name: String,
     /// The last seq the snapshot covers.
     pub upto_seq: u64,
-    /// The digest the record states ([`crate::retention::Snapshot::digest`]).
+    /// The digest the record states ([`crate::model::Snapshot::digest`]).
     pub digest: Digest,
     /// Whether the stored snapshot was found and matched the record
     /// (`None`: not checked, e.g. when verifying an export, or a snapshot
@@ -255,7 +255,7 @@ impl TrailReport {
             trail: self.trail.clone(),
             next_seq: head.seq + 1,
             head_mac: head.mac,
-            time: crate::seal::truncate_to_micros(time),
+            time: crate::model::truncate_to_micros(time),
         })
     }
 

@@ -5,20 +5,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
 
 use chrono::{DateTime, Utc};
 
+use super::Checkpoint;
 use super::key_lines::{BatchKeys, KeyChoice, TrailKeys};
+use super::ledger::{Ledger, Outcome};
 use super::report::{FindingKind, PrunedNotice, ReportHead, SnapshotNotice, TrailReport};
 use super::restriction::Restrictions;
 use super::{Verifier, VerifyError};
-use crate::checkpoint::Checkpoint;
-use crate::entry::{Entry, EntryKind};
-use crate::event::escape_text;
+use crate::model::escape_text;
+use crate::model::{Digest, Mac, body_commitment, format_timestamp};
+use crate::model::{Entry, EntryKind};
+use crate::model::{EpochSummary, MacInput, counts_in_epoch, genesis_prev_mac};
 use crate::retention::RestrictionRecord;
-use crate::retention::ledger::{Ledger, Outcome};
-use crate::seal::{
-    Digest, EpochSchedule, KeyLine, Mac, MacInput, body_commitment, format_timestamp,
-    genesis_fields, genesis_prev_mac, seal_fields,
-};
-use crate::store::{CopyMismatch, EpochSummary, StoredEntry, counts_in_epoch};
+use crate::seal::{EpochSchedule, KeyLine, genesis_fields, seal_fields};
+use crate::store::{CopyMismatch, StoredEntry};
 
 /// How far from the expected seq a renumbered entry is searched for.
 const RENUMBER_SEARCH: u64 = 8;

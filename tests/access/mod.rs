@@ -12,8 +12,9 @@ macro_rules! access_tests {
         use chrono::{DateTime, TimeDelta, TimeZone, Utc};
         use futures_util::TryStreamExt;
         use trailseal::{
-            AccessError, Actor, AuditReader, CSV_COLUMNS, Entry, Event, JsonLinesReader,
-            ManualClock, Query, SealingKey, Store, Subject, Trail, VerificationKey,
+            Actor, AuditReader, Entry, Event, ManualClock, Query, SealingKey, Store, Subject,
+            Trail, VerificationKey,
+            read::{AccessError, CSV_COLUMNS, JsonLinesReader},
         };
 
         fn start() -> DateTime<Utc> {

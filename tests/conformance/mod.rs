@@ -10,8 +10,10 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures_util::TryStreamExt;
 use trailseal::{
-    Actor, Body, Cursor, Digest, Entry, EntryKind, Event, Field, Mac, ManualClock, PreviousAppend,
-    Query, Salt, SealingKey, Store, StoreError, StoredEntry, Trail, Verifier,
+    Actor, Body, Entry, EntryKind, Event, Field, ManualClock, Query, SealingKey, Store, StoreError,
+    Trail, Verifier,
+    model::{Digest, Mac, Salt},
+    store::{Cursor, PreviousAppend, StoredEntry},
 };
 
 /// Generates one `#[tokio::test]` per conformance function; `$fresh` is an
@@ -214,8 +216,8 @@ pub async fn every_field_round_trips_exactly(store: Arc<dyn Store>) {
             original.body.iter().collect::<Vec<_>>()
         );
         assert_eq!(
-            trailseal::body_commitment(&stored.body),
-            trailseal::body_commitment(&original.body)
+            trailseal::model::body_commitment(&stored.body),
+            trailseal::model::body_commitment(&original.body)
         );
     }
     let last = entries.last().unwrap();
@@ -431,7 +433,7 @@ fn reference(all: &[Entry], query: &Query) -> Vec<Entry> {
         .collect();
     matching
         .sort_by(|a, b| (a.recorded_at, &a.trail, a.seq).cmp(&(b.recorded_at, &b.trail, b.seq)));
-    if query.order == trailseal::Order::NewestFirst {
+    if query.order == trailseal::store::Order::NewestFirst {
         matching.reverse();
     }
     matching
@@ -547,12 +549,12 @@ pub async fn query_pages_cover_everything_once_in_both_orders(store: Arc<dyn Sto
 
 pub async fn query_rejects_bad_page_sizes_and_cursors(store: Arc<dyn Store>) {
     fill_for_queries(&*store).await;
-    for limit in [0, trailseal::MAX_PAGE_SIZE + 1] {
+    for limit in [0, trailseal::store::MAX_PAGE_SIZE + 1] {
         let err = store.query(&Query::new().limit(limit)).await.unwrap_err();
         assert!(matches!(err, StoreError::InvalidQuery(_)), "{err:?}");
     }
     let page = store
-        .query(&Query::new().limit(trailseal::MAX_PAGE_SIZE))
+        .query(&Query::new().limit(trailseal::store::MAX_PAGE_SIZE))
         .await
         .unwrap();
     assert_eq!(page.entries.len(), 320);
@@ -711,11 +713,11 @@ pub async fn erase_fields_erases_values_and_their_query_copies(store: Arc<dyn St
     assert!(before.entries.iter().any(|e| e.seq == 3));
 
     let erasures = [
-        trailseal::Erasure {
+        trailseal::store::Erasure {
             seq: 3,
             fields: vec!["tenant".into(), "context.ip".into(), "action".into()],
         },
-        trailseal::Erasure {
+        trailseal::store::Erasure {
             seq: 999,
             fields: vec!["tenant".into()],
         },
@@ -743,8 +745,8 @@ pub async fn erase_fields_erases_values_and_their_query_copies(store: Arc<dyn St
     );
     assert_eq!(stored.value("actor.name"), original.value("actor.name"));
     assert_eq!(
-        trailseal::body_commitment(&stored.body),
-        trailseal::body_commitment(&original.body)
+        trailseal::model::body_commitment(&stored.body),
+        trailseal::model::body_commitment(&original.body)
     );
 
     let after = store.query(&by_tenant(tenant)).await.unwrap();
@@ -778,7 +780,8 @@ pub async fn restricted_entries_are_left_out_of_queries_but_not_scans(store: Arc
         0,
         "already"
     );
-    let seqs = |page: trailseal::Page| page.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let seqs =
+        |page: trailseal::store::Page| page.entries.iter().map(|e| e.seq).collect::<Vec<_>>();
     let visible = seqs(store.query(&all).await.unwrap());
     assert_eq!(
         visible,

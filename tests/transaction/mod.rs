@@ -15,7 +15,7 @@ macro_rules! transaction_tests {
         use futures_util::TryStreamExt;
         use trailseal::{
             Actor, Entry, EntryKind, Event, ManualClock, Query, SealingKey, Store, Trail,
-            TransactionRecorder, VerificationKey, Verifier,
+            VerificationKey, Verifier, write::TransactionRecorder,
         };
 
         fn start() -> DateTime<Utc> {

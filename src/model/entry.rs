@@ -6,8 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::FormatError;
-use crate::seal::{Digest, Mac, MacInput, Salt, field_commitment};
+use super::{Digest, FormatError, Mac, MacInput, Salt, field_commitment};
 
 /// What an entry is: an application event or one of the trail's own records.
 ///
@@ -384,7 +383,7 @@ impl<'de> Deserialize<'de> for Body {
                         };
                         return Err(serde::de::Error::custom(format_args!(
                             "the body field {:?} {problem}",
-                            crate::event::escape_text(&name)
+                            crate::model::escape_text(&name)
                         )));
                     }
                     fields.push((name, field));
@@ -502,7 +501,7 @@ impl Entry {
     }
 
     /// What this entry's MAC covers, as stored, in format `version` (its
-    /// trail's key line decides; see [`crate::KeyLine::format`]). A
+    /// trail's key line decides; see [`crate::seal::KeyLine::format`]). A
     /// verifier recomputing the MAC for another seq or trail changes those
     /// two fields.
     pub fn mac_input(&self, version: u8) -> MacInput<'_> {

@@ -32,9 +32,9 @@ macro_rules! hex_bytes {
             /// Parses lower-case hexadecimal of exactly the right length,
             /// the one form the format writes: upper-case digits would be a
             /// second stored form of the same value.
-            pub fn from_hex(text: &str) -> Result<Self, crate::FormatError> {
+            pub fn from_hex(text: &str) -> Result<Self, super::FormatError> {
                 let mut bytes = [0u8; $len];
-                let invalid = || crate::FormatError::Hex {
+                let invalid = || super::FormatError::Hex {
                     what: $what,
                     expected_bytes: $len,
                 };
@@ -46,10 +46,10 @@ macro_rules! hex_bytes {
             }
 
             /// Parses a slice of exactly the right length.
-            pub fn from_slice(bytes: &[u8]) -> Result<Self, crate::FormatError> {
+            pub fn from_slice(bytes: &[u8]) -> Result<Self, super::FormatError> {
                 <[u8; $len]>::try_from(bytes)
                     .map(Self)
-                    .map_err(|_| crate::FormatError::Length {
+                    .map_err(|_| super::FormatError::Length {
                         what: $what,
                         expected_bytes: $len,
                         actual_bytes: bytes.len(),

@@ -6,9 +6,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use crate::FormatError;
-use crate::entry::Head;
-use crate::seal::{Mac, format_timestamp};
+use crate::model::FormatError;
+use crate::model::Head;
+use crate::model::{Mac, format_timestamp};
 
 const HEADER: &str = "trailseal checkpoint v1";
 
@@ -47,7 +47,7 @@ impl Checkpoint {
             trail: trail.to_owned(),
             next_seq: head.seq + 1,
             head_mac: head.mac,
-            time: crate::seal::truncate_to_micros(time),
+            time: crate::model::truncate_to_micros(time),
         }
     }
 
@@ -85,7 +85,7 @@ impl Checkpoint {
                 .ok_or_else(|| CheckpointError::Malformed(format!("expected the {name} line")))
         };
         let trail = field(trail, "trail")?;
-        crate::validate_trail_name(&trail).map_err(|_| malformed("invalid trail name"))?;
+        crate::model::validate_trail_name(&trail).map_err(|_| malformed("invalid trail name"))?;
         let next_seq_text = field(next_seq, "next-seq")?;
         let next_seq: u64 = next_seq_text
             .parse()

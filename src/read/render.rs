@@ -4,7 +4,7 @@
 //!
 //! A rendering is read by people and pasted into tickets and mails, so it
 //! must never let a stored value pose as something else: every value is
-//! escaped with [`escape_text`](crate::escape_text) (no line breaks, ANSI
+//! escaped with [`escape_text`](crate::model::escape_text) (no line breaks, ANSI
 //! escapes or direction overrides survive), and values are inserted in a
 //! single pass, so a value that looks like `{actor}` stays text. Fields that
 //! retention or an erasure request removed show as redacted, fields never
@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::action::{ActionSpec, Catalog, STANDARD_PLACEHOLDERS};
-use crate::entry::{Entry, EntryKind, Field};
-use crate::event::escape_text;
+use crate::event::{ActionSpec, Catalog, STANDARD_PLACEHOLDERS};
+use crate::model::escape_text;
+use crate::model::{Entry, EntryKind, Field};
 
 /// The language of a rendering.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -93,7 +93,7 @@ const GERMAN: Words = Words {
 /// [`HostingAction`](crate::HostingAction)s. For a panel's own actions use
 /// [`Catalog::render`].
 ///
-/// Every value is escaped with [`escape_text`](crate::escape_text) and
+/// Every value is escaped with [`escape_text`](crate::model::escape_text) and
 /// inserted in a single pass, so no stored value can break a line, send
 /// terminal escapes, reorder the text or pose as a placeholder. Fields that
 /// were redacted show as `[redacted]` / `[geschwärzt]`, fields never
@@ -102,7 +102,7 @@ const GERMAN: Words = Words {
 /// the catalog does not know get a generic sentence.
 ///
 /// ```
-/// # use trailseal::{Body, Entry, EntryKind, Language, Mac, Digest, Salt, render};
+/// # use trailseal::{Body, Entry, EntryKind, read::{Language, render}, model::{Digest, Mac, Salt}};
 /// # let mut body = Body::new();
 /// # body.insert_public("action", "database.create");
 /// # body.insert_personal("actor.name", "kunde123", Salt::from_bytes([1; 16]));
@@ -254,7 +254,7 @@ impl<'a> Sentence<'a> {
         });
         match metadata.as_ref().and_then(|map| map.get(key)) {
             Some(Value::String(text)) => escaped(text),
-            Some(other) => escaped(&crate::canonical_json(other)),
+            Some(other) => escaped(&crate::event::canonical_json(other)),
             None => Cow::Borrowed(self.words.unknown),
         }
     }

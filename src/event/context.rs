@@ -24,7 +24,7 @@ tokio::task_local! {
 /// [`AuditContext::scope`].
 ///
 /// ```
-/// use trailseal::{Actor, AuditContext, Source};
+/// use trailseal::{Actor, event::{AuditContext, Source}};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::context::AuditContext;
-use crate::entry::{Entry, EntryKind, Field};
+use crate::event::AuditContext;
+use crate::event::HostingAction;
 use crate::event::{Actor, Event};
-use crate::export::write_entry_line;
-use crate::hosting::HostingAction;
+use crate::model::{Entry, EntryKind, Field};
+use crate::read::write_entry_line;
 use crate::store::{Page, Query, Store};
-use crate::trail::Trail;
+use crate::write::Trail;
 use crate::{Error, StoreError};
 
 /// Why a read through an [`AuditReader`] was refused or failed. No entry
@@ -57,7 +57,7 @@ pub enum AccessError {
 ///
 /// ```
 /// # async fn run(store: std::sync::Arc<dyn trailseal::Store>, admin_trail: trailseal::Trail)
-/// #     -> Result<(), trailseal::AccessError> {
+/// #     -> Result<(), trailseal::read::AccessError> {
 /// use trailseal::{Actor, AuditReader, Query};
 ///
 /// // A customer looks at their own history in the panel.
@@ -137,7 +137,7 @@ impl AuditReader {
     }
 
     /// Writes every entry about `subject` as JSON Lines: one entry per line,
-    /// every stored field (as [`crate::export_json_lines`] writes them).
+    /// every stored field (as [`crate::read::export_json_lines`] writes them).
     /// Oldest first, each entry once; before the first entry of each trail,
     /// that trail's key entries (its genesis and key rotations, which hold
     /// no personal data), so that
@@ -499,7 +499,7 @@ fn describe(query: &Query) -> String {
 /// The columns of [`AuditReader::export_csv`], in order. `fields` holds
 /// every body field still present as a JSON object (erased ones as
 /// `null`); `prev_mac`, `body_commitment` and `mac` are lowercase hex, the
-/// way [`crate::export_json_lines`] writes them.
+/// way [`crate::read::export_json_lines`] writes them.
 pub const CSV_COLUMNS: [&str; 18] = [
     "trail",
     "seq",
@@ -539,7 +539,7 @@ fn csv_row(entry: &Entry) -> [String; 18] {
         entry.seq.to_string(),
         entry.epoch.to_string(),
         entry.key_id.clone(),
-        crate::format_timestamp(entry.recorded_at),
+        crate::model::format_timestamp(entry.recorded_at),
         entry.kind.as_str().to_owned(),
         value("action"),
         value("outcome"),

@@ -11,13 +11,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::hold::HoldBook;
-use super::record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord};
-use super::snapshot::SnapshotRef;
-use crate::entry::{Entry, EntryKind};
-use crate::seal::{EpochSchedule, Mac, format_timestamp};
-use crate::store::EpochSummary;
-use crate::verify::{FindingKind, SealClaims};
+use super::{FindingKind, SealClaims};
+use crate::model::EpochSummary;
+use crate::model::{Entry, EntryKind, Mac, SnapshotRef, format_timestamp};
+use crate::retention::{HoldBook, PrunedRange, RedactedRange, RedactionRecord, RetentionRecord};
+use crate::seal::EpochSchedule;
 
 /// Something the ledger concluded, for the verifier to report.
 #[derive(Debug)]
@@ -247,7 +245,7 @@ impl Ledger {
                     kind: FindingKind::RetentionViolation,
                     detail: format!(
                         "the redaction record at seq {seq} erased fields of entries under legal hold {:?}",
-                        crate::event::escape_text(&hold.id)
+                        crate::model::escape_text(&hold.id)
                     ),
                 });
             }
@@ -316,7 +314,7 @@ impl Ledger {
             {
                 outcomes.push(violation(format!(
                     "the retention record at seq {seq} deleted entries under legal hold {:?}",
-                    crate::event::escape_text(&hold.id)
+                    crate::model::escape_text(&hold.id)
                 )));
             }
             if !gap.covered.iter().any(|(known, _)| known == range) {
@@ -387,7 +385,7 @@ impl Ledger {
                 kind: FindingKind::UnrecordedRedaction,
                 detail: format!(
                     "the field {} was erased, but no redaction record names it",
-                    crate::event::escape_text(&range.fields.join(", "))
+                    crate::model::escape_text(&range.fields.join(", "))
                 ),
             });
         }

@@ -8,20 +8,26 @@
 //! do the database work; this module seals, exactly as the group-commit
 //! [`Trail`](crate::Trail) writer does (genesis, epoch seals, events).
 
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::clock::{Clock, SystemClock};
-use crate::entry::{Entry, EntryKind, Head};
 use crate::event::Event;
-use crate::seal::{KeyLine, Registration, SealingKey, body_commitment, with_salts};
-use crate::store::EpochSummary;
-use crate::trail::{
-    Receipt, Sealable, first_unsealed_epoch, next_position, plan_append, refuse_future_head,
-    stored_key_line, summary_epoch, validate_trail_name,
-};
+use crate::model::EpochSummary;
+use crate::model::body_commitment;
+use crate::model::validate_trail_name;
+use crate::model::{Clock, SystemClock};
+use crate::model::{Entry, EntryKind, Head};
+use crate::seal::{KeyLine, Registration, SealingKey, with_salts};
+use crate::seal::{Sealable, first_unsealed_epoch, next_position, plan_append, summary_epoch};
+use crate::write::Receipt;
+use crate::write::writer::{refuse_future_head, stored_key_line};
 use crate::{Result, StoreError};
 
 /// Seals events of one trail into a caller's database transaction.
@@ -120,8 +126,9 @@ impl TransactionRecorder {
         link.insert(&self.trail, head.map(|head| head.seq), &plan.entries)
             .await?;
         let receipt = plan
-            .receipts(&self.trail)
-            .pop()
+            .items()
+            .last()
+            .map(|entry| Receipt::of(&self.trail, entry))
             .ok_or_else(nothing_planned)?;
         // Only what an earlier transaction committed may move the key on:
         // the head read inside this transaction may hold seals a rollback

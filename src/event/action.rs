@@ -166,7 +166,7 @@ impl Catalog {
 ///     }
 /// }
 ///
-/// use trailseal::Action;
+/// use trailseal::event::Action;
 /// assert_eq!(ShopAction::VoucherRedeem.name(), "voucher.redeem");
 /// assert_eq!(ShopAction::from_name("voucher.redeem"), Some(ShopAction::VoucherRedeem));
 /// assert_eq!(ShopAction::VoucherRedeem.spec().target(), "voucher");
@@ -175,7 +175,7 @@ impl Catalog {
 /// The declaration is checked at compile time: names must be dotted
 /// lower-case words (`a-z 0-9 _ -`) and unique within the set, trails valid
 /// trail names, and templates may only name the
-/// [standard placeholders](crate::STANDARD_PLACEHOLDERS) and the action's
+/// [standard placeholders](crate::event::STANDARD_PLACEHOLDERS) and the action's
 /// own `fields`, without control characters. A mistake stops the build with
 /// a message naming the action.
 ///
@@ -227,7 +227,7 @@ macro_rules! actions {
         impl $Name {
             /// The compile-time descriptions, in declaration order (the
             /// order of the variants, so a variant's index finds its own).
-            const SPECS: &'static [$crate::ActionSpec] = &[
+            const SPECS: &'static [$crate::event::ActionSpec] = &[
                 $(
                     $crate::__macro_support::spec(
                         $name,
@@ -241,7 +241,7 @@ macro_rules! actions {
             ];
 
             /// The action's compile-time description.
-            $vis const fn spec(self) -> &'static $crate::ActionSpec {
+            $vis const fn spec(self) -> &'static $crate::event::ActionSpec {
                 &Self::SPECS[self as usize]
             }
 
@@ -259,10 +259,10 @@ macro_rules! actions {
             }
         }
 
-        impl $crate::Action for $Name {
+        impl $crate::event::Action for $Name {
             const ALL: &'static [Self] = &[$(Self::$Variant),*];
 
-            fn spec(self) -> &'static $crate::ActionSpec {
+            fn spec(self) -> &'static $crate::event::ActionSpec {
                 $Name::spec(self)
             }
 
@@ -328,9 +328,9 @@ macro_rules! actions {
 /// [`actions!`](crate::actions!), which turns a `false` into a compile error
 /// naming the action.
 pub mod checks {
-    use crate::action::{ActionSpec, STANDARD_PLACEHOLDERS};
     use crate::event::MAX_ACTION_LEN;
-    use crate::trail::MAX_TRAIL_NAME_LEN;
+    use crate::event::{ActionSpec, STANDARD_PLACEHOLDERS};
+    use crate::model::MAX_TRAIL_NAME_LEN;
 
     const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
         if a.len() != b.len() {
@@ -556,14 +556,6 @@ mod tests {
         assert!(!valid_template("evil \u{202E} override", &[]));
         assert!(!valid_template("c1 \u{85} control", &[]));
         assert!(valid_template("Größe {actor} – fine", &[]));
-    }
-
-    #[test]
-    fn duplicates_are_found() {
-        let a = crate::__macro_support::spec("a.b", "admin", "x", &[], "e", "d");
-        let b = crate::__macro_support::spec("a.c", "admin", "x", &[], "e", "d");
-        let c = crate::__macro_support::spec("a.b", "admin", "x", &[], "e", "d");
-        assert_eq!(duplicate_name(&[a, b, c]), Some(2));
     }
 
     #[test]

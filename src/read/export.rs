@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use futures_util::StreamExt;
 
 use crate::StoreError;
-use crate::entry::Entry;
+use crate::model::Entry;
 use crate::store::Store;
 
 /// Writes the given trails (all when empty) as JSON Lines, trail by trail in

@@ -3,15 +3,16 @@
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row, Transaction};
 
-use super::{
+use super::{LockedTrail, TransactionRecorder};
+use crate::event::Event;
+use crate::model::EpochSummary;
+use crate::model::{Entry, EntryKind, Head};
+use crate::store::postgres::{
     Columns, ENTRY_COLUMNS, PostgresStore, classify, decode_entry, decode_head, epoch_summary_on,
     insert_on, is_missing_partition, to_i64,
 };
-use crate::entry::{Entry, EntryKind, Head};
-use crate::event::Event;
-use crate::store::{EpochSummary, Store, check_batch, conflict_after};
-use crate::trail::Receipt;
-use crate::transaction::{LockedTrail, TransactionRecorder};
+use crate::store::{Store, check_batch, conflict_after};
+use crate::write::Receipt;
 use crate::{Result, StoreError};
 
 impl PostgresStore {
@@ -24,7 +25,7 @@ impl PostgresStore {
     ///
     /// ```no_run
     /// # async fn run(store: trailseal::PostgresStore, panel: sqlx::PgPool,
-    /// #     recorder: trailseal::TransactionRecorder, event: trailseal::Event)
+    /// #     recorder: trailseal::write::TransactionRecorder, event: trailseal::Event)
     /// #     -> Result<(), Box<dyn std::error::Error>> {
     /// let mut tx = panel.begin().await?;
     /// sqlx::query("INSERT INTO databases (name) VALUES ($1)")

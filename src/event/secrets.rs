@@ -215,7 +215,7 @@ pub(crate) fn refuse_secrets(
         if !masked && is_secret_name(&change.field) {
             return Err(ValidationError::Secret {
                 field: "changes",
-                name: crate::escape_text(&change.field).into_owned(),
+                name: crate::model::escape_text(&change.field).into_owned(),
             });
         }
     }
@@ -228,7 +228,7 @@ fn check_object(field: &'static str, map: &Map<String, Value>) -> Result<(), Val
         if !masked && is_secret_name(key) {
             return Err(ValidationError::Secret {
                 field,
-                name: crate::escape_text(key).into_owned(),
+                name: crate::model::escape_text(key).into_owned(),
             });
         }
         check_value(field, value)?;

@@ -5,15 +5,16 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use sqlx::AssertSqlSafe;
 
-use super::{
+use super::{LockedTrail, TransactionRecorder};
+use crate::event::Event;
+use crate::model::EpochSummary;
+use crate::model::{Entry, EntryKind, Head};
+use crate::store::sqlite::{
     ENTRY_COLUMNS, SqliteStore, decode_entry, epoch_summary_on, head_on, insert_entries,
     insert_statements,
 };
-use crate::entry::{Entry, EntryKind, Head};
-use crate::event::Event;
-use crate::store::{EpochSummary, Store, conflict_after};
-use crate::trail::Receipt;
-use crate::transaction::{LockedTrail, TransactionRecorder};
+use crate::store::{Store, conflict_after};
+use crate::write::Receipt;
 use crate::{Result, StoreError};
 
 impl SqliteStore {
@@ -29,7 +30,7 @@ impl SqliteStore {
     ///
     /// ```no_run
     /// # async fn run(store: trailseal::SqliteStore, panel: sqlx::SqlitePool,
-    /// #     recorder: trailseal::TransactionRecorder, event: trailseal::Event)
+    /// #     recorder: trailseal::write::TransactionRecorder, event: trailseal::Event)
     /// #     -> Result<(), Box<dyn std::error::Error>> {
     /// let mut tx = panel.begin_with("BEGIN IMMEDIATE").await?;
     /// sqlx::query("INSERT INTO databases (name) VALUES (?)")

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use crate::entry::{Entry, EntryKind};
+use crate::model::{Entry, EntryKind};
 use crate::store::{Order, Query, Store};
 
 /// State built from entries, one at a time.
@@ -27,7 +27,7 @@ use crate::store::{Order, Query, Store};
 /// [`EntryKind::Event`] entries.
 ///
 /// ```
-/// use trailseal::{Entry, EntryKind, Projection};
+/// use trailseal::{Entry, EntryKind, read::Projection};
 ///
 /// /// Counts failed actions per action name.
 /// #[derive(Default)]
@@ -50,6 +50,7 @@ pub trait Projection {
 /// How far a trail replay got: the hook for keeping a projection's state
 /// and continuing later from `next_seq`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Replayed {
     /// Entries applied by this replay.
     pub entries: u64,
@@ -162,7 +163,7 @@ pub struct Resource {
 ///
 /// ```
 /// # async fn run(store: &dyn trailseal::Store) -> Result<(), trailseal::StoreError> {
-/// use trailseal::{ResourceInventory, replay};
+/// use trailseal::{read::{ResourceInventory, replay}};
 ///
 /// let mut inventory = ResourceInventory::new();
 /// replay(store, "admin", &mut inventory).await?;

@@ -10,7 +10,7 @@ crate::actions! {
     /// `mailinglist`, `php-mail` and `ftp`. Each action names the type of its
     /// target and the metadata fields its messages use; the standard
     /// placeholders (`{actor}`, `{target}`, `{ip}`, `{reason}` …) are listed
-    /// in [`STANDARD_PLACEHOLDERS`](crate::STANDARD_PLACEHOLDERS).
+    /// in [`STANDARD_PLACEHOLDERS`](crate::event::STANDARD_PLACEHOLDERS).
     ///
     /// For server-log entries the actor is whoever the log names: the
     /// `.htaccess` or FTP user, the mailbox user, or
@@ -859,7 +859,7 @@ crate::actions! {
 #[cfg(test)]
 mod tests {
     use super::HostingAction;
-    use crate::Action;
+    use crate::event::Action;
 
     #[test]
     fn every_action_round_trips_through_its_stored_name() {
