@@ -365,7 +365,10 @@ async fn a_database_of_the_first_schema_version_is_upgraded_on_open() {
     let first = dir.path().join("first.db");
     let mut connection = plain_connection(&first).await;
     execute(&mut connection, "PRAGMA application_id = 1953721393").await;
-    sqlx::migrate!("./migrations/sqlite")
+    // sqlx's own reading of the migrations folder (what `sqlx::migrate!`
+    // embeds), so the library's embedded schema is checked against it.
+    sqlx_migrations()
+        .await
         .run_to(1, &mut connection)
         .await
         .unwrap();
@@ -399,10 +402,7 @@ async fn a_database_of_the_first_schema_version_is_upgraded_on_open() {
         .fetch_one(&mut connection)
         .await
         .unwrap();
-    assert_eq!(
-        applied as usize,
-        sqlx::migrate!("./migrations/sqlite").iter().count()
-    );
+    assert_eq!(applied as usize, sqlx_migrations().await.iter().count());
     let indexes: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_schema WHERE name = 'entries_records'")
             .fetch_all(&mut connection)
@@ -557,4 +557,10 @@ async fn write_ahead_log_is_folded_back_at_the_configured_size() {
         batches * 250
     );
     store.close().await;
+}
+
+/// The SQLite migrations as sqlx reads them from the folder.
+async fn sqlx_migrations() -> sqlx::migrate::Migrator {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    sqlx::migrate::Migrator::new(folder).await.unwrap()
 }

@@ -178,7 +178,10 @@ async fn a_partition_created_by_hand_meanwhile_counts_as_created() {
 async fn a_database_of_schema_version_4_is_upgraded_on_connect() {
     let url = pg::fresh_database().await;
     let mut connection = PgConnection::connect(&url).await.unwrap();
-    sqlx::migrate!("./migrations/postgres")
+    // sqlx's own reading of the migrations folder (what `sqlx::migrate!`
+    // embeds), so the library's embedded schema is checked against it.
+    sqlx_migrations()
+        .await
         .run_to(4, &mut connection)
         .await
         .unwrap();
@@ -193,10 +196,7 @@ async fn a_database_of_schema_version_4_is_upgraded_on_connect() {
         .fetch_one(&mut connection)
         .await
         .unwrap();
-    assert_eq!(
-        applied as usize,
-        sqlx::migrate!("./migrations/postgres").iter().count()
-    );
+    assert_eq!(applied as usize, sqlx_migrations().await.iter().count());
     let before = partitions(&url).await;
     assert!(before.contains(&partition_name(far_day(5))), "{before:?}");
     // The old partition is found, and a new one is created without a race.
@@ -211,4 +211,10 @@ async fn a_database_of_schema_version_4_is_upgraded_on_connect() {
     let told = ensure_day_from_many_sessions(&url, day, 32, A_QUERY_ON_ENTRIES).await;
     assert_one_partition_added(&url, day, &before, &told).await;
     store.close().await;
+}
+
+/// The PostgreSQL migrations as sqlx reads them from the folder.
+async fn sqlx_migrations() -> sqlx::migrate::Migrator {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    sqlx::migrate::Migrator::new(folder).await.unwrap()
 }

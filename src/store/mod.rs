@@ -2,6 +2,8 @@
 
 mod error;
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod migrations;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod query;

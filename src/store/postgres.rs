@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,7 +32,7 @@ use crate::model::{Body, Entry, EntryKind, Head};
 use crate::model::{Digest, Mac};
 
 /// The schema, one migration per version; applied when a store connects.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(super::migrations::postgres);
 
 /// Entries read per query while scanning: large enough that the per-query
 /// cost vanishes, small enough that memory stays flat on any trail. Each

@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,7 +35,7 @@ use crate::model::{Body, Entry, EntryKind, Head};
 use crate::model::{Digest, Mac};
 
 /// The schema, one migration per version; applied when a store is opened.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(super::migrations::sqlite);
 
 /// `PRAGMA application_id` of a trailseal database ("tsl1"): marks the
 /// file as ours, so a store never writes into another application's data.
