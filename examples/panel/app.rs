@@ -2,7 +2,7 @@
 //! request, and the handlers, each of which records what it did with one
 //! `audit!` line.
 //!
-//! Shared with `tests/panel.rs`, which starts it and drives it over HTTP.
+//! Shared with `tests/panel.rs` beside it, which starts it and drives it over HTTP.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! A small hosting panel on axum whose every action is audited.
 //!
 //! ```text
-//! cargo run --example panel
+//! cargo run --bin panel
 //! curl -i -d 'user=kunde123&password=correct horse' http://127.0.0.1:3000/login
 //! curl -i -b session=kunde123 -d 'name=abc456&size_mb=100' http://127.0.0.1:3000/databases
 //! curl -i -b session=kunde123 -X DELETE http://127.0.0.1:3000/mailboxes/info@example.com

@@ -17,26 +17,51 @@ use trailseal::{
 pub const TRAIL: &str = "admin";
 pub const EPOCH_SECONDS: u64 = 900;
 
-/// The binary of the example `name`, built now if it is missing or stale
-/// (a focused test run builds no examples).
+/// The binary of the library's example `name`, built now if it is missing
+/// or stale (a focused test run builds no examples).
 pub fn example(name: &str) -> PathBuf {
+    build(&["--package", "trailseal", "--example", name])
+        .join("examples")
+        .join(name)
+}
+
+/// The binary `name` of the workspace's package `package`, built now if it
+/// is missing or stale: a package's tests get only its own binaries built.
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    build(&["--package", package, "--bin", name]).join(name)
+}
+
+/// Builds with cargo in the test's own profile; returns the profile's
+/// folder.
+fn build(what: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
-        .expect("target profile folder");
+        .expect("target profile folder")
+        .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "--example", name]);
+    build.args(["build", "--quiet"]).args(what);
     if profile_dir.ends_with("release") {
         build.arg("--release");
     }
     let status = build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(repository())
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "building the {name} example failed");
-    profile_dir.join("examples").join(name)
+    assert!(status.success(), "building {what:?} failed");
+    profile_dir
+}
+
+/// The repository's top folder (the workspace's), whichever package's
+/// tests include this module.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|folder| folder.join("Cargo.lock").is_file())
+        .expect("the tests run inside the repository")
+        .to_path_buf()
 }
 
 /// How many lines (line breaks) a file holds.

@@ -2,10 +2,10 @@
 //! verifies what it wrote.
 //!
 //! ```sh
-//! cargo run --release --example ingest -- /var/log/nginx/access.log
-//! cargo run --release --example ingest -- --database sqlite://trailseal-data/trail.db \
+//! trailseal-ingest /var/log/nginx/access.log
+//! trailseal-ingest --database sqlite://trailseal-data/trail.db \
 //!     --keys trailseal-data/keys --format postfix /var/log/mail.log
-//! cargo run --release --example ingest -- \
+//! trailseal-ingest \
 //!     --database postgres://panel@db.example.net/audit /var/log/nginx/access.log
 //! ```
 //!

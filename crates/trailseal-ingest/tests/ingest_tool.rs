@@ -1,8 +1,10 @@
-//! The ingest example on real log files, into a real SQLite file and a real
+//! The ingest tool on real log files, into a real SQLite file and a real
 //! PostgreSQL database: every line sealed, a rerun seals only what was
 //! appended since, and `audit-verify` finds the trails intact.
 
+#[path = "../../../tests/pg/mod.rs"]
 mod pg;
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::io::Write;
@@ -11,7 +13,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_audit-verify");
+/// The verifier, from its own package.
+fn audit_verify() -> std::path::PathBuf {
+    support::binary("audit-verify", "audit-verify")
+}
 
 /// A web access log and a Postfix log, copied from the fixtures.
 struct Logs {
@@ -21,7 +26,7 @@ struct Logs {
 impl Logs {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ingest");
+        let fixtures = support::repository().join("tests/fixtures/ingest");
         for name in ["web-access.log", "postfix.log"] {
             std::fs::copy(fixtures.join(name), dir.path().join(name)).unwrap();
         }
@@ -40,15 +45,15 @@ impl Logs {
         self.dir.path().join("keys")
     }
 
-    /// Runs the example on both logs; returns what it printed.
+    /// Runs the tool on both logs; returns what it printed.
     fn ingest(&self, database: &str) -> String {
-        let output = Command::new(support::example("ingest"))
+        let output = Command::new(env!("CARGO_BIN_EXE_trailseal-ingest"))
             .args(["--database", database, "--keys"])
             .arg(self.keys())
             .arg(self.web())
             .arg(self.mail())
             .output()
-            .expect("the ingest example runs");
+            .expect("the ingest tool runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
             output.status.success(),
@@ -61,7 +66,7 @@ impl Logs {
     /// `audit-verify --json` on the database: exit code and entries per
     /// trail.
     fn verify(&self, database: &str) -> (i32, Vec<(String, u64)>) {
-        let output = Command::new(BIN)
+        let output = Command::new(audit_verify())
             .args(["verify", "--json", "--quiet", "--key"])
             .arg(self.keys().join("verification.key"))
             .arg(database)
@@ -83,7 +88,7 @@ impl Logs {
     }
 }
 
-/// What the example reports for one file: `NAME: N lines as FORMAT, …`.
+/// What the tool reports for one file: `NAME: N lines as FORMAT, …`.
 fn lines_reported(stdout: &str, path: &Path) -> Option<usize> {
     let prefix = format!("{}: ", path.display());
     stdout.lines().find_map(|line| {
@@ -139,14 +144,14 @@ fn seals_resumes_and_verifies(database: &str) {
 }
 
 #[test]
-fn ingest_example_into_sqlite() {
+fn ingest_tool_into_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("trail.db").display());
     seals_resumes_and_verifies(&url);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ingest_example_into_postgres() {
+async fn ingest_tool_into_postgres() {
     let url = pg::fresh_database().await;
     tokio::task::spawn_blocking(move || seals_resumes_and_verifies(&url))
         .await

@@ -1,6 +1,7 @@
 //! The `audit-verify` binary on real files: exit codes, JSON findings and
 //! the human report.
 
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};

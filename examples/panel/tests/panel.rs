@@ -3,7 +3,7 @@
 //! right actor, context and call site, and their English and German
 //! sentences.
 
-#[path = "../examples/panel/app.rs"]
+#[path = "../app.rs"]
 mod app;
 
 use std::net::SocketAddr;

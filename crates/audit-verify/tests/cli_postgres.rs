@@ -1,7 +1,9 @@
 //! `audit-verify` on a real PostgreSQL trail: intact, then tampered with
 //! plain SQL.
 
+#[path = "../../../tests/pg/mod.rs"]
 mod pg;
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! that was not, tried again on real SQLite files and exports with the
 //! real binary. Each test names what must never pass.
 
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -1100,18 +1101,18 @@ async fn a_key_file_taken_after_a_one_off_ingest_run_rewrites_nothing_of_it() {
     use futures_util::TryStreamExt;
     use trailseal::{KeyError, Store, seal::EntryDraft};
     let dir = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ingest");
+    let fixtures = support::repository().join("tests/fixtures/ingest");
     for name in ["web-access.log", "postfix.log"] {
         std::fs::copy(fixtures.join(name), dir.path().join(name)).unwrap();
     }
     let database = format!("sqlite://{}", dir.path().join("logs.db").display());
-    let output = Command::new(support::example("ingest"))
+    let output = Command::new(support::binary("trailseal-ingest", "trailseal-ingest"))
         .args(["--database", &database, "--keys"])
         .arg(dir.path().join("keys"))
         .arg(dir.path().join("web-access.log"))
         .arg(dir.path().join("postfix.log"))
         .output()
-        .expect("the ingest example runs");
+        .expect("the ingest tool runs");
     assert!(output.status.success(), "{}", stderr(&output));
 
     // Nothing runs for a day; then the key file is copied.

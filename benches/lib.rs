@@ -1,0 +1,1 @@
+//! Nothing but benchmarks: see the `*.rs` files beside this one.
