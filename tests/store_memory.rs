@@ -1,7 +1,5 @@
 //! The backend conformance suite against `MemoryStore`.
 
-mod conformance;
-
 use std::sync::Arc;
 
 use trailseal::{MemoryStore, Store};
@@ -10,4 +8,4 @@ async fn fresh() -> (Arc<dyn Store>, ()) {
     (Arc::new(MemoryStore::new()), ())
 }
 
-all_conformance_tests!(fresh());
+trailseal_conformance::all_conformance_tests!(fresh());

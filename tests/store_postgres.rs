@@ -3,7 +3,6 @@
 //! database, so they run in parallel. Then what only the PostgreSQL schema
 //! does: day partitions that many sessions create at once, and upgrades.
 
-mod conformance;
 mod pg;
 
 use std::sync::Arc;
@@ -20,7 +19,7 @@ async fn fresh() -> (Arc<dyn Store>, ()) {
     (Arc::new(store), ())
 }
 
-all_conformance_tests!(fresh());
+trailseal_conformance::all_conformance_tests!(fresh());
 
 // ---------------------------------------------------------------------
 // Day partitions created by many sessions at once.

@@ -1,8 +1,6 @@
 //! The backend conformance suite against `SqliteStore`, on real database
 //! files in temporary folders.
 
-mod conformance;
-
 use std::sync::Arc;
 
 use tempfile::TempDir;
@@ -16,4 +14,4 @@ async fn fresh() -> (Arc<dyn Store>, TempDir) {
     (Arc::new(store), dir)
 }
 
-all_conformance_tests!(fresh());
+trailseal_conformance::all_conformance_tests!(fresh());

@@ -1,8 +1,25 @@
-//! The backend conformance suite: what every `Store` must do, written once
-//! and run against each backend by a small test file per backend.
+//! The conformance suite for trailseal's [`Store`] backends: what every
+//! store must do, written once, run against `MemoryStore`, `SqliteStore`
+//! and `PostgresStore` by trailseal's own tests, and ready for a backend
+//! written elsewhere.
 //!
 //! Every function takes a fresh, empty store and checks behaviour through
-//! the `Store` trait only, so it stays backend-neutral.
+//! the `Store` trait only, so it stays backend-neutral. A third-party
+//! backend runs all of it with one macro call in an integration test (its
+//! dev-dependencies need `tokio` with the `macros` and `rt-multi-thread`
+//! features):
+//!
+//! ```ignore
+//! use std::sync::Arc;
+//! use trailseal::Store;
+//!
+//! /// A fresh, empty store, and whatever must live as long as the test.
+//! async fn fresh() -> (Arc<dyn Store>, ()) {
+//!     (Arc::new(MyStore::connect_to_a_new_database().await), ())
+//! }
+//!
+//! trailseal_conformance::all_conformance_tests!(fresh());
+//! ```
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,6 +29,7 @@ use futures_util::TryStreamExt;
 use trailseal::{
     Actor, Body, Entry, EntryKind, Event, Field, ManualClock, Query, SealingKey, Store, StoreError,
     Trail, Verifier,
+    model::Snapshot,
     model::{Digest, Mac, Salt},
     store::{Cursor, PreviousAppend, StoredEntry},
 };
@@ -26,7 +44,7 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let (store, _guard) = $fresh.await;
-                conformance::$name(store).await;
+                $crate::$name(store).await;
             }
         )*
     };
@@ -54,10 +72,13 @@ macro_rules! all_conformance_tests {
             delete_events_removes_only_events_in_the_range,
             erase_fields_erases_values_and_their_query_copies,
             restricted_entries_are_left_out_of_queries_but_not_scans,
+            snapshots_round_trip_and_the_newest_is_found,
         );
     };
 }
 
+/// The time of the first entry [`entries`] makes: a fixed date, so that
+/// nothing depends on today.
 pub fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap()
 }
@@ -137,6 +158,7 @@ async fn scan_stored_all(store: &dyn Store, trail: &str) -> Vec<StoredEntry> {
     store.scan_stored(trail, 0).try_collect().await.unwrap()
 }
 
+/// A new store lists no trail and has no head, and scans to nothing.
 pub async fn empty_store_has_no_trails_and_no_head(store: Arc<dyn Store>) {
     assert_eq!(store.trails().await.unwrap(), Vec::<String>::new());
     assert_eq!(store.head("admin").await.unwrap(), None);
@@ -149,6 +171,7 @@ pub async fn empty_store_has_no_trails_and_no_head(store: Arc<dyn Store>) {
     assert_eq!(page.next, None);
 }
 
+/// Every field of every kind of entry comes back exactly as appended.
 pub async fn every_field_round_trips_exactly(store: Arc<dyn Store>) {
     let unusual = [
         "kunde123",
@@ -241,6 +264,8 @@ pub async fn every_field_round_trips_exactly(store: Arc<dyn Store>) {
     }
 }
 
+/// An append states the head it follows and fails with a conflict when
+/// another append got there first.
 pub async fn append_is_conditional_on_the_head(store: Arc<dyn Store>) {
     let batch = entries("admin", 0, 5, TimeDelta::seconds(1));
     store.append("admin", None, &batch).await.unwrap();
@@ -278,6 +303,7 @@ pub async fn append_is_conditional_on_the_head(store: Arc<dyn Store>) {
     assert_eq!(store.head("admin").await.unwrap().unwrap().seq, 7);
 }
 
+/// A pipelined append commits only after the append it follows did.
 pub async fn pipelined_append_follows_only_a_committed_append(store: Arc<dyn Store>) {
     let first = entries("admin", 0, 3, TimeDelta::seconds(1));
     let second = entries("admin", 3, 2, TimeDelta::seconds(1));
@@ -328,6 +354,7 @@ pub async fn pipelined_append_follows_only_a_committed_append(store: Arc<dyn Sto
     assert_eq!(scan_all(&*store, "admin", 0).await, both);
 }
 
+/// Batches with gaps, wrong trails or a wrong first seq are refused whole.
 pub async fn malformed_batches_are_refused(store: Arc<dyn Store>) {
     let mut gap = entries("admin", 0, 4, TimeDelta::seconds(1));
     gap.remove(2);
@@ -346,6 +373,7 @@ pub async fn malformed_batches_are_refused(store: Arc<dyn Store>) {
     assert!(store.trails().await.unwrap().is_empty());
 }
 
+/// An empty batch is accepted and stores nothing.
 pub async fn empty_batch_stores_nothing(store: Arc<dyn Store>) {
     store.append("admin", None, &[]).await.unwrap();
     assert_eq!(store.head("admin").await.unwrap(), None);
@@ -358,6 +386,7 @@ pub async fn empty_batch_stores_nothing(store: Arc<dyn Store>) {
     assert_eq!(scan_all(&*store, "admin", 0).await, batch);
 }
 
+/// A scan streams a trail in seq order from any seq.
 pub async fn scan_streams_in_seq_order_from_any_seq(store: Arc<dyn Store>) {
     // More than two chunks of every backend (PostgreSQL reads 4,000 rows
     // at a time), appended in uneven batches.
@@ -376,6 +405,7 @@ pub async fn scan_streams_in_seq_order_from_any_seq(store: Arc<dyn Store>) {
     assert!(scan_all(&*store, "admin", 0).await.is_empty());
 }
 
+/// Trails do not see each other's entries and are listed by name.
 pub async fn trails_are_independent_and_listed_in_order(store: Arc<dyn Store>) {
     for trail in ["web", "admin", "php-mail", "mail_box"] {
         let batch = entries(trail, 0, 3, TimeDelta::seconds(1));
@@ -397,6 +427,7 @@ pub async fn trails_are_independent_and_listed_in_order(store: Arc<dyn Store>) {
     );
 }
 
+/// An epoch summary counts the entries of one epoch, not its seals.
 pub async fn epoch_summary_counts_one_epoch_without_seals(store: Arc<dyn Store>) {
     // Epoch 0 holds seqs 0..10 of which one is made a seal; epoch 1 holds 10..20.
     let mut batch = entries("admin", 0, 25, TimeDelta::seconds(3));
@@ -457,6 +488,7 @@ async fn collect_pages(store: &dyn Store, query: &Query) -> Vec<Entry> {
     }
 }
 
+/// Every query filter selects what filtering all entries by hand does.
 pub async fn query_filters_match_the_reference(store: Arc<dyn Store>) {
     let all = fill_for_queries(&*store).await;
     let t = |seconds| start() + TimeDelta::seconds(seconds);
@@ -504,6 +536,7 @@ pub async fn query_filters_match_the_reference(store: Arc<dyn Store>) {
     assert!(!failures.is_empty() && failures.len() < all.len() / 4);
 }
 
+/// Pages cover every match exactly once, oldest and newest first.
 pub async fn query_pages_cover_everything_once_in_both_orders(store: Arc<dyn Store>) {
     let all = fill_for_queries(&*store).await;
     for limit in [1, 7, 100, 319, 320, 321] {
@@ -547,6 +580,7 @@ pub async fn query_pages_cover_everything_once_in_both_orders(store: Arc<dyn Sto
     assert_eq!(seqs, (0..150).collect::<Vec<_>>());
 }
 
+/// Page sizes out of range and cursors of another query are refused.
 pub async fn query_rejects_bad_page_sizes_and_cursors(store: Arc<dyn Store>) {
     fill_for_queries(&*store).await;
     for limit in [0, trailseal::store::MAX_PAGE_SIZE + 1] {
@@ -675,6 +709,7 @@ pub async fn concurrent_writers_make_one_linear_chain(store: Arc<dyn Store>) {
     assert_eq!(seqs.len(), 300);
 }
 
+/// Deleting a range removes its events and nothing else.
 pub async fn delete_events_removes_only_events_in_the_range(store: Arc<dyn Store>) {
     let mut batch = entries("admin", 0, 20, TimeDelta::seconds(1));
     batch[5].kind = EntryKind::EpochSeal;
@@ -704,6 +739,8 @@ pub async fn delete_events_removes_only_events_in_the_range(store: Arc<dyn Store
     assert_eq!(store.delete_events("admin", 0, 0).await.unwrap(), 0);
 }
 
+/// Erasing fields removes their values and salts, and the copies a
+/// store keeps for queries, so erased values are found no more.
 pub async fn erase_fields_erases_values_and_their_query_copies(store: Arc<dyn Store>) {
     let batch = entries("admin", 0, 12, TimeDelta::seconds(1));
     store.append("admin", None, &batch).await.unwrap();
@@ -770,6 +807,8 @@ pub async fn erase_fields_erases_values_and_their_query_copies(store: Arc<dyn St
     );
 }
 
+/// Restricted entries are left out of queries unless asked for, and
+/// still scanned.
 pub async fn restricted_entries_are_left_out_of_queries_but_not_scans(store: Arc<dyn Store>) {
     let batch = entries("admin", 0, 12, TimeDelta::seconds(1));
     store.append("admin", None, &batch).await.unwrap();
@@ -812,4 +851,71 @@ pub async fn restricted_entries_are_left_out_of_queries_but_not_scans(store: Arc
     );
     assert_eq!(store.restrict("admin", &[2, 5], false).await.unwrap(), 2);
     assert_eq!(seqs(store.query(&all).await.unwrap()).len(), 12);
+}
+
+/// A snapshot comes back exactly as put; one with the same trail, name and
+/// seq replaces it; without a seq the newest is found, with one exactly
+/// that one; trails and names are kept apart.
+pub async fn snapshots_round_trip_and_the_newest_is_found(store: Arc<dyn Store>) {
+    let snapshot = |trail: &str, name: &str, upto_seq: u64, state: &str| Snapshot {
+        trail: trail.to_owned(),
+        name: name.to_owned(),
+        upto_seq,
+        state: state.to_owned(),
+    };
+    assert_eq!(
+        store.snapshot("admin", "inventory", None).await.unwrap(),
+        None
+    );
+
+    let unusual = r#"{"tenant":"kunde123","note":"ä\u0000\n\t 'quoted'"}"#;
+    for (trail, name, upto_seq, state) in [
+        ("admin", "inventory", 10, unusual),
+        ("admin", "inventory", 40, r#"{"v":40}"#),
+        ("admin", "inventory", 20, r#"{"v":20}"#),
+        ("admin", "logins", 90, "{}"),
+        ("web", "inventory", 99, "{}"),
+    ] {
+        let kept = snapshot(trail, name, upto_seq, state);
+        store.put_snapshot(&kept).await.unwrap();
+    }
+
+    let newest = store.snapshot("admin", "inventory", None).await.unwrap();
+    assert_eq!(
+        newest,
+        Some(snapshot("admin", "inventory", 40, r#"{"v":40}"#))
+    );
+    let exact = store
+        .snapshot("admin", "inventory", Some(10))
+        .await
+        .unwrap();
+    assert_eq!(exact, Some(snapshot("admin", "inventory", 10, unusual)));
+    assert_eq!(
+        store
+            .snapshot("admin", "inventory", Some(30))
+            .await
+            .unwrap(),
+        None,
+        "no snapshot covers exactly seq 30"
+    );
+
+    let replacement = snapshot("admin", "inventory", 40, r#"{"v":41}"#);
+    store.put_snapshot(&replacement).await.unwrap();
+    let replaced = store
+        .snapshot("admin", "inventory", Some(40))
+        .await
+        .unwrap();
+    assert_eq!(replaced, Some(replacement));
+    assert_eq!(
+        store.snapshot("admin", "logins", None).await.unwrap(),
+        Some(snapshot("admin", "logins", 90, "{}"))
+    );
+    assert_eq!(
+        store.snapshot("web", "inventory", None).await.unwrap(),
+        Some(snapshot("web", "inventory", 99, "{}"))
+    );
+    assert_eq!(
+        store.snapshot("mail", "inventory", None).await.unwrap(),
+        None
+    );
 }
