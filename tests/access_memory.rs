@@ -1,7 +1,5 @@
 //! The audited reader and subject exports on `MemoryStore`.
 
-mod access;
-
 use trailseal::MemoryStore;
 
 async fn fresh() -> (std::sync::Arc<dyn trailseal::Store>, ()) {

@@ -1,8 +1,7 @@
 //! The audited reader and subject exports on the real PostgreSQL server the
 //! test command provides.
 
-mod access;
-mod pg;
+use crate::pg;
 
 use trailseal::PostgresStore;
 

@@ -1,7 +1,5 @@
 //! The audited reader and subject exports on a real SQLite file.
 
-mod access;
-
 use trailseal::SqliteStore;
 
 async fn fresh() -> (std::sync::Arc<dyn trailseal::Store>, tempfile::TempDir) {

@@ -1,7 +1,7 @@
 //! Reading a JSON Lines export back: order, blocks decoded ahead, and the
 //! errors of a damaged file.
 
-mod support;
+use crate::support;
 
 use chrono::TimeDelta;
 use support::{Fixture, TRAIL, clone_key};

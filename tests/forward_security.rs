@@ -2,7 +2,7 @@
 //! only `K_e` of the current epoch. Whatever they do to entries of earlier
 //! epochs, the verifier catches it.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

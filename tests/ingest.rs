@@ -1,7 +1,7 @@
 //! Sealing real log files: every fixture line becomes one entry, the trail
 //! verifies, rotation and restarts lose and duplicate nothing.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;

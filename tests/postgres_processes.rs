@@ -3,7 +3,7 @@
 //! The process test runs its own test binary again as the writer
 //! processes; `WRITER_ROLE` selects that role.
 
-mod pg;
+use crate::pg;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -257,7 +257,13 @@ fn run_writer_role_if_child() -> bool {
 
 fn spawn_writer(test: &str, url: &str, key: &Path, name: &str, millis: u64) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            &crate::test_path!(test),
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(
             WRITER_ROLE,
             format!("{url}|{}|{name}|{millis}", key.display()),

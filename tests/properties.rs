@@ -1,7 +1,7 @@
 //! Property tests: honest trails always verify; any change to stored data
 //! never does.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

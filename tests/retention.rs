@@ -6,7 +6,7 @@
 //! PostgreSQL database. Tampering goes to the stored data itself: the
 //! backend's own delete and erase, and raw SQL updates of a row's body.
 
-mod pg;
+use crate::pg;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

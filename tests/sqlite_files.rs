@@ -1,7 +1,7 @@
 //! `SqliteStore` on files that are not what they should be: each is refused
 //! with a typed error, and nothing is written to it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

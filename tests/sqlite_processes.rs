@@ -107,7 +107,13 @@ fn spawn_writer(test: &str, args: &WriterArgs) -> Child {
         args.events
     );
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            &crate::test_path!(test),
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(WRITER_ROLE, role)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

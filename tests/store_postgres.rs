@@ -3,7 +3,7 @@
 //! database, so they run in parallel. Then what only the PostgreSQL schema
 //! does: day partitions that many sessions create at once, and upgrades.
 
-mod pg;
+use crate::pg;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

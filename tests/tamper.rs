@@ -1,7 +1,7 @@
 //! Every tamper class of the threat model, applied to real stored data: the
 //! verifier must name the exact seq and kind.
 
-mod support;
+use crate::support;
 
 use chrono::TimeDelta;
 use support::{findings, position_of, standard_trail};

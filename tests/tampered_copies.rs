@@ -4,8 +4,8 @@
 //! disagree with its body, paging still covers every entry once, and the
 //! verifier names the entry.
 
-mod pg;
-mod support;
+use crate::pg;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

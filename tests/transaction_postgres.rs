@@ -2,8 +2,7 @@
 //! server the test command provides; the panel's table and the trail live
 //! in one database.
 
-mod pg;
-mod transaction;
+use crate::pg;
 
 use sqlx::postgres::PgPool;
 use trailseal::PostgresStore;

@@ -1,8 +1,6 @@
 //! Recording inside the panel's own SQLite transaction, on a real database
 //! file that holds both the panel's table and the trail.
 
-mod transaction;
-
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use tempfile::TempDir;
 use trailseal::SqliteStore;

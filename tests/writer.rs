@@ -1,7 +1,7 @@
 //! The group-commit writer: back-pressure, fail-closed batches, conflicts
 //! between writers, shutdown.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

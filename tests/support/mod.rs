@@ -64,6 +64,18 @@ pub fn repository() -> PathBuf {
         .to_path_buf()
 }
 
+/// The name the test harness gives test `name` of the module calling this,
+/// for running that one test in a child process.
+#[macro_export]
+macro_rules! test_path {
+    ($name:expr) => {
+        match module_path!().split_once("::") {
+            Some((_crate, module)) => format!("{module}::{}", $name),
+            None => $name.to_string(),
+        }
+    };
+}
+
 /// How many lines (line breaks) a file holds.
 pub fn line_count(path: &Path) -> usize {
     std::fs::read(path)
