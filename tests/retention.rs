@@ -232,7 +232,10 @@ async fn thirty_days_of_daily_pruning_verify_clean(fresh: Fresh) {
             setup.record_at(day(d) + Duration::hours(hour), 4).await;
         }
         if d == 4 {
+            assert!(setup.trail.holds().await.unwrap().is_empty());
             setup.trail.place_hold(&hold).await.unwrap();
+            let book = setup.trail.holds().await.unwrap();
+            assert_eq!((book.len(), book.is_empty()), (1, false));
         }
         if d == 15 {
             let erased = setup
@@ -262,6 +265,10 @@ async fn thirty_days_of_daily_pruning_verify_clean(fresh: Fresh) {
                 .release_hold("case-4711", "case closed")
                 .await
                 .unwrap();
+            // A released hold is still in the book, no longer in force.
+            let book = setup.trail.holds().await.unwrap();
+            assert_eq!(book.len(), 1);
+            assert_eq!(book.active(u64::MAX, setup.clock.now()).count(), 0);
         }
         setup.clock.set(day(d) + Duration::hours(23));
         let run = setup.trail.enforce_retention(&policy).await.unwrap();

@@ -281,6 +281,16 @@ impl HoldBook {
         &self.holds
     }
 
+    /// How many holds were ever placed, released ones included.
+    pub fn len(&self) -> usize {
+        self.holds.len()
+    }
+
+    /// Whether no hold was ever placed.
+    pub fn is_empty(&self) -> bool {
+        self.holds.is_empty()
+    }
+
     /// The holds in force at `now` that were placed (and not released)
     /// before seq `before`.
     pub fn active(&self, before: u64, now: DateTime<Utc>) -> impl Iterator<Item = &LegalHold> {
