@@ -1,8 +1,7 @@
 //! The `audit-verify` binary on real files: exit codes, JSON findings and
 //! the human report.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,10 +1,8 @@
 //! `audit-verify` on a real PostgreSQL trail: intact, then tampered with
 //! plain SQL.
 
-#[path = "../../../tests/pg/mod.rs"]
-mod pg;
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use crate::pg;
+use crate::support;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -1,8 +1,7 @@
 //! `audit-verify` on a real SQLite trail made by the quickstart example,
 //! tampered with plain SQL: exit codes and JSON findings.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -4,8 +4,7 @@
 //! The terminal is a pseudo-terminal made by util-linux `script`, so the
 //! binary sees stdout and stderr as a terminal, exactly as in a shell.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

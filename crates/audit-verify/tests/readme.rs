@@ -2,8 +2,7 @@
 //! then every `audit-verify` line of "Verifying a trail" (all but
 //! `cargo install`, which would change this machine).
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

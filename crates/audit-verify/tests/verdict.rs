@@ -2,8 +2,7 @@
 //! that was not, tried again on real SQLite files and exports with the
 //! real binary. Each test names what must never pass.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
