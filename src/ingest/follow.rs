@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::line::{LineParser, ParseOptions};
+use super::fields::ParseOptions;
+use super::line::LineParser;
 use super::{IngestError, IngestStats, LogFormat, MAX_LINE_LEN};
 use crate::event::Event;
 use crate::model::EntryKind;

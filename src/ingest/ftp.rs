@@ -22,7 +22,7 @@
 
 use std::net::IpAddr;
 
-use super::line::{ParseOptions, Unrecognised, clip, text_field};
+use super::fields::{ParseOptions, Unrecognised, clip, text_field};
 use super::{MAX_FIELD_LEN, syslog, time};
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};

@@ -4,59 +4,15 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, FixedOffset, Offset, Utc};
 use serde_json::{Map, Value};
 
+use super::fields::{ParseOptions, clip, mask_passwords};
 use super::{
     LogFormat, MAX_FIELD_LEN, MAX_LINE_LEN, MAX_UNPARSED_LEN, UNPARSED_ACTION, ftp, mail, mailbox,
     mailinglist, phpmail, web,
 };
-use crate::event::{Actor, Context, Event, EventBuilder, Outcome, SECRET_MARKER};
+use crate::event::{Actor, Context, Event, Outcome};
 use crate::model::escape_text;
-
-/// What a parser needs to know that the log lines do not say.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ParseOptions {
-    /// The domain of a web access log without a virtual host column (the
-    /// log of one site); `None` records such requests without a target.
-    pub default_domain: Option<String>,
-    /// The zone of timestamps that carry none (syslog, vsftpd, Mailman).
-    pub utc_offset: FixedOffset,
-    /// The time the year of a yearless syslog stamp is inferred from: its
-    /// year, or the year before when the stamp would lie in the future.
-    pub year_reference: DateTime<Utc>,
-}
-
-impl Default for ParseOptions {
-    fn default() -> Self {
-        Self {
-            default_domain: None,
-            utc_offset: Utc.fix(),
-            year_reference: Utc::now(),
-        }
-    }
-}
-
-impl ParseOptions {
-    /// The domain of a web access log without a virtual host column.
-    pub fn default_domain(mut self, domain: impl Into<String>) -> Self {
-        self.default_domain = Some(domain.into());
-        self
-    }
-
-    /// The zone of timestamps that carry none.
-    pub fn utc_offset(mut self, offset: FixedOffset) -> Self {
-        self.utc_offset = offset;
-        self
-    }
-
-    /// The time the year of yearless syslog stamps is inferred from.
-    pub fn year_reference(mut self, time: DateTime<Utc>) -> Self {
-        self.year_reference = time;
-        self
-    }
-}
 
 /// The result of parsing one line: always an event to seal.
 #[derive(Clone, Debug)]
@@ -89,9 +45,6 @@ pub struct LineParser {
     options: ParseOptions,
     queue: mail::QueueTable,
 }
-
-/// Why a line is not in the expected format.
-pub(super) type Unrecognised = &'static str;
 
 impl LineParser {
     /// A parser for `format`.
@@ -190,110 +143,5 @@ impl LineParser {
             invalid_utf8,
             unparsed: Some(Cow::Owned(reason.to_owned())),
         }
-    }
-}
-
-/// The longest prefix of `text` of at most `max` bytes that ends on a
-/// character boundary.
-pub(super) fn clip(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// Adds a free-text field: escaped, cut to [`MAX_FIELD_LEN`] with the
-/// original length as `<key>_len` when cut.
-pub(super) fn text_field(builder: EventBuilder, key: &'static str, value: &str) -> EventBuilder {
-    let escaped = escape_text(value);
-    if escaped.len() <= MAX_FIELD_LEN {
-        return builder.meta(key, escaped.into_owned());
-    }
-    builder
-        .meta(key, clip(&escaped, MAX_FIELD_LEN).to_owned())
-        .meta(format!("{key}_len"), value.len())
-}
-
-/// Words after which daemons (Dovecot's `auth_verbose_passwords`, query
-/// strings of login forms) write a password.
-const PASSWORD_WORDS: [&str; 3] = ["password", "passwd", "pass"];
-
-/// Masks the value after `password=`, `password:` (also `passwd`, `pass`,
-/// any case): a password must never reach the trail, not even inside a
-/// line sealed as unparsed. The value runs to the next space, `,`, `)`,
-/// `;`, `&` or `]`.
-pub(super) fn mask_passwords(text: &str) -> Cow<'_, str> {
-    // The common case, no "pass" at all, costs one scan and no allocation.
-    if !text
-        .as_bytes()
-        .windows(4)
-        .any(|w| w.eq_ignore_ascii_case(b"pass"))
-    {
-        return Cow::Borrowed(text);
-    }
-    let lower = text.to_ascii_lowercase();
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    let mut search = 0;
-    while let Some(found) = lower[search..].find("pass") {
-        let start = search + found;
-        let word = PASSWORD_WORDS
-            .iter()
-            .find(|word| lower[start..].starts_with(*word))
-            .map_or(4, |word| word.len());
-        let mut i = start + word;
-        while i < bytes.len() && bytes[i] == b' ' {
-            i += 1;
-        }
-        if i < bytes.len() && matches!(bytes[i], b'=' | b':') {
-            i += 1;
-            while i < bytes.len() && bytes[i] == b' ' {
-                i += 1;
-            }
-            let end = bytes[i..]
-                .iter()
-                .position(|b| matches!(b, b' ' | b',' | b')' | b';' | b'&' | b']'))
-                .map_or(bytes.len(), |n| i + n);
-            if end > i {
-                out.push_str(&text[copied..i]);
-                out.push_str(SECRET_MARKER);
-                copied = end;
-            }
-            search = end.max(i);
-        } else {
-            search = i;
-        }
-    }
-    out.push_str(&text[copied..]);
-    Cow::Owned(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_masked_wherever_they_appear() {
-        let masked = mask_passwords(
-            "auth: passwd-file(alice,1.2.3.4): Password mismatch (given password: hunter2)",
-        );
-        assert!(!masked.contains("hunter2"), "{masked}");
-        let masked = mask_passwords("GET /login?user=a&Password=s3cret&x=1");
-        assert!(!masked.contains("s3cret"), "{masked}");
-        assert!(masked.contains("&x=1"));
-        assert_eq!(mask_passwords("no secrets here"), "no secrets here");
-        assert_eq!(mask_passwords("pass"), "pass");
-        assert_eq!(mask_passwords("password="), "password=");
-    }
-
-    #[test]
-    fn clip_never_splits_a_character() {
-        assert_eq!(clip("äöü", 3), "ä");
-        assert_eq!(clip("abc", 10), "abc");
     }
 }

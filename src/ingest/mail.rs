@@ -24,7 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::line::{ParseOptions, Unrecognised, text_field};
+use super::fields::{ParseOptions, Unrecognised, text_field};
 use super::syslog;
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};
@@ -169,7 +169,7 @@ fn delivery(queue_id: &str, rest: &str, known: &Queued) -> EventBuilder {
     match (status, status_text) {
         ("sent", Some(text)) => text_field(event, "status_text", text),
         ("sent", None) => event,
-        (_, text) => event.failure(super::line::clip(
+        (_, text) => event.failure(super::fields::clip(
             text.unwrap_or(status),
             super::MAX_FIELD_LEN,
         )),
@@ -228,7 +228,7 @@ fn reject_line(text: &str) -> Result<EventBuilder, Unrecognised> {
         event = event.ip(ip);
     }
     Ok(text_field(event, "status", "reject")
-        .failure(super::line::clip(reason, super::MAX_FIELD_LEN)))
+        .failure(super::fields::clip(reason, super::MAX_FIELD_LEN)))
 }
 
 /// The sender as actor; the null sender (bounces) is Postfix itself.

@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 
-use super::line::{ParseOptions, Unrecognised, clip};
+use super::fields::{ParseOptions, Unrecognised, clip};
 use super::mail::field;
 use super::{MAX_FIELD_LEN, syslog};
 use crate::HostingAction;
@@ -127,5 +127,5 @@ fn session_line(message: &str) -> Result<EventBuilder, Unrecognised> {
     if let Some(bytes) = bytes {
         event = event.meta("bytes", bytes);
     }
-    Ok(super::line::text_field(event, "text", text))
+    Ok(super::fields::text_field(event, "text", text))
 }

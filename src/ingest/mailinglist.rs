@@ -14,7 +14,7 @@
 //! `.remove` (`address`, and how in `via`), bounce lines (`bounce score`,
 //! `residual bounce`, `disabling`) `mailinglist.bounce` (`address`).
 
-use super::line::{ParseOptions, Unrecognised, clip, text_field};
+use super::fields::{ParseOptions, Unrecognised, clip, text_field};
 use super::mail::field;
 use super::{MAX_FIELD_LEN, time};
 use crate::HostingAction;

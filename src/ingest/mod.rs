@@ -22,6 +22,7 @@
 //! `docs/INGEST.md` shows an example line of each format and the fields
 //! taken from it.
 
+mod fields;
 mod follow;
 mod ftp;
 mod line;
@@ -33,8 +34,9 @@ mod syslog;
 mod time;
 mod web;
 
+pub use fields::ParseOptions;
 pub use follow::{FileId, Follower, FollowerBuilder, Position};
-pub use line::{LineParser, ParseOptions, ParsedLine};
+pub use line::{LineParser, ParsedLine};
 pub use mail::MAX_QUEUED_MESSAGES;
 
 use std::fmt;

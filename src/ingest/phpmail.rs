@@ -9,7 +9,7 @@
 //! the line has one; logged to syslog it has none), `recipient`, `sender`
 //! (the `From:` address), `message_id`, `x_mailer`, `subject`.
 
-use super::line::{ParseOptions, Unrecognised, text_field};
+use super::fields::{ParseOptions, Unrecognised, text_field};
 use super::time;
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::line::ParseOptions;
+use super::fields::ParseOptions;
 use super::time;
 
 /// One syslog line, split.

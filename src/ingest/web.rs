@@ -18,7 +18,7 @@
 
 use std::net::IpAddr;
 
-use super::line::{ParseOptions, Unrecognised, mask_passwords, text_field};
+use super::fields::{ParseOptions, Unrecognised, mask_passwords, text_field};
 use super::time;
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};
@@ -111,7 +111,7 @@ pub(super) fn parse(line: &str, options: &ParseOptions) -> Result<EventBuilder, 
         event = text_field(event, "referrer", &mask_passwords(referrer));
     }
     if let Some(user_agent) = user_agent.filter(|u| *u != "-") {
-        event = event.user_agent(super::line::clip(user_agent, super::MAX_FIELD_LEN));
+        event = event.user_agent(super::fields::clip(user_agent, super::MAX_FIELD_LEN));
     }
     Ok(event)
 }
