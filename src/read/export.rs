@@ -237,7 +237,7 @@ fn decode_line(line: u64, text: &[u8]) -> Option<Decoded> {
     }
     Some(serde_json::from_str(text).map_err(|err| {
         let reason = format!(
-            "line {line} is not an entry in its stored form (column {}): {}",
+            "not an entry in its stored form (column {}): {}",
             err.column(),
             err.classify_name()
         );

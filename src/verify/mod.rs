@@ -231,13 +231,12 @@ impl Verifier {
                     continue;
                 }
                 Err(StoreError::MalformedExport { line, reason }) => {
-                    let reason = format!("line {line} of the export: {reason}");
                     match current.clone() {
                         Some(trail) => {
                             let (run, batch) = self.run_of(&mut runs, &trail);
                             run.push_batch(std::mem::take(batch))?;
                             let seq = run.next_expected_seq();
-                            run.push_undecodable(seq, &reason)?;
+                            run.push_undecodable(seq, &export_line(line, &reason))?;
                         }
                         None => orphans.push((line, reason)),
                     }
@@ -264,8 +263,8 @@ impl Verifier {
                 }
                 current = Some(entry.trail.clone());
                 let (run, _) = self.run_of(&mut runs, &entry.trail);
-                for (_, reason) in orphans.drain(..) {
-                    run.push_undecodable(0, &reason)?;
+                for (line, reason) in orphans.drain(..) {
+                    run.push_undecodable(0, &export_line(line, &reason))?;
                 }
             }
             let (run, batch) = self.run_of(&mut runs, &entry.trail);
@@ -433,4 +432,9 @@ fn invalid_trail_report(name: &str) -> TrailReport {
         "entries are stored under this name, which is no valid trail name: no writer makes such a trail".into(),
     );
     report
+}
+
+/// A finding's message for a line of an export that could not be read.
+fn export_line(line: u64, reason: &str) -> String {
+    format!("line {line} of the export: {reason}")
 }

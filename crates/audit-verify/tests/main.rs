@@ -15,6 +15,7 @@ mod cli_postgres;
 mod cli_sqlite;
 #[cfg(feature = "sqlite")]
 mod cli_terminal;
+mod cmd;
 #[cfg(feature = "sqlite")]
 mod readme;
 #[cfg(feature = "sqlite")]
