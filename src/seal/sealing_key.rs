@@ -9,13 +9,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::evolution::{EpochKey, KEY_LEN, KeyLine, evolve, evolve_to, random_key, trail_branch};
+use super::key_file::{KEY_FILE_VERSION, check_key_file_header};
 use super::key_file::{
     decode_key, read_key_file, refuse_exposed, replace_secret_file, write_new_secret_file,
 };
-use super::keys::{
-    EpochKey, EpochSchedule, KEY_FILE_VERSION, KEY_LEN, KeyLine, VerificationKey,
-    check_key_file_header, evolve, evolve_to, random_key, trail_branch, validate_key_id,
-};
+use super::key_id::validate_key_id;
+use super::schedule::EpochSchedule;
+use super::verification_key::VerificationKey;
 use super::{SEALING_KEY_FILE, VERIFICATION_KEY_FILE};
 use crate::KeyError;
 use crate::model::Digest;
