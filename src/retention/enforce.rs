@@ -1,23 +1,21 @@
-//! Retention runs, legal holds and erasure requests on a [`Trail`].
+//! Retention runs on a [`Trail`]: what a policy lets expire is deleted and
+//! what it makes due is erased, except where a legal hold stands, now or
+//! in the background.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
 
-use super::hold::{HoldBook, LegalHold, release_body};
+use super::hold::LegalHold;
 use super::policy::{RetentionFacts, RetentionPolicy};
-use super::record::{
-    PrunedRange, RedactedRange, RedactionRecord, RestrictionRecord, RetentionRecord, push_redacted,
-    redacted_ranges,
-};
+use super::read_all;
+use super::record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted};
 use super::snapshot::Snapshotter;
-use crate::Subject;
+use crate::Result;
 use crate::model::{Entry, EntryKind, Field, Snapshot, SnapshotRef};
-use crate::store::{Erasure, Query, Store};
-use crate::write::{Receipt, Trail};
-use crate::{Error, Result};
+use crate::store::Query;
+use crate::write::Trail;
 
 /// The most entries one deleted range (and so one delete statement) holds,
 /// so that a run never locks the trail's table for long.
@@ -26,12 +24,6 @@ pub const MAX_PRUNED_RANGE: u64 = 2_000;
 /// Pause between two deletes of a run, so that writers waiting for the
 /// store's write lock (SQLite has one per file) get it in between.
 const PAUSE_BETWEEN_DELETES: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// Entries erased per store call.
-const ERASURE_BATCH: usize = 1_000;
-
-/// Page size of the reads of holds and contract ends.
-const READ_PAGE: usize = 1_000;
 
 /// What one retention run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,79 +43,7 @@ pub struct RetentionRun {
     pub redacted: u64,
 }
 
-/// What one erasure request did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ErasureRun {
-    /// Seq of the sealed redaction record, if anything was erased.
-    pub redaction_seq: Option<u64>,
-    /// Entries whose personal fields were erased.
-    pub erased: u64,
-    /// Entries about the subject left as they are because a legal hold
-    /// covers them.
-    pub held: Vec<u64>,
-}
-
 impl Trail {
-    /// Places a legal hold on this trail by appending a sealed `hold_placed`
-    /// entry. The hold must name this trail; place it on every trail it
-    /// names (see [`LegalHold`]).
-    pub async fn place_hold(&self, hold: &LegalHold) -> Result<Receipt> {
-        hold.validate()?;
-        if !hold.trails.iter().any(|trail| trail == self.name()) {
-            return Err(Error::InvalidHold {
-                reason: format!("it does not name the {} trail", self.name()),
-            });
-        }
-        if self
-            .holds()
-            .await?
-            .active(u64::MAX, self.clock().now())
-            .any(|h| h.id == hold.id)
-        {
-            return Err(Error::InvalidHold {
-                reason: format!("a hold with id {:?} is already in force", hold.id),
-            });
-        }
-        self.append_record(EntryKind::HoldPlaced, hold.to_body())
-            .await
-    }
-
-    /// Releases a hold in force by appending a sealed `hold_released` entry.
-    pub async fn release_hold(&self, id: &str, reason: &str) -> Result<Receipt> {
-        let book = self.holds().await?;
-        if !book
-            .active(u64::MAX, self.clock().now())
-            .any(|hold| hold.id == id)
-        {
-            return Err(Error::UnknownHold {
-                trail: self.name().to_owned(),
-                id: crate::model::escape_text(id).into_owned(),
-            });
-        }
-        self.append_record(EntryKind::HoldReleased, release_body(id, reason))
-            .await
-    }
-
-    /// Every hold placed on this trail, with its release if any, read from
-    /// the trail's hold entries.
-    pub async fn holds(&self) -> Result<HoldBook> {
-        let mut entries = Vec::new();
-        for kind in [EntryKind::HoldPlaced, EntryKind::HoldReleased] {
-            let query = Query::new()
-                .trail(self.name())
-                .kind(kind)
-                .include_restricted();
-            read_all(self.store().as_ref(), query, |entry| entries.push(entry)).await?;
-        }
-        entries.sort_by_key(|entry| entry.seq);
-        let mut book = HoldBook::default();
-        for entry in &entries {
-            book.apply(entry);
-        }
-        Ok(book)
-    }
-
     /// Runs retention now (by the trail's clock); see
     /// [`Trail::enforce_retention_at`].
     pub async fn enforce_retention(&self, policy: &dyn RetentionPolicy) -> Result<RetentionRun> {
@@ -246,84 +166,6 @@ impl Trail {
         Ok(run)
     }
 
-    /// Erases the personal fields of every entry about `subject` (a data
-    /// subject's erasure request, `request` being its reference), except
-    /// entries a legal hold in force covers, which are reported. One sealed
-    /// redaction record names the entries and fields; the chain still
-    /// verifies.
-    pub async fn erase_subject(&self, subject: &Subject, request: &str) -> Result<ErasureRun> {
-        let now = self.clock().now();
-        let book = self.holds().await?;
-        let holds: Vec<&LegalHold> = book.active(u64::MAX, now).collect();
-        let mut held = Vec::new();
-        let mut erasures = Vec::new();
-        for entry in self.entries_about(subject).await?.into_values() {
-            if holds.iter().any(|hold| hold.holds(&entry)) {
-                held.push(entry.seq);
-            } else {
-                let fields = personal_fields(&entry);
-                if !fields.is_empty() {
-                    erasures.push((entry.seq, fields));
-                }
-            }
-        }
-        let mut run = ErasureRun {
-            held,
-            ..ErasureRun::default()
-        };
-        if !erasures.is_empty() {
-            let record = RedactionRecord {
-                reason: "erasure request".into(),
-                request: Some(crate::model::escape_text(request).into_owned()),
-                entries: redacted_ranges(erasures),
-            };
-            let (seq, erased) = self.redact(&record).await?;
-            run.redaction_seq = Some(seq);
-            run.erased = erased;
-        }
-        Ok(run)
-    }
-
-    /// Restricts the processing of every entry about `subject` (GDPR
-    /// Art. 18), or lifts the restriction with `restricted = false`.
-    /// Restricted entries stay stored and verified but are left out of
-    /// queries unless they ask for them ([`Query::include_restricted`]).
-    ///
-    /// One sealed `restriction` record names the entries first, then their
-    /// flags are set; the verifier reports a flag that the trail's
-    /// restriction records do not state. Nothing is recorded when no entry
-    /// is about the subject. Returns how many entries changed.
-    pub async fn restrict_subject(&self, subject: &Subject, restricted: bool) -> Result<u64> {
-        let seqs: Vec<u64> = self.entries_about(subject).await?.into_keys().collect();
-        if seqs.is_empty() {
-            return Ok(0);
-        }
-        let record = RestrictionRecord::of(restricted, seqs.iter().copied());
-        self.append_record(EntryKind::Restriction, record.to_body())
-            .await?;
-        let mut changed = 0;
-        for chunk in seqs.chunks(ERASURE_BATCH) {
-            changed += self
-                .store()
-                .restrict(self.name(), chunk, restricted)
-                .await?;
-        }
-        Ok(changed)
-    }
-
-    /// The events of this trail any facet of the subject selects
-    /// (restricted ones included), by seq.
-    async fn entries_about(&self, subject: &Subject) -> Result<BTreeMap<u64, Entry>> {
-        let mut entries = BTreeMap::new();
-        for query in subject.event_queries(self.name()) {
-            read_all(self.store().as_ref(), query, |entry| {
-                entries.insert(entry.seq, entry);
-            })
-            .await?;
-        }
-        Ok(entries)
-    }
-
     /// Stores each projection's state over the trail up to its head.
     async fn keep_snapshots(&self, projections: &[&dyn Snapshotter]) -> Result<Vec<SnapshotRef>> {
         if projections.is_empty() {
@@ -349,31 +191,6 @@ impl Trail {
             references.push(snapshot.reference());
         }
         Ok(references)
-    }
-
-    /// Seals the redaction record, then erases what it names.
-    async fn redact(&self, record: &RedactionRecord) -> Result<(u64, u64)> {
-        let receipt = self
-            .append_record(EntryKind::Redaction, record.to_body())
-            .await?;
-        let mut erased = 0;
-        let mut batch = Vec::with_capacity(ERASURE_BATCH);
-        for range in &record.entries {
-            for seq in range.first..=range.last {
-                batch.push(Erasure {
-                    seq,
-                    fields: range.fields.clone(),
-                });
-                if batch.len() == ERASURE_BATCH {
-                    erased += self.store().erase_fields(self.name(), &batch).await?;
-                    batch.clear();
-                }
-            }
-        }
-        if !batch.is_empty() {
-            erased += self.store().erase_fields(self.name(), &batch).await?;
-        }
-        Ok((receipt.seq, erased))
     }
 
     /// Contract ends, folded from the trail's `contract.terminated` events.
@@ -517,34 +334,9 @@ impl RunPlan {
     }
 }
 
-/// The names of the personal fields of an entry that still hold a value.
-fn personal_fields(entry: &Entry) -> Vec<String> {
-    entry
-        .body
-        .iter()
-        .filter(|(_, field)| matches!(field, Field::Personal { .. }))
-        .map(|(name, _)| name.to_owned())
-        .collect()
-}
-
 /// `now` minus an age, or `now` itself for no age.
 fn before(now: DateTime<Utc>, age: Option<Duration>) -> DateTime<Utc> {
     age.and_then(|age| now.checked_sub_signed(age))
         .unwrap_or(now)
         .min(now)
-}
-
-/// Reads every page of a query, oldest first.
-async fn read_all(store: &dyn Store, query: Query, mut each: impl FnMut(Entry)) -> Result<()> {
-    let mut query = query.limit(READ_PAGE);
-    loop {
-        let page = store.query(&query).await?;
-        for entry in page.entries {
-            each(entry);
-        }
-        match page.next {
-            Some(cursor) => query = query.after(cursor),
-            None => return Ok(()),
-        }
-    }
 }

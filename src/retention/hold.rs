@@ -1,14 +1,18 @@
 //! Legal holds: sealed `hold.placed` / `hold.released` entries that exempt
-//! part of a trail from pruning and redaction.
+//! part of a trail from pruning and redaction, placed and released on a
+//! [`Trail`].
 
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
+use super::read_all;
 use super::record::parse_time;
 use crate::event::{MAX_IDENTIFIER_LEN, MAX_TEXT_LEN};
 use crate::model::{Body, Entry, EntryKind};
 use crate::model::{format_timestamp, validate_trail_name};
+use crate::store::Query;
+use crate::write::{Receipt, Trail};
 use crate::{Error, Result};
 
 /// Body field names of hold records.
@@ -304,5 +308,66 @@ impl HoldBook {
                     && placed.hold.in_force_at(now)
             })
             .map(|placed| &placed.hold)
+    }
+}
+
+impl Trail {
+    /// Places a legal hold on this trail by appending a sealed `hold_placed`
+    /// entry. The hold must name this trail; place it on every trail it
+    /// names (see [`LegalHold`]).
+    pub async fn place_hold(&self, hold: &LegalHold) -> Result<Receipt> {
+        hold.validate()?;
+        if !hold.trails.iter().any(|trail| trail == self.name()) {
+            return Err(Error::InvalidHold {
+                reason: format!("it does not name the {} trail", self.name()),
+            });
+        }
+        if self
+            .holds()
+            .await?
+            .active(u64::MAX, self.clock().now())
+            .any(|h| h.id == hold.id)
+        {
+            return Err(Error::InvalidHold {
+                reason: format!("a hold with id {:?} is already in force", hold.id),
+            });
+        }
+        self.append_record(EntryKind::HoldPlaced, hold.to_body())
+            .await
+    }
+
+    /// Releases a hold in force by appending a sealed `hold_released` entry.
+    pub async fn release_hold(&self, id: &str, reason: &str) -> Result<Receipt> {
+        let book = self.holds().await?;
+        if !book
+            .active(u64::MAX, self.clock().now())
+            .any(|hold| hold.id == id)
+        {
+            return Err(Error::UnknownHold {
+                trail: self.name().to_owned(),
+                id: crate::model::escape_text(id).into_owned(),
+            });
+        }
+        self.append_record(EntryKind::HoldReleased, release_body(id, reason))
+            .await
+    }
+
+    /// Every hold placed on this trail, with its release if any, read from
+    /// the trail's hold entries.
+    pub async fn holds(&self) -> Result<HoldBook> {
+        let mut entries = Vec::new();
+        for kind in [EntryKind::HoldPlaced, EntryKind::HoldReleased] {
+            let query = Query::new()
+                .trail(self.name())
+                .kind(kind)
+                .include_restricted();
+            read_all(self.store().as_ref(), query, |entry| entries.push(entry)).await?;
+        }
+        entries.sort_by_key(|entry| entry.seq);
+        let mut book = HoldBook::default();
+        for entry in &entries {
+            book.apply(entry);
+        }
+        Ok(book)
     }
 }

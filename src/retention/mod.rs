@@ -44,13 +44,15 @@
 //! ```
 
 mod enforce;
+mod erasure;
 mod hold;
 mod policy;
 mod record;
 mod snapshot;
 
 pub use crate::model::{Snapshot, SnapshotRef};
-pub use enforce::{ErasureRun, MAX_PRUNED_RANGE, RetentionRun, RetentionTask};
+pub use enforce::{MAX_PRUNED_RANGE, RetentionRun, RetentionTask};
+pub use erasure::ErasureRun;
 pub use hold::{HoldBook, LegalHold, PlacedHold};
 pub use policy::{
     ByAction, EndOfYearAfter, Forever, MaxAge, RedactAfter, RetentionFacts, RetentionPolicy,
@@ -61,3 +63,25 @@ pub use record::{
     RetentionRecord,
 };
 pub use snapshot::{Keep, Snapshotter, resume};
+
+use crate::Result;
+use crate::model::Entry;
+use crate::store::{Query, Store};
+
+/// Page size of the reads of holds, contract ends and a subject's entries.
+const READ_PAGE: usize = 1_000;
+
+/// Reads every page of a query, oldest first.
+async fn read_all(store: &dyn Store, query: Query, mut each: impl FnMut(Entry)) -> Result<()> {
+    let mut query = query.limit(READ_PAGE);
+    loop {
+        let page = store.query(&query).await?;
+        for entry in page.entries {
+            each(entry);
+        }
+        match page.next {
+            Some(cursor) => query = query.after(cursor),
+            None => return Ok(()),
+        }
+    }
+}

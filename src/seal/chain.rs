@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
 
-use super::keys::EpochKey;
+use super::evolution::EpochKey;
 use crate::KeyError;
 use crate::model::EpochSummary;
 use crate::model::MacInput;

@@ -1,13 +1,46 @@
-//! Key files on disk: bounded reads, owner-only permissions, atomic
-//! replacement.
+//! Key files on disk: their names in a key folder, the header every key
+//! file shares, bounded reads, owner-only permissions, atomic replacement.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::keys::KEY_LEN;
+use super::evolution::KEY_LEN;
+use super::key_id::validate_key_id;
+use super::schedule::EpochSchedule;
 use crate::KeyError;
+
+/// File name of the verification key inside a key folder.
+pub const VERIFICATION_KEY_FILE: &str = "verification.key";
+/// File name of the sealing key state inside a key folder.
+pub const SEALING_KEY_FILE: &str = "sealing.key";
+
+/// The version of verification key files, and of the first sealing key
+/// files.
+pub(crate) const KEY_FILE_VERSION: u32 = 1;
+
+/// The checks every key file shares: kind, version, key id and schedule.
+pub(crate) fn check_key_file_header(
+    (format, expected): (&str, &str),
+    version_ok: bool,
+    key_id: &str,
+    genesis: DateTime<Utc>,
+    epoch_seconds: u64,
+) -> Result<EpochSchedule, String> {
+    if format != expected {
+        return Err(format!("expected a {expected} file, found {format:?}"));
+    }
+    if !version_ok {
+        return Err("unsupported key file version".to_owned());
+    }
+    validate_key_id(key_id).map_err(|err| err.to_string())?;
+    if crate::model::truncate_to_micros(genesis) != genesis {
+        return Err("the genesis time has digits below a microsecond".to_owned());
+    }
+    EpochSchedule::new(genesis, epoch_seconds).map_err(|err| err.to_string())
+}
 
 /// The largest key file read: a sealing key file holds one short line per
 /// trail, so a megabyte leaves room for thousands of trails while a file
