@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![warn(unreachable_pub)]
+#![warn(clippy::exhaustive_structs, clippy::exhaustive_enums)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Layers, each importing only those above it (checked by

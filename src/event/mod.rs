@@ -40,6 +40,7 @@ use serde_json::{Map, Value};
 ///
 /// Build one with [`Event::builder`]; it is validated again when recorded.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Event {
     /// Stable dotted action name, e.g. `database.create`.
     pub action: Cow<'static, str>,

@@ -56,6 +56,7 @@ impl fmt::Display for ActorKind {
 
 /// Who acted: a login name and a role.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Actor {
     /// The login name, e.g. `kunde123`.
     pub name: String,
@@ -100,6 +101,7 @@ impl Actor {
 
 /// The resource acted on: a type (`database`) and an id (`abc456`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Target {
     /// Resource type, e.g. `database`, `mailbox`, `domain`.
     pub kind: String,
@@ -119,6 +121,10 @@ impl Target {
 
 /// Whether the action succeeded.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "the format stores success or failure, nothing else"
+)]
 pub enum Outcome {
     /// It succeeded.
     #[default]
@@ -178,6 +184,7 @@ impl Source {
 
 /// The request context of an event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Context {
     /// The client's IP address.
     pub ip: Option<IpAddr>,
@@ -193,6 +200,10 @@ pub struct Context {
 
 /// One changed field: old value → new value.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a field, its old and its new value: complete by definition"
+)]
 pub struct Change {
     /// The field name, e.g. `email`.
     pub field: String,
@@ -204,6 +215,7 @@ pub struct Change {
 
 /// The source code location of the call that recorded an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Location {
     /// Module path.
     pub module: Cow<'static, str>,

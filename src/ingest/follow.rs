@@ -46,6 +46,7 @@ const DEFAULT_BATCH_LINES: usize = 1024;
 
 /// A file's identity, which survives renames: device and inode on Unix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct FileId {
     /// The device.
     pub device: u64,
@@ -93,6 +94,7 @@ impl std::fmt::Display for FileId {
 /// How far a file has been sealed: its identity and the offset of the
 /// first byte not yet sealed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Position {
     /// The file.
     pub file: FileId,

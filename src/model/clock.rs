@@ -18,6 +18,7 @@ pub trait Clock: Send + Sync + 'static {
 
 /// The system clock.
 #[derive(Clone, Copy, Debug, Default)]
+#[allow(clippy::exhaustive_structs, reason = "a unit marker")]
 pub struct SystemClock;
 
 impl Clock for SystemClock {

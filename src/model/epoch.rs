@@ -6,6 +6,7 @@ use super::EntryKind;
 
 /// What a store knows about one epoch of a trail, for its epoch seal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::exhaustive_structs, reason = "store implementations build it")]
 pub struct EpochSummary {
     /// Entries of the epoch, not counting epoch seals.
     pub count: u64,

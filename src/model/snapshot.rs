@@ -11,6 +11,7 @@ const SNAPSHOT_DOMAIN: &[u8] = b"trailseal-snapshot-v1";
 /// A projection's state over a trail's entries `0..=upto_seq`, serialised
 /// (e.g. JSON) by the projection itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::exhaustive_structs, reason = "store implementations build it")]
 pub struct Snapshot {
     /// The trail.
     pub trail: String,
@@ -51,6 +52,7 @@ impl Snapshot {
 
 /// A snapshot as a retention record names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SnapshotRef {
     /// The projection's name.
     pub name: String,

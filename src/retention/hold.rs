@@ -43,6 +43,10 @@ pub(crate) mod hold_fields {
 /// the values of entries that are gone. The filter narrows what the hold
 /// exempts from redaction and erasure requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "narrowed with struct update syntax, `LegalHold { tenant, ..LegalHold::new(..) }`"
+)]
 pub struct LegalHold {
     /// The hold's id (e.g. the authority's file number).
     pub id: String,

@@ -11,6 +11,7 @@ use crate::model::{Entry, EntryKind};
 /// What a policy may need to know beyond the entry itself, folded from the
 /// trail before a run.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct RetentionFacts {
     /// When each customer's contract ended, from `contract.terminated`
     /// events (customer id → the contract's last day).
@@ -81,6 +82,7 @@ pub trait RetentionPolicy: Send + Sync {
 /// Deletes entries older than a fixed age (the default for log trails:
 /// 7 days).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::exhaustive_structs, reason = "a newtype over its age")]
 pub struct MaxAge(pub Duration);
 
 impl MaxAge {
@@ -112,6 +114,7 @@ impl RetentionPolicy for MaxAge {
 
 /// Keeps entries for good.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::exhaustive_structs, reason = "a unit marker")]
 pub struct Forever;
 
 impl RetentionPolicy for Forever {
@@ -133,6 +136,7 @@ impl RetentionPolicy for Forever {
 /// found by folding the trail). Entries of customers whose contract runs,
 /// and entries about no customer, are kept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::exhaustive_structs, reason = "a unit marker")]
 pub struct EndOfYearAfter;
 
 impl RetentionPolicy for EndOfYearAfter {

@@ -39,6 +39,10 @@ pub(crate) mod restriction_fields {
 /// is the MAC of the entry before `first` (the `prev_mac` of `first`), and
 /// `last_mac` the MAC of `last` (the `prev_mac` of the entry after it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the format defines its fields; a new field is a new format version"
+)]
 pub struct PrunedRange {
     /// First deleted seq.
     pub first: u64,
@@ -68,6 +72,10 @@ impl PrunedRange {
 
 /// What one retention run deleted, as sealed into the trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the format defines its fields; a new field is a new format version"
+)]
 pub struct RetentionRecord {
     /// The policy's name.
     pub policy: String,
@@ -126,6 +134,10 @@ impl RetentionRecord {
 
 /// Personal fields erased from a run of consecutive entries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the format defines its fields; a new field is a new format version"
+)]
 pub struct RedactedRange {
     /// First entry.
     pub first: u64,
@@ -137,6 +149,10 @@ pub struct RedactedRange {
 
 /// Which personal fields were erased, and why, as sealed into the trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the format defines its fields; a new field is a new format version"
+)]
 pub struct RedactionRecord {
     /// Why: a retention policy's name, or `erasure request`.
     pub reason: String,
@@ -188,6 +204,10 @@ impl RedactionRecord {
 
 /// A run of consecutive entries a restriction record names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the format defines its fields; a new field is a new format version"
+)]
 pub struct RestrictedRange {
     /// First entry.
     pub first: u64,
@@ -199,6 +219,10 @@ pub struct RestrictedRange {
 /// restriction was lifted, as sealed into the trail. Records apply in seq
 /// order: a later one overrides what an earlier one said of an entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "the format defines its fields; a new field is a new format version"
+)]
 pub struct RestrictionRecord {
     /// Whether the entries are restricted from now on (`false`: lifted).
     pub restricted: bool,

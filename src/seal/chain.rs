@@ -40,6 +40,7 @@ pub(crate) mod rotation_fields {
 
 /// An entry before its MAC: everything the MAC covers except the key.
 #[derive(Clone, Debug)]
+#[allow(clippy::exhaustive_structs, reason = "callers of `Sealer` build it")]
 pub struct EntryDraft {
     /// Trail name.
     pub trail: String,

@@ -247,6 +247,10 @@ impl PreviousOutcome {
 
 /// Personal fields to erase from one entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "store implementations receive and test it"
+)]
 pub struct Erasure {
     /// The entry.
     pub seq: u64,

@@ -26,6 +26,10 @@ pub const MAX_PAGE_SIZE: usize = 10_000;
 
 /// Which way a query walks through the trail.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "oldest or newest first; there is no third order"
+)]
 pub enum Order {
     /// Oldest entry first.
     #[default]
@@ -362,6 +366,7 @@ impl FromStr for Cursor {
 
 /// One page of a query's answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::exhaustive_structs, reason = "store implementations build it")]
 pub struct Page {
     /// The entries, in the query's order.
     pub entries: Vec<Entry>,

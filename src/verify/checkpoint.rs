@@ -29,6 +29,7 @@ const HEADER: &str = "trailseal checkpoint v1";
 /// time 2026-11-29T08:00:00.000000Z
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Checkpoint {
     /// The trail.
     pub trail: String,
