@@ -65,7 +65,7 @@ async fn start_trail(store: &PostgresStore, key: &Path) -> Trail {
     let key = SealingKey::open(key).unwrap();
     Trail::builder("ftp", Arc::new(store.clone()), Arc::new(key))
         .max_conflicts(100_000)
-        .seal_check_interval(Duration::from_millis(100))
+        .seal_check_interval(chrono::TimeDelta::milliseconds(100))
         .start()
         .await
         .unwrap()

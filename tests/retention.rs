@@ -532,10 +532,9 @@ async fn a_record_made_with_a_stolen_key_cannot_delete_young_entries(fresh: Fres
 async fn background_retention_prunes_on_its_own(fresh: Fresh) {
     let setup = Setup::pruned(fresh).await;
     setup.clock.set(day(12));
-    let task = setup.trail.spawn_retention(
-        Arc::new(MaxAge::days(7)),
-        std::time::Duration::from_millis(10),
-    );
+    let task = setup
+        .trail
+        .spawn_retention(Arc::new(MaxAge::days(7)), Duration::milliseconds(10));
     let expired_left = |entries: Vec<Entry>| {
         entries
             .iter()

@@ -29,13 +29,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use serde_json::{Map, Value};
 
 use super::fields::ParseOptions;
 use super::line::LineParser;
 use super::{IngestError, IngestStats, LogFormat, MAX_LINE_LEN};
 use crate::event::Event;
-use crate::model::EntryKind;
+use crate::model::{EntryKind, timer_interval};
 use crate::store::{Query, Store};
 use crate::write::{BatchChain, Committing, PreparedBatch, Trail};
 
@@ -327,10 +328,11 @@ impl Follower {
     /// Polls every `interval` until `stop` completes, then returns.
     pub async fn follow(
         &mut self,
-        interval: Duration,
+        interval: TimeDelta,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), IngestError> {
         tokio::pin!(stop);
+        let interval = timer_interval(interval, Duration::from_millis(1));
         loop {
             self.poll().await?;
             tokio::select! {

@@ -29,4 +29,5 @@ pub use names::{MAX_TRAIL_NAME_LEN, validate_trail_name};
 pub use snapshot::{Snapshot, SnapshotRef};
 pub use text::escape_text;
 pub(crate) use text::is_dangerous;
+pub(crate) use time::timer_interval;
 pub use time::{format_timestamp, truncate_to_micros};

@@ -1,10 +1,16 @@
 //! Times as the format keeps them: whole microseconds, UTC.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 /// Truncates a time to whole microseconds, the precision every backend keeps.
 pub fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
+}
+
+/// A span of the public API as the runtime's timers take it: at least
+/// `floor`, so that a negative or zero interval cannot spin.
+pub(crate) fn timer_interval(span: TimeDelta, floor: std::time::Duration) -> std::time::Duration {
+    span.to_std().unwrap_or_default().max(floor)
 }
 
 /// The canonical text form of a timestamp inside a body:

@@ -13,7 +13,7 @@ use super::read_all;
 use super::record::{PrunedRange, RedactedRange, RedactionRecord, RetentionRecord, push_redacted};
 use super::snapshot::Snapshotter;
 use crate::Result;
-use crate::model::{Entry, EntryKind, Field, Snapshot, SnapshotRef};
+use crate::model::{Entry, EntryKind, Field, Snapshot, SnapshotRef, timer_interval};
 use crate::store::Query;
 use crate::write::Trail;
 
@@ -235,11 +235,12 @@ impl Trail {
     pub fn spawn_retention(
         &self,
         policy: Arc<dyn RetentionPolicy>,
-        every: std::time::Duration,
+        every: Duration,
     ) -> RetentionTask {
         let trail = self.clone();
+        let every = timer_interval(every, std::time::Duration::from_millis(1));
         let handle = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(1)));
+            let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;

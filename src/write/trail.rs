@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch::{BatchChain, Committing, PreparedBatch};
@@ -12,7 +12,8 @@ use super::writer::{Command, Pending, PendingBatch, Writer};
 use super::{Error, Result};
 use crate::event::Event;
 use crate::model::{
-    Body, Clock, Entry, EntryKind, Mac, SystemClock, body_commitment, validate_trail_name,
+    Body, Clock, Entry, EntryKind, Mac, SystemClock, body_commitment, timer_interval,
+    validate_trail_name,
 };
 use crate::seal::{Sealable, SealingKey, with_salts};
 use crate::store::Store;
@@ -116,8 +117,8 @@ impl TrailBuilder {
 
     /// How often an idle writer checks whether an epoch ended and needs its
     /// seal (default: every second).
-    pub fn seal_check_interval(mut self, interval: Duration) -> Self {
-        self.seal_check_interval = interval.max(Duration::from_millis(1));
+    pub fn seal_check_interval(mut self, interval: TimeDelta) -> Self {
+        self.seal_check_interval = timer_interval(interval, Duration::from_millis(1));
         self
     }
 
