@@ -8,6 +8,7 @@
 //! the row lock) and inserts the entries, all of them or none. The layout
 //! is described in docs/OPERATIONS.md.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -15,45 +16,32 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::error::BoxDynError;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Arguments, AssertSqlSafe, Row};
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult, PgRow,
+};
+use sqlx::{Arguments, AssertSqlSafe, Executor, Postgres, Row};
 
-use super::query::{
-    COPIED_FIELDS, IndexedFields, StoredCopy, mismatched_copies, page_from_fetched,
+use super::query::IndexedFields;
+use super::sql::{
+    self, Argument, ChunkReader, Dialect, ScanRow, SqlRow, SqlStore, Statements, body_json,
+    decode_head, decode_rows, read_ahead_scan, scan_sql,
 };
 use super::{
-    ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
-    StoredEntry, StoredEntryStream, body_json, check_batch, conflict_after, read_ahead_scan,
+    EntryStream, EpochSummary, Erasure, Page, PreviousAppend, Query, Store, StoredEntry,
+    StoredEntryStream, check_batch, conflict_after,
 };
 use crate::StoreError;
 use crate::model::Snapshot;
-use crate::model::{Body, Entry, EntryKind, Head};
-use crate::model::{Digest, Mac};
+use crate::model::{Entry, Head};
 
 /// The schema, one migration per version; applied when a store connects.
-static MIGRATOR: LazyLock<Migrator> = LazyLock::new(super::migrations::postgres);
-
-/// Entries read per query while scanning: large enough that the per-query
-/// cost vanishes, small enough that memory stays flat on any trail. Each
-/// query is planned across every day's partition: on a new connection,
-/// planning a 1,000-row chunk took 4.1 ms against 2.1 ms of execution.
-/// With 4,000 rows per query instead of 1,000, a 300,000-entry trail
-/// verified in 1.68–1.84 s instead of 2.11–2.54 s, at 69–86 MB of peak
-/// memory instead of 52–59 MB.
-const SCAN_CHUNK: i64 = 4000;
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(super::sql::schema::postgres);
 
 /// Days of partitions created ahead when a store connects, counted from
 /// today (UTC); later days are created when the first entry needs them.
 const DAYS_AHEAD: i64 = 2;
-
-/// The columns an entry is rebuilt from, in the order [`decode_entry`]
-/// reads them.
-pub(crate) const ENTRY_COLUMNS: &str =
-    "trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, body_commitment, mac";
-
-/// How many columns [`ENTRY_COLUMNS`] names.
-const ENTRY_COLUMN_COUNT: usize = 10;
 
 /// The append: one statement, so one round trip and an implicit
 /// transaction.
@@ -308,48 +296,6 @@ impl PostgresStore {
     }
 }
 
-/// What a scan of a PostgreSQL store yields per row: the entry alone, or
-/// the entry with what is stored beside it.
-pub(crate) trait ScanRow: Sized + Send + 'static {
-    /// Whether rows carry the query columns and the restriction flag.
-    const BESIDE: bool;
-
-    /// Decodes a row of the scan's chunk query.
-    fn from_row(trail: &str, row: &PgRow) -> Result<Self, StoreError>;
-}
-
-impl ScanRow for Entry {
-    const BESIDE: bool = false;
-
-    fn from_row(trail: &str, row: &PgRow) -> Result<Self, StoreError> {
-        decode_entry(trail, row)
-    }
-}
-
-impl ScanRow for StoredEntry {
-    const BESIDE: bool = true;
-
-    fn from_row(trail: &str, row: &PgRow) -> Result<Self, StoreError> {
-        let entry = decode_entry(trail, row)?;
-        let first = ENTRY_COLUMN_COUNT;
-        let copies: [StoredCopy<'_>; COPIED_FIELDS.len()] =
-            std::array::from_fn(|i| match row.try_get::<Option<&str>, _>(first + i) {
-                Ok(None) => StoredCopy::Null,
-                Ok(Some(text)) => StoredCopy::Text(text),
-                Err(_) => StoredCopy::Unreadable,
-            });
-        let mismatched = mismatched_copies(&entry, &copies, is_index_text_of);
-        // The column is typed; a flag that cannot be read hides nothing
-        // only if it is false, so anything else counts as restricted.
-        let restricted = row
-            .try_get::<bool, _>(first + COPIED_FIELDS.len())
-            .unwrap_or(true);
-        let mut stored = StoredEntry::new(entry).with_restricted(restricted);
-        stored.mismatched_copies = mismatched;
-        Ok(stored)
-    }
-}
-
 /// Reads a trail in chunks of rows decoded as `T`, for [`read_ahead_scan`].
 pub(crate) struct Chunks<T> {
     store: PostgresStore,
@@ -372,23 +318,15 @@ impl<T: ScanRow> ChunkReader for Chunks<T> {
 
     /// The rows of one scan chunk, not yet decoded.
     async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<Vec<PgRow>, StoreError> {
+        // One statement per kind of row (a static in a generic function is
+        // shared by every `T`).
         static SQL: [std::sync::OnceLock<String>; 2] = [const { std::sync::OnceLock::new() }; 2];
-        let sql = SQL[usize::from(T::BESIDE)].get_or_init(|| {
-            let mut columns = ENTRY_COLUMNS.to_owned();
-            if T::BESIDE {
-                for (column, _) in COPIED_FIELDS {
-                    columns.push_str(&format!(", {column}"));
-                }
-                columns.push_str(", restricted");
-            }
-            format!(
-                "SELECT {columns} FROM entries WHERE trail = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
-            )
-        });
+        let sql = SQL[usize::from(T::BESIDE)]
+            .get_or_init(|| Postgres::placeholders(&scan_sql::<T>("restricted")).into_owned());
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(trail)
             .bind(from)
-            .bind(SCAN_CHUNK)
+            .bind(Postgres::SCAN_CHUNK)
             .fetch_all(&self.store.pool)
             .await
             .map_err(classify)
@@ -402,7 +340,7 @@ impl<T: ScanRow> ChunkReader for Chunks<T> {
     /// reading it fails only if the database does; that ends the scan with
     /// the error.
     fn next_from(trail: &str, rows: &Vec<PgRow>) -> Result<Option<i64>, StoreError> {
-        if (rows.len() as i64) < SCAN_CHUNK {
+        if (rows.len() as i64) < Postgres::SCAN_CHUNK {
             return Ok(None);
         }
         let Some(last) = rows.last() else {
@@ -419,7 +357,7 @@ impl<T: ScanRow> ChunkReader for Chunks<T> {
     /// Each row on its own: a row damaged beyond decoding is a finding at
     /// its seq, and must not hide the rows around it.
     fn decode(trail: &str, rows: Vec<PgRow>) -> Vec<Result<T, StoreError>> {
-        rows.iter().map(|row| T::from_row(trail, row)).collect()
+        decode_rows::<Postgres, T>(trail, &rows)
     }
 }
 
@@ -525,61 +463,11 @@ impl Store for PostgresStore {
     }
 
     async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
-        let first = to_i64(trail, "seq", first)?;
-        let last = to_i64(trail, "seq", last)?;
-        let done = sqlx::query(
-            "DELETE FROM entries WHERE trail = $1 AND seq BETWEEN $2 AND $3 AND kind = $4",
-        )
-        .bind(trail)
-        .bind(first)
-        .bind(last)
-        .bind(EntryKind::Event.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(done.rows_affected())
+        sql::delete_events(self, trail, first, last).await
     }
 
     async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
-        static SELECT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let select = SELECT.get_or_init(|| {
-            format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = $1 AND seq = $2 FOR UPDATE")
-        });
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        let mut changed = 0;
-        for erasure in erasures {
-            let seq = to_i64(trail, "seq", erasure.seq)?;
-            let row = sqlx::query(AssertSqlSafe(select.as_str()))
-                .bind(trail)
-                .bind(seq)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(classify)?;
-            let Some(row) = row else { continue };
-            let mut entry = decode_entry(trail, &row)?;
-            if !entry.body.erase(&erasure.fields) {
-                continue;
-            }
-            let body = body_json(trail, &entry)?;
-            let fields = IndexedFields::of(&entry);
-            sqlx::query(
-                "UPDATE entries SET body = $1, tenant = $2, actor = $3, target_id = $4, ip = $5 \
-                 WHERE trail = $6 AND seq = $7",
-            )
-            .bind(body)
-            .bind(fields.tenant.map(index_text))
-            .bind(fields.actor.map(index_text))
-            .bind(fields.target_id.map(index_text))
-            .bind(fields.ip.map(index_text))
-            .bind(trail)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-            changed += 1;
-        }
-        tx.commit().await.map_err(classify)?;
-        Ok(changed)
+        sql::erase_fields(self, trail, erasures).await
     }
 
     async fn restrict(
@@ -606,18 +494,7 @@ impl Store for PostgresStore {
     }
 
     async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO snapshots (trail, name, upto_seq, state) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (trail, name, upto_seq) DO UPDATE SET state = excluded.state",
-        )
-        .bind(&snapshot.trail)
-        .bind(&snapshot.name)
-        .bind(to_i64(&snapshot.trail, "seq", snapshot.upto_seq)?)
-        .bind(&snapshot.state)
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(())
+        sql::put_snapshot(self, snapshot).await
     }
 
     async fn snapshot(
@@ -626,27 +503,11 @@ impl Store for PostgresStore {
         name: &str,
         upto_seq: Option<u64>,
     ) -> Result<Option<Snapshot>, StoreError> {
-        let upto = upto_seq.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT upto_seq, state FROM snapshots WHERE trail = $1 AND name = $2 \
-             AND ($3::BIGINT IS NULL OR upto_seq = $3) ORDER BY upto_seq DESC LIMIT 1",
-        )
-        .bind(trail)
-        .bind(name)
-        .bind(upto)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(row.map(|(upto_seq, state)| Snapshot {
-            trail: trail.to_owned(),
-            name: name.to_owned(),
-            upto_seq: u64::try_from(upto_seq).unwrap_or_default(),
-            state,
-        }))
+        sql::snapshot(self, trail, name, upto_seq).await
     }
 
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
-        epoch_summary_on(&self.pool, trail, epoch).await
+        sql::epoch_summary(self, &self.pool, trail, epoch).await
     }
 
     fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
@@ -668,118 +529,8 @@ impl Store for PostgresStore {
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
-        query.validate()?;
-        let (sql, arguments) = query_sql(query)?;
-        let rows = sqlx::query_with(AssertSqlSafe(sql), arguments)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        let entries = rows
-            .iter()
-            .map(|row| decode_entry("", row))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(page_from_fetched(entries, query))
+        sql::query(self, query).await
     }
-}
-
-/// The SQL and arguments of one page of a query. Every value is a bound
-/// parameter; only fixed fragments of this function go into the text.
-fn query_sql(query: &Query) -> Result<(String, PgArguments), StoreError> {
-    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE true");
-    if !query.include_restricted {
-        sql.push_str(" AND NOT restricted");
-    }
-    if query.kind.is_some_and(|kind| kind != EntryKind::Event) {
-        // Lets the planner use the partial index of the trail's records.
-        sql.push_str(" AND kind <> 'event'");
-    }
-    let mut arguments = PgArguments::default();
-    let mut add = |sql: &mut String, condition: &str, value: Argument| -> Result<(), StoreError> {
-        let added = match value {
-            Argument::Text(text) => arguments.add(text),
-            Argument::Integer(integer) => arguments.add(integer),
-            Argument::Time(time) => arguments.add(time),
-        };
-        added.map_err(|err| StoreError::InvalidQuery(err.to_string()))?;
-        sql.push_str(&condition.replace('?', &format!("${}", arguments.len())));
-        Ok(())
-    };
-    let text = |value: &Option<String>| value.as_deref().map(|v| Argument::Text(index_text(v)));
-    let time = |micros: i64| {
-        DateTime::from_timestamp_micros(micros)
-            .map(Argument::Time)
-            .ok_or_else(|| StoreError::InvalidQuery(format!("time {micros} µs is out of range")))
-    };
-    let filters = [
-        (" AND trail = ?", text(&query.trail)),
-        (
-            " AND kind = ?",
-            query
-                .kind
-                .map(|kind| Argument::Text(kind.as_str().to_owned())),
-        ),
-        (
-            " AND recorded_at >= ?",
-            query
-                .since
-                .map(|t| time(t.timestamp_micros()))
-                .transpose()?,
-        ),
-        (
-            " AND recorded_at < ?",
-            query
-                .until
-                .map(|t| time(t.timestamp_micros()))
-                .transpose()?,
-        ),
-        (" AND action = ?", text(&query.action)),
-        (" AND tenant = ?", text(&query.tenant)),
-        (" AND actor = ?", text(&query.actor)),
-        (" AND target_type = ?", text(&query.target_type)),
-        (" AND target_id = ?", text(&query.target_id)),
-        (" AND outcome = ?", text(&query.outcome)),
-        (
-            " AND ip = ?",
-            query
-                .ip
-                .map(|ip| Argument::Text(index_text(&ip.to_string()))),
-        ),
-        (" AND request_id = ?", text(&query.request_id)),
-    ];
-    for (condition, value) in filters {
-        if let Some(value) = value {
-            add(&mut sql, condition, value)?;
-        }
-    }
-    let (comparison, direction) = match query.order {
-        Order::OldestFirst => (">", "ASC"),
-        Order::NewestFirst => ("<", "DESC"),
-    };
-    if let Some(cursor) = &query.after {
-        let seq = i64::try_from(cursor.seq())
-            .map_err(|_| StoreError::InvalidQuery("cursor seq out of range".to_owned()))?;
-        add(
-            &mut sql,
-            &format!(" AND (recorded_at, trail, seq) {comparison} (?"),
-            time(cursor.recorded_at_micros())?,
-        )?;
-        add(&mut sql, ", ?", Argument::Text(cursor.trail().to_owned()))?;
-        add(&mut sql, ", ?)", Argument::Integer(seq))?;
-    }
-    // One more than the page, to learn whether a next page exists.
-    let fetch = i64::try_from(query.limit + 1).unwrap_or(i64::MAX);
-    add(
-        &mut sql,
-        &format!(" ORDER BY recorded_at {direction}, trail {direction}, seq {direction} LIMIT ?"),
-        Argument::Integer(fetch),
-    )?;
-    Ok((sql, arguments))
-}
-
-enum Argument {
-    Text(String),
-    Integer(i64),
-    Time(DateTime<Utc>),
 }
 
 /// The head an append moves the trail to.
@@ -832,41 +583,6 @@ pub(crate) async fn insert_on<'c>(
     Ok(result.rows_affected())
 }
 
-/// The summary of one epoch, read through `executor` (inside a
-/// transaction it sees the transaction's own entries).
-pub(crate) async fn epoch_summary_on<'c>(
-    executor: impl sqlx::PgExecutor<'c>,
-    trail: &str,
-    epoch: u64,
-) -> Result<EpochSummary, StoreError> {
-    let epoch = to_i64(trail, "epoch", epoch)?;
-    let row = sqlx::query(
-        "SELECT count(*), min(recorded_at), max(recorded_at), \
-         count(*) FILTER (WHERE kind <> $4) FROM entries \
-         WHERE trail = $1 AND epoch = $2 AND kind <> $3",
-    )
-    .bind(trail)
-    .bind(epoch)
-    .bind(EntryKind::EpochSeal.as_str())
-    .bind(EntryKind::Event.as_str())
-    .fetch_one(executor)
-    .await
-    .map_err(classify)?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        trail: trail.to_owned(),
-        seq: 0,
-        reason,
-    };
-    let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
-    let records: i64 = row.try_get(3).map_err(|err| corrupt(err.to_string()))?;
-    Ok(EpochSummary {
-        count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
-        records: u64::try_from(records).map_err(|err| corrupt(err.to_string()))?,
-        first_at: row.try_get(1).map_err(|err| corrupt(err.to_string()))?,
-        last_at: row.try_get(2).map_err(|err| corrupt(err.to_string()))?,
-    })
-}
-
 /// A batch as column arrays, for one `UNNEST` insert: a single statement
 /// whatever the batch size, with a fixed shape that stays prepared.
 #[derive(Default)]
@@ -900,7 +616,7 @@ impl Columns {
         let mut columns = Columns::default();
         for entry in entries {
             let fields = IndexedFields::of(entry);
-            let owned = |value: Option<&str>| value.map(index_text);
+            let owned = |value: Option<&str>| value.map(|value| index_text(value).into_owned());
             columns.seq.push(to_i64(trail, "seq", entry.seq)?);
             columns.epoch.push(to_i64(trail, "epoch", entry.epoch)?);
             columns.key_id.push(entry.key_id.clone());
@@ -944,11 +660,11 @@ impl Columns {
 /// escape character), one-to-one: equal values still compare equal, and
 /// query values are escaped the same way. The body column keeps the value
 /// itself (JSON escapes NUL).
-fn index_text(value: &str) -> String {
+fn index_text(value: &str) -> Cow<'_, str> {
     if !value.contains(['\\', '\0']) {
-        return value.to_owned();
+        return Cow::Borrowed(value);
     }
-    value.replace('\\', "\\\\").replace('\0', "\\0")
+    Cow::Owned(value.replace('\\', "\\\\").replace('\0', "\\0"))
 }
 
 /// Whether `stored` is a body value's column form ([`index_text`]).
@@ -960,66 +676,9 @@ fn is_index_text_of(stored: &str, value: &str) -> bool {
     }
 }
 
+/// A seq or epoch as PostgreSQL stores it.
 pub(crate) fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::InvalidBatch {
-        trail: trail.to_owned(),
-        reason: format!("{what} {value} is beyond what PostgreSQL can store"),
-    })
-}
-
-/// Rebuilds an entry from a row of [`ENTRY_COLUMNS`]. Stored data may have
-/// been tampered with, so every column is checked, never trusted.
-pub(crate) fn decode_entry(trail_hint: &str, row: &PgRow) -> Result<Entry, StoreError> {
-    let trail: String = row.try_get(0).unwrap_or_else(|_| trail_hint.to_owned());
-    let seq: i64 = row.try_get(1).unwrap_or(-1);
-    let corrupt = |reason: String| StoreError::Corrupt {
-        trail: trail.clone(),
-        seq: u64::try_from(seq).unwrap_or(0),
-        reason,
-    };
-    let column = |reason: sqlx::Error| corrupt(reason.to_string());
-    let seq = u64::try_from(seq).map_err(|_| corrupt(format!("invalid seq {seq}")))?;
-    let epoch: i64 = row.try_get(2).map_err(column)?;
-    let kind: &str = row.try_get(5).map_err(column)?;
-    let body: &str = row.try_get(6).map_err(column)?;
-    let mac = |index: usize, what: &str| -> Result<[u8; 32], StoreError> {
-        let bytes: &[u8] = row.try_get(index).map_err(column)?;
-        <[u8; 32]>::try_from(bytes)
-            .map_err(|_| corrupt(format!("{what} is {} bytes, not 32", bytes.len())))
-    };
-    Ok(Entry {
-        trail: trail.clone(),
-        seq,
-        epoch: u64::try_from(epoch).map_err(|_| corrupt(format!("invalid epoch {epoch}")))?,
-        key_id: row.try_get(3).map_err(column)?,
-        recorded_at: row.try_get(4).map_err(column)?,
-        kind: EntryKind::from_name(kind).map_err(|err| corrupt(err.to_string()))?,
-        body: serde_json::from_str::<Body>(body)
-            .map_err(|err| corrupt(format!("the body is not valid: {err}")))?,
-        prev_mac: Mac::from_bytes(mac(7, "prev_mac")?),
-        body_commitment: Digest::from_bytes(mac(8, "body_commitment")?),
-        mac: Mac::from_bytes(mac(9, "mac")?),
-    })
-}
-
-pub(crate) fn decode_head(trail: &str, row: &PgRow) -> Result<Head, StoreError> {
-    let seq: i64 = row.try_get(0).unwrap_or(-1);
-    let corrupt = |reason: String| StoreError::Corrupt {
-        trail: trail.to_owned(),
-        seq: u64::try_from(seq).unwrap_or(0),
-        reason,
-    };
-    let column = |err: sqlx::Error| corrupt(err.to_string());
-    let epoch: i64 = row.try_get(1).map_err(column)?;
-    let kind: &str = row.try_get(2).map_err(column)?;
-    let mac: &[u8] = row.try_get(4).map_err(column)?;
-    Ok(Head {
-        seq: u64::try_from(seq).map_err(|_| corrupt(format!("invalid seq {seq}")))?,
-        epoch: u64::try_from(epoch).map_err(|_| corrupt(format!("invalid epoch {epoch}")))?,
-        kind: EntryKind::from_name(kind).map_err(|err| corrupt(err.to_string()))?,
-        recorded_at: row.try_get(3).map_err(column)?,
-        mac: Mac::from_slice(mac).map_err(|err| corrupt(err.to_string()))?,
-    })
+    sql::to_i64::<Postgres>(trail, what, value)
 }
 
 fn sqlstate(err: &sqlx::Error) -> Option<String> {
@@ -1058,4 +717,210 @@ fn is_definite(err: &sqlx::Error) -> bool {
 /// kind sqlx reports (never by message text).
 pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     StoreError::Database(Box::new(err))
+}
+
+impl Dialect for Postgres {
+    /// Each query is planned across every day's partition: on a new
+    /// connection, planning a 1,000-row chunk took 4.1 ms against 2.1 ms of
+    /// execution. With 4,000 rows per query instead of 1,000, a
+    /// 300,000-entry trail verified in 1.68–1.84 s instead of 2.11–2.54 s,
+    /// at 69–86 MB of peak memory instead of 52–59 MB.
+    const SCAN_CHUNK: i64 = 4000;
+    const NOT_RESTRICTED: &'static str = "NOT restricted";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const BEGIN_WRITE: Option<&'static str> = None;
+
+    /// `$1`, `$2` … in order.
+    fn placeholders(template: &str) -> Cow<'_, str> {
+        let mut numbered = String::with_capacity(template.len() + 16);
+        for (index, part) in template.split('?').enumerate() {
+            if index > 0 {
+                numbered.push_str(&format!("${index}"));
+            }
+            numbered.push_str(part);
+        }
+        Cow::Owned(numbered)
+    }
+
+    fn add(arguments: &mut PgArguments, value: Argument<'_>) -> Result<(), BoxDynError> {
+        match value {
+            Argument::Text(text) => arguments.add(text),
+            Argument::OptionalText(text) => arguments.add(text),
+            Argument::Integer(integer) => arguments.add(integer),
+            Argument::OptionalInteger(integer) => arguments.add(integer),
+            Argument::Micros(micros) => {
+                let time = DateTime::<Utc>::from_timestamp_micros(micros)
+                    .ok_or_else(|| format!("time {micros} µs is out of range"))?;
+                arguments.add(time)
+            }
+        }
+    }
+
+    fn copy_text(value: &str) -> Cow<'_, str> {
+        index_text(value)
+    }
+
+    fn is_copy_of(stored: &str, value: &str) -> bool {
+        is_index_text_of(stored, value)
+    }
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn on_pool(pool: &PgPool) -> impl Executor<'_, Database = Postgres> {
+        pool
+    }
+
+    fn on_connection(connection: &mut PgConnection) -> impl Executor<'_, Database = Postgres> {
+        connection
+    }
+
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> = LazyLock::new(Statements::new::<Postgres>);
+        &STATEMENTS
+    }
+}
+
+impl SqlRow for PgRow {
+    fn integer(&self, index: usize) -> Result<i64, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn text(&self, index: usize) -> Result<&str, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn optional_text(&self, index: usize) -> Result<Option<&str>, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn bytes(&self, index: usize) -> Result<&[u8], sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn time(&self, index: usize) -> Result<Result<DateTime<Utc>, String>, sqlx::Error> {
+        self.try_get(index).map(Ok)
+    }
+
+    fn optional_time(
+        &self,
+        index: usize,
+    ) -> Result<Option<Result<DateTime<Utc>, String>>, sqlx::Error> {
+        let time: Option<DateTime<Utc>> = self.try_get(index)?;
+        Ok(time.map(Ok))
+    }
+
+    /// The column is typed; a flag that cannot be read hides nothing only
+    /// if it is false, so anything else counts as restricted.
+    fn restricted(&self, index: usize) -> bool {
+        self.try_get::<bool, _>(index).unwrap_or(true)
+    }
+}
+
+#[async_trait]
+impl SqlStore for PostgresStore {
+    type Db = Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn classify(&self, err: sqlx::Error) -> StoreError {
+        classify(err)
+    }
+
+    async fn lock_head(
+        &self,
+        connection: &mut PgConnection,
+        trail: &str,
+    ) -> Result<Option<Head>, StoreError> {
+        // The row lock is what the group-commit append's compare and swap
+        // waits for, so no other writer moves the head before we commit.
+        let lock = "SELECT seq, epoch, kind, recorded_at, mac FROM trail_heads \
+                    WHERE trail = $1 FOR UPDATE";
+        let mut row = sqlx::query(lock)
+            .bind(trail)
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(classify)?;
+        if row.is_none() {
+            // A new trail: its head row, to lock (and to swap later).
+            sqlx::query("INSERT INTO trail_heads (trail) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(trail)
+                .execute(&mut *connection)
+                .await
+                .map_err(classify)?;
+            row = sqlx::query(lock)
+                .bind(trail)
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(classify)?;
+        }
+        let corrupt = |reason: String| StoreError::Corrupt {
+            trail: trail.to_owned(),
+            seq: 0,
+            reason,
+        };
+        let row = row.ok_or_else(|| corrupt("the trail's head row vanished".to_owned()))?;
+        let seq: Option<i64> = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
+        match seq {
+            Some(_) => decode_head(trail, &row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_locked(
+        &self,
+        connection: &mut PgConnection,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        check_batch(trail, after, entries)?;
+        let conflict = || conflict_after(trail, after);
+        let Some(columns) = Columns::of(trail, entries)? else {
+            return Ok(());
+        };
+        for day in columns.days() {
+            if !self.known_days().contains(&day) {
+                // Created inside the caller's transaction, on its own
+                // connection: through another connection the partition's
+                // lock on `entries` would wait for this transaction, which
+                // waits for it. Not remembered, since a rollback undoes it.
+                sqlx::query("SELECT trailseal_ensure_day($1)")
+                    .bind(day)
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(classify)?;
+            }
+        }
+        let after = after.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
+        match insert_on(&mut *connection, trail, after, &columns).await {
+            Ok(0) => Err(conflict()),
+            Ok(_) => Ok(()),
+            Err(err) => {
+                if is_missing_partition(&err) {
+                    // Retention dropped a partition this process remembered;
+                    // the caller's retry creates it.
+                    self.known_days().clear();
+                }
+                Err(classify(err))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_written_with_question_marks_are_numbered_in_order() {
+        assert_eq!(
+            Postgres::placeholders("trail = ? AND seq IN (?, ?) AND kind <> 'event'"),
+            "trail = $1 AND seq IN ($2, $3) AND kind <> 'event'"
+        );
+        assert_eq!(Postgres::placeholders("SELECT 1"), "SELECT 1");
+    }
 }

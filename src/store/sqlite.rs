@@ -6,6 +6,7 @@
 //! `(trail, seq)` makes a fork impossible even when several processes write
 //! to the same file.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -14,36 +15,34 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::error::ErrorKind;
+use sqlx::error::{BoxDynError, ErrorKind};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteQueryResult, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
+use sqlx::{Arguments, ConnectOptions, Connection, Executor, Row, Sqlite, SqliteConnection};
 
-use super::query::{
-    COPIED_FIELDS, IndexedFields, StoredCopy, mismatched_copies, page_from_fetched,
+use super::query::{COPIED_FIELDS, IndexedFields, StoredCopy};
+use super::sql::rows::{StoredColumns, corrupt};
+use super::sql::{
+    self, Argument, ChunkReader, Dialect, ScanRow, SqlRow, SqlStore, Statements, body_json,
+    decode_head, decode_rows, read_ahead_scan, scan_sql,
 };
 use super::{
-    ChunkReader, EntryStream, EpochSummary, Erasure, Order, Page, PreviousAppend, Query, Store,
-    StoredEntry, StoredEntryStream, body_json, check_batch, conflict_after, read_ahead_scan,
+    EntryStream, EpochSummary, Erasure, Page, PreviousAppend, Query, Store, StoredEntry,
+    StoredEntryStream, check_batch, conflict_after,
 };
 use crate::StoreError;
 use crate::model::Snapshot;
-use crate::model::{Body, Entry, EntryKind, Head};
-use crate::model::{Digest, Mac};
+use crate::model::{Entry, Head};
 
 /// The schema, one migration per version; applied when a store is opened.
-static MIGRATOR: LazyLock<Migrator> = LazyLock::new(super::migrations::sqlite);
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(super::sql::schema::sqlite);
 
 /// `PRAGMA application_id` of a trailseal database ("tsl1"): marks the
 /// file as ours, so a store never writes into another application's data.
 const APPLICATION_ID: i64 = 0x7473_6c31;
-
-/// Entries read per query while scanning: large enough that the per-query
-/// cost vanishes, small enough that memory stays flat on any trail.
-const SCAN_CHUNK: i64 = 1000;
 
 /// SQLite's limit on bound parameters per statement (the bundled SQLite's
 /// `SQLITE_MAX_VARIABLE_NUMBER`).
@@ -92,14 +91,6 @@ const MAX_INSERT_ROWS: usize = {
 /// batches; a longer log lets them reach the file once per checkpoint
 /// instead of once per batch. 16,384 pages of 4 KiB are 64 MiB of log.
 pub const DEFAULT_WAL_CHECKPOINT_PAGES: u32 = 16_384;
-
-/// The columns an entry is rebuilt from, in the order [`decode_entry`]
-/// reads them.
-pub(crate) const ENTRY_COLUMNS: &str =
-    "trail, seq, epoch, key_id, recorded_at, kind, body, prev_mac, body_commitment, mac";
-
-/// How many columns [`ENTRY_COLUMNS`] names.
-const ENTRY_COLUMN_COUNT: usize = 10;
 
 /// How much an acknowledged event survives, as SQLite's `synchronous`
 /// setting in WAL mode.
@@ -491,10 +482,6 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    pub(crate) fn classify(&self, err: sqlx::Error) -> StoreError {
-        classify(&self.path, err)
-    }
-
     async fn migrate(&self, identity: Identity) -> Result<(), StoreError> {
         if identity == Identity::Fresh {
             // The marker goes first: if the process dies during the
@@ -630,16 +617,16 @@ impl SqliteStore {
         let rows = sqlx::query(sql)
             .bind(trail)
             .bind(from)
-            .bind(SCAN_CHUNK)
+            .bind(Sqlite::SCAN_CHUNK)
             .fetch_all(&self.pool)
             .await
             .map_err(|err| self.classify(err))?;
-        let Some(last_seq) = rows.last().map(|row| row.try_get::<i64, _>(1)) else {
+        let Some(last_seq) = rows.last().map(|row| row.integer(1)) else {
             return Ok(FetchedChunk::Empty);
         };
         Ok(FetchedChunk::Decoded {
             last_seq: last_seq.ok(),
-            entries: rows.iter().map(|row| T::from_row(trail, row)).collect(),
+            entries: decode_rows::<Sqlite, T>(trail, &rows),
         })
     }
 
@@ -668,66 +655,14 @@ impl SqliteStore {
     }
 }
 
-/// What a scan of an SQLite store yields per row: the entry alone, or the
-/// entry with what is stored beside it.
-pub(crate) trait ScanRow: Sized + Send + 'static {
-    /// Whether rows carry the query columns and the restriction flag.
-    const BESIDE: bool;
-
-    /// Decodes a row of [`ScanQueries::rows`].
-    fn from_row(trail: &str, row: &SqliteRow) -> Result<Self, StoreError>;
-
-    /// Decodes a row of [`ScanQueries::joined`].
-    fn from_framed(row: FramedRow<'_>, trail: String) -> Result<Self, StoreError>;
-}
-
-impl ScanRow for Entry {
-    const BESIDE: bool = false;
-
-    fn from_row(trail: &str, row: &SqliteRow) -> Result<Self, StoreError> {
-        decode_entry(trail, row)
-    }
-
-    fn from_framed(row: FramedRow<'_>, trail: String) -> Result<Self, StoreError> {
-        row.into_entry(trail)
-    }
-}
-
-impl ScanRow for StoredEntry {
-    const BESIDE: bool = true;
-
-    fn from_row(trail: &str, row: &SqliteRow) -> Result<Self, StoreError> {
-        let entry = decode_entry(trail, row)?;
-        let first = ENTRY_COLUMN_COUNT;
-        let copies = std::array::from_fn(|i| match row.try_get::<Option<&str>, _>(first + i) {
-            Ok(None) => StoredCopy::Null,
-            Ok(Some(text)) => StoredCopy::Text(text),
-            // Not text, or not UTF-8: no writer stores that.
-            Err(_) => StoredCopy::Unreadable,
-        });
-        // Queries show only rows whose flag is 0; anything else hides the
-        // entry from them, so it counts as restricted.
-        let restricted = !matches!(row.try_get::<i64, _>(first + COPIED_FIELDS.len()), Ok(0));
-        Ok(stored_entry(entry, &copies, restricted))
-    }
-
-    fn from_framed(row: FramedRow<'_>, trail: String) -> Result<Self, StoreError> {
-        let beside = row.beside;
-        let entry = row.into_entry(trail)?;
-        Ok(match beside {
-            Some(beside) => stored_entry(entry, &beside.copies, beside.restricted),
-            None => StoredEntry::new(entry),
-        })
-    }
-}
-
-/// An entry with its stored query columns (SQLite keeps body values as
-/// they are) and restriction flag.
-fn stored_entry(entry: Entry, copies: &[StoredCopy<'_>; 8], restricted: bool) -> StoredEntry {
-    let mismatched = mismatched_copies(&entry, copies, |stored, value| stored == value);
-    let mut stored = StoredEntry::new(entry).with_restricted(restricted);
-    stored.mismatched_copies = mismatched;
-    stored
+/// Decodes a row of [`ScanQueries::joined`].
+fn from_framed<T: ScanRow>(row: FramedRow<'_>, trail: String) -> Result<T, StoreError> {
+    let beside = row.beside;
+    let entry = row.into_entry(trail)?;
+    let beside = beside
+        .as_ref()
+        .map(|beside| (&beside.copies, beside.restricted));
+    Ok(T::assemble::<Sqlite>(entry, beside))
 }
 
 /// Reads a trail in chunks of rows decoded as `T`, for [`read_ahead_scan`].
@@ -763,7 +698,7 @@ impl<T: ScanRow> ChunkReader for Chunks<T> {
         )
         .bind(trail)
         .bind(from)
-        .bind(SCAN_CHUNK)
+        .bind(Sqlite::SCAN_CHUNK)
         .fetch_one(&store.pool)
         .await;
         match fetched {
@@ -836,7 +771,6 @@ impl ScanQueries {
              AND typeof(body_commitment) = 'blob' AND length(body_commitment) = 32 \
              AND typeof(mac) = 'blob' AND length(mac) = 32"
             .to_owned();
-        let mut row_columns = ENTRY_COLUMNS.to_owned();
         if let Some(flag) = beside {
             numbers.push(flag.to_owned());
             checks.push_str(&format!(" AND typeof({flag}) = 'integer'"));
@@ -844,9 +778,7 @@ impl ScanQueries {
                 numbers.push(format!("ifnull(octet_length({column}), -1)"));
                 texts.push(format!("ifnull({column}, '')"));
                 checks.push_str(&format!(" AND typeof({column}) IN ('text', 'null')"));
-                row_columns.push_str(&format!(", {column}"));
             }
-            row_columns.push_str(&format!(", {flag}"));
         }
         texts.push("body".into());
         let format = "%d ".repeat(numbers.len());
@@ -859,9 +791,10 @@ impl ScanQueries {
             numbers.join(", "),
             texts.join(" || "),
         );
-        let rows = format!(
-            "SELECT {row_columns} FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?"
-        );
+        let rows = match beside {
+            Some(flag) => scan_sql::<StoredEntry>(flag),
+            None => scan_sql::<Entry>(""),
+        };
         Self { joined, rows }
     }
 }
@@ -910,7 +843,7 @@ impl<T: ScanRow> FetchedChunk<T> {
             FetchedChunk::Decoded { entries, last_seq } => (entries.len() as i64, *last_seq),
         };
         match last_seq {
-            Some(last) if rows == SCAN_CHUNK => last.checked_add(1),
+            Some(last) if rows == Sqlite::SCAN_CHUNK => last.checked_add(1),
             _ => None,
         }
     }
@@ -963,7 +896,7 @@ fn decode_joined<T: ScanRow>(
     }
     Ok(framed
         .into_iter()
-        .map(|row| T::from_framed(row, trail.to_owned()))
+        .map(|row| from_framed(row, trail.to_owned()))
         .collect())
 }
 
@@ -1021,7 +954,7 @@ fn split_framed_row(joined: &[u8], beside: bool) -> Option<(FramedRow<'_>, &[u8]
             seq,
             epoch,
             key_id,
-            recorded_at,
+            recorded_at: decode_time(recorded_at),
             kind: text("kind", kind)?,
             body: text("body", body)?,
             prev_mac: Ok(prev_mac),
@@ -1101,7 +1034,7 @@ impl Store for SqliteStore {
     }
 
     async fn epoch_summary(&self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
-        epoch_summary_on(&self.pool, &self.path, trail, epoch).await
+        sql::epoch_summary(self, &self.pool, trail, epoch).await
     }
 
     fn scan<'a>(&'a self, trail: &'a str, from: u64) -> EntryStream<'a> {
@@ -1138,64 +1071,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete_events(&self, trail: &str, first: u64, last: u64) -> Result<u64, StoreError> {
-        let first = to_i64(trail, "seq", first)?;
-        let last = to_i64(trail, "seq", last)?;
-        let done =
-            sqlx::query("DELETE FROM entries WHERE trail = ? AND seq BETWEEN ? AND ? AND kind = ?")
-                .bind(trail)
-                .bind(first)
-                .bind(last)
-                .bind(EntryKind::Event.as_str())
-                .execute(&self.pool)
-                .await
-                .map_err(|err| self.classify(err))?;
-        Ok(done.rows_affected())
+        sql::delete_events(self, trail, first, last).await
     }
 
     async fn erase_fields(&self, trail: &str, erasures: &[Erasure]) -> Result<u64, StoreError> {
-        static SELECT: OnceLock<String> = OnceLock::new();
-        let select = SELECT.get_or_init(|| {
-            format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND seq = ?")
-        });
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|err| self.classify(err))?;
-        let mut changed = 0;
-        for erasure in erasures {
-            let seq = to_i64(trail, "seq", erasure.seq)?;
-            let row = sqlx::query(select.as_str())
-                .bind(trail)
-                .bind(seq)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|err| self.classify(err))?;
-            let Some(row) = row else { continue };
-            let mut entry = decode_entry(trail, &row)?;
-            if !entry.body.erase(&erasure.fields) {
-                continue;
-            }
-            let body = encode_body(trail, &entry)?;
-            let fields = IndexedFields::of(&entry);
-            sqlx::query(
-                "UPDATE entries SET body = ?, tenant = ?, actor = ?, target_id = ?, ip = ? \
-                 WHERE trail = ? AND seq = ?",
-            )
-            .bind(body)
-            .bind(fields.tenant)
-            .bind(fields.actor)
-            .bind(fields.target_id)
-            .bind(fields.ip)
-            .bind(trail)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| self.classify(err))?;
-            changed += 1;
-        }
-        tx.commit().await.map_err(|err| self.classify(err))?;
-        Ok(changed)
+        sql::erase_fields(self, trail, erasures).await
     }
 
     async fn restrict(
@@ -1228,18 +1108,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO snapshots (trail, name, upto_seq, state) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (trail, name, upto_seq) DO UPDATE SET state = excluded.state",
-        )
-        .bind(&snapshot.trail)
-        .bind(&snapshot.name)
-        .bind(to_i64(&snapshot.trail, "seq", snapshot.upto_seq)?)
-        .bind(&snapshot.state)
-        .execute(&self.pool)
-        .await
-        .map_err(|err| self.classify(err))?;
-        Ok(())
+        sql::put_snapshot(self, snapshot).await
     }
 
     async fn snapshot(
@@ -1248,38 +1117,11 @@ impl Store for SqliteStore {
         name: &str,
         upto_seq: Option<u64>,
     ) -> Result<Option<Snapshot>, StoreError> {
-        let upto = upto_seq.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT upto_seq, state FROM snapshots WHERE trail = ? AND name = ? \
-             AND (? IS NULL OR upto_seq = ?) ORDER BY upto_seq DESC LIMIT 1",
-        )
-        .bind(trail)
-        .bind(name)
-        .bind(upto)
-        .bind(upto)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|err| self.classify(err))?;
-        Ok(row.map(|(upto_seq, state)| Snapshot {
-            trail: trail.to_owned(),
-            name: name.to_owned(),
-            upto_seq: u64::try_from(upto_seq).unwrap_or_default(),
-            state,
-        }))
+        sql::snapshot(self, trail, name, upto_seq).await
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
-        query.validate()?;
-        let (sql, arguments) = query_sql(query)?;
-        let rows = sqlx::query_with(AssertSqlSafe(sql), arguments)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|err| self.classify(err))?;
-        let entries = rows
-            .iter()
-            .map(|row| decode_entry("", row))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(page_from_fetched(entries, query))
+        sql::query(self, query).await
     }
 }
 
@@ -1298,48 +1140,6 @@ pub(crate) async fn head_on<'c>(
     .await
     .map_err(|err| classify(path, err))?;
     row.map(|row| decode_head(trail, &row)).transpose()
-}
-
-/// The summary of one epoch, read on `connection` (inside a transaction it
-/// sees the transaction's own entries).
-pub(crate) async fn epoch_summary_on<'c>(
-    connection: impl sqlx::SqliteExecutor<'c>,
-    path: &Path,
-    trail: &str,
-    epoch: u64,
-) -> Result<EpochSummary, StoreError> {
-    let epoch = to_i64(trail, "epoch", epoch)?;
-    let row = sqlx::query(
-        "SELECT count(*), min(recorded_at), max(recorded_at), \
-         coalesce(sum(kind <> ?), 0) FROM entries \
-         WHERE trail = ? AND epoch = ? AND kind <> ?",
-    )
-    .bind(EntryKind::Event.as_str())
-    .bind(trail)
-    .bind(epoch)
-    .bind(EntryKind::EpochSeal.as_str())
-    .fetch_one(connection)
-    .await
-    .map_err(|err| classify(path, err))?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        trail: trail.to_owned(),
-        seq: 0,
-        reason,
-    };
-    let get_time = |index| -> Result<Option<DateTime<Utc>>, StoreError> {
-        let micros: Option<i64> = row.try_get(index).map_err(|err| corrupt(err.to_string()))?;
-        micros
-            .map(|micros| decode_time(micros).map_err(corrupt))
-            .transpose()
-    };
-    let count: i64 = row.try_get(0).map_err(|err| corrupt(err.to_string()))?;
-    let records: i64 = row.try_get(3).map_err(|err| corrupt(err.to_string()))?;
-    Ok(EpochSummary {
-        count: u64::try_from(count).map_err(|err| corrupt(err.to_string()))?,
-        records: u64::try_from(records).map_err(|err| corrupt(err.to_string()))?,
-        first_at: get_time(1)?,
-        last_at: get_time(2)?,
-    })
 }
 
 impl SqliteStore {
@@ -1425,95 +1225,6 @@ pub(crate) async fn insert_entries(
     Ok(())
 }
 
-/// The SQL and arguments of one page of a query. Every value is a bound
-/// parameter; only fixed fragments of this function go into the text.
-fn query_sql(query: &Query) -> Result<(String, SqliteArguments), StoreError> {
-    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE 1 = 1");
-    if !query.include_restricted {
-        sql.push_str(" AND restricted = 0");
-    }
-    if query.kind.is_some_and(|kind| kind != EntryKind::Event) {
-        // Lets the planner use the partial index of the trail's records.
-        sql.push_str(" AND kind <> 'event'");
-    }
-    let mut arguments = SqliteArguments::default();
-    let mut add = |condition: &str, value: Argument| -> Result<(), StoreError> {
-        sql.push_str(" AND ");
-        sql.push_str(condition);
-        let added = match value {
-            Argument::Text(text) => sqlx::Arguments::add(&mut arguments, text),
-            Argument::Integer(integer) => sqlx::Arguments::add(&mut arguments, integer),
-        };
-        added.map_err(|err| StoreError::InvalidQuery(err.to_string()))
-    };
-    let text = |value: &Option<String>| value.clone().map(Argument::Text);
-    let filters = [
-        ("trail = ?", text(&query.trail)),
-        (
-            "kind = ?",
-            query
-                .kind
-                .map(|kind| Argument::Text(kind.as_str().to_owned())),
-        ),
-        (
-            "recorded_at >= ?",
-            query.since.map(|t| Argument::Integer(t.timestamp_micros())),
-        ),
-        (
-            "recorded_at < ?",
-            query.until.map(|t| Argument::Integer(t.timestamp_micros())),
-        ),
-        ("action = ?", text(&query.action)),
-        ("tenant = ?", text(&query.tenant)),
-        ("actor = ?", text(&query.actor)),
-        ("target_type = ?", text(&query.target_type)),
-        ("target_id = ?", text(&query.target_id)),
-        ("outcome = ?", text(&query.outcome)),
-        ("ip = ?", query.ip.map(|ip| Argument::Text(ip.to_string()))),
-        ("request_id = ?", text(&query.request_id)),
-    ];
-    for (condition, value) in filters {
-        if let Some(value) = value {
-            add(condition, value)?;
-        }
-    }
-    let (comparison, direction) = match query.order {
-        Order::OldestFirst => (">", "ASC"),
-        Order::NewestFirst => ("<", "DESC"),
-    };
-    if let Some(cursor) = &query.after {
-        let seq = i64::try_from(cursor.seq())
-            .map_err(|_| StoreError::InvalidQuery("cursor seq out of range".to_owned()))?;
-        sql.push_str(&format!(
-            " AND (recorded_at, trail, seq) {comparison} (?, ?, ?)"
-        ));
-        for value in [
-            Argument::Integer(cursor.recorded_at_micros()),
-            Argument::Text(cursor.trail().to_owned()),
-            Argument::Integer(seq),
-        ] {
-            let added = match value {
-                Argument::Text(text) => sqlx::Arguments::add(&mut arguments, text),
-                Argument::Integer(integer) => sqlx::Arguments::add(&mut arguments, integer),
-            };
-            added.map_err(|err| StoreError::InvalidQuery(err.to_string()))?;
-        }
-    }
-    sql.push_str(&format!(
-        " ORDER BY recorded_at {direction}, trail {direction}, seq {direction} LIMIT ?"
-    ));
-    // One more than the page, to learn whether a next page exists.
-    let fetch = i64::try_from(query.limit + 1).unwrap_or(i64::MAX);
-    sqlx::Arguments::add(&mut arguments, fetch)
-        .map_err(|err| StoreError::InvalidQuery(err.to_string()))?;
-    Ok((sql, arguments))
-}
-
-enum Argument {
-    Text(String),
-    Integer(i64),
-}
-
 /// Rows in the next insert statement of a batch with `remaining` rows: the
 /// largest power of two that fits, so statement shapes repeat.
 fn chunk_rows(remaining: usize) -> usize {
@@ -1577,106 +1288,9 @@ fn encode_body(trail: &str, entry: &Entry) -> Result<String, StoreError> {
     body_json(trail, entry)
 }
 
+/// A seq or epoch as SQLite stores it.
 fn to_i64(trail: &str, what: &str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::InvalidBatch {
-        trail: trail.to_owned(),
-        reason: format!("{what} {value} is beyond what SQLite can store"),
-    })
-}
-
-fn decode_time(micros: i64) -> Result<DateTime<Utc>, String> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| format!("timestamp {micros} µs is out of range"))
-}
-
-/// Rebuilds an entry from a row of [`ENTRY_COLUMNS`]. Stored data may have
-/// been tampered with, so every column is checked, never trusted.
-pub(crate) fn decode_entry(trail_hint: &str, row: &SqliteRow) -> Result<Entry, StoreError> {
-    let trail: String = row.try_get(0).unwrap_or_else(|_| trail_hint.to_owned());
-    let seq: i64 = row.try_get(1).unwrap_or(-1);
-    let column = |reason: sqlx::Error| corrupt(&trail, seq, reason.to_string());
-    let mac = |index: usize| -> Result<Result<[u8; 32], usize>, StoreError> {
-        let bytes: &[u8] = row.try_get(index).map_err(column)?;
-        Ok(<[u8; 32]>::try_from(bytes).map_err(|_| bytes.len()))
-    };
-    let columns = StoredColumns {
-        seq,
-        epoch: row.try_get(2).map_err(column)?,
-        key_id: row.try_get(3).map_err(column)?,
-        recorded_at: row.try_get(4).map_err(column)?,
-        kind: row.try_get(5).map_err(column)?,
-        body: row.try_get(6).map_err(column)?,
-        prev_mac: mac(7)?,
-        body_commitment: mac(8)?,
-        mac: mac(9)?,
-    };
-    columns.into_entry(trail)
-}
-
-fn corrupt(trail: &str, seq: i64, reason: String) -> StoreError {
-    StoreError::Corrupt {
-        trail: trail.to_owned(),
-        seq: u64::try_from(seq).unwrap_or(0),
-        reason,
-    }
-}
-
-/// The stored columns of an entry, read but not yet checked.
-struct StoredColumns<'r> {
-    seq: i64,
-    epoch: i64,
-    key_id: &'r str,
-    recorded_at: i64,
-    kind: &'r str,
-    body: &'r str,
-    /// The 32 bytes, or how many bytes were stored instead.
-    prev_mac: Result<[u8; 32], usize>,
-    body_commitment: Result<[u8; 32], usize>,
-    mac: Result<[u8; 32], usize>,
-}
-
-impl StoredColumns<'_> {
-    fn into_entry(self, trail: String) -> Result<Entry, StoreError> {
-        let corrupt = |reason: String| corrupt(&trail, self.seq, reason);
-        let seq = self.seq;
-        let epoch = self.epoch;
-        let mac = |bytes: Result<[u8; 32], usize>, what: &str| {
-            bytes.map_err(|len| corrupt(format!("{what} is {len} bytes, not 32")))
-        };
-        Ok(Entry {
-            seq: u64::try_from(seq).map_err(|_| corrupt(format!("invalid seq {seq}")))?,
-            epoch: u64::try_from(epoch).map_err(|_| corrupt(format!("invalid epoch {epoch}")))?,
-            key_id: self.key_id.to_owned(),
-            recorded_at: decode_time(self.recorded_at).map_err(corrupt)?,
-            kind: EntryKind::from_name(self.kind).map_err(|err| corrupt(err.to_string()))?,
-            body: serde_json::from_str::<Body>(self.body)
-                .map_err(|err| corrupt(format!("the body is not valid: {err}")))?,
-            prev_mac: Mac::from_bytes(mac(self.prev_mac, "prev_mac")?),
-            body_commitment: Digest::from_bytes(mac(self.body_commitment, "body_commitment")?),
-            mac: Mac::from_bytes(mac(self.mac, "mac")?),
-            trail,
-        })
-    }
-}
-
-fn decode_head(trail: &str, row: &SqliteRow) -> Result<Head, StoreError> {
-    let seq: i64 = row.try_get(0).unwrap_or(-1);
-    let corrupt = |reason: String| StoreError::Corrupt {
-        trail: trail.to_owned(),
-        seq: u64::try_from(seq).unwrap_or(0),
-        reason,
-    };
-    let column = |err: sqlx::Error| corrupt(err.to_string());
-    let epoch: i64 = row.try_get(1).map_err(column)?;
-    let kind: &str = row.try_get(2).map_err(column)?;
-    let mac: &[u8] = row.try_get(4).map_err(column)?;
-    Ok(Head {
-        seq: u64::try_from(seq).map_err(|_| corrupt(format!("invalid seq {seq}")))?,
-        epoch: u64::try_from(epoch).map_err(|_| corrupt(format!("invalid epoch {epoch}")))?,
-        kind: EntryKind::from_name(kind).map_err(|err| corrupt(err.to_string()))?,
-        recorded_at: decode_time(row.try_get(3).map_err(column)?).map_err(corrupt)?,
-        mac: Mac::from_slice(mac).map_err(|err| corrupt(err.to_string()))?,
-    })
+    sql::to_i64::<Sqlite>(trail, what, value)
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -1725,9 +1339,146 @@ fn classify(path: &Path, err: sqlx::Error) -> StoreError {
     }
 }
 
+/// A time as SQLite stores it: microseconds since the Unix epoch.
+fn decode_time(micros: i64) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| format!("timestamp {micros} µs is out of range"))
+}
+
+impl Dialect for Sqlite {
+    /// Large enough that the per-query cost vanishes, small enough that
+    /// memory stays flat on any trail.
+    const SCAN_CHUNK: i64 = 1000;
+    const NOT_RESTRICTED: &'static str = "restricted = 0";
+    /// None: a write transaction holds the database's write lock.
+    const LOCK_ROWS: &'static str = "";
+    /// IMMEDIATE takes the write lock at once: what the transaction reads
+    /// cannot go stale before it writes, whichever process writes next.
+    const BEGIN_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
+
+    fn placeholders(template: &str) -> Cow<'_, str> {
+        Cow::Borrowed(template)
+    }
+
+    fn add(arguments: &mut SqliteArguments, value: Argument<'_>) -> Result<(), BoxDynError> {
+        match value {
+            Argument::Text(text) => arguments.add(text),
+            Argument::OptionalText(text) => arguments.add(text),
+            // Times are stored as microseconds.
+            Argument::Integer(integer) | Argument::Micros(integer) => arguments.add(integer),
+            Argument::OptionalInteger(integer) => arguments.add(integer),
+        }
+    }
+
+    /// Body values as they are: SQLite text holds any of them.
+    fn copy_text(value: &str) -> Cow<'_, str> {
+        Cow::Borrowed(value)
+    }
+
+    fn is_copy_of(stored: &str, value: &str) -> bool {
+        stored == value
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn on_pool(pool: &SqlitePool) -> impl Executor<'_, Database = Sqlite> {
+        pool
+    }
+
+    fn on_connection(connection: &mut SqliteConnection) -> impl Executor<'_, Database = Sqlite> {
+        connection
+    }
+
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> = LazyLock::new(Statements::new::<Sqlite>);
+        &STATEMENTS
+    }
+}
+
+impl SqlRow for SqliteRow {
+    fn integer(&self, index: usize) -> Result<i64, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn text(&self, index: usize) -> Result<&str, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn optional_text(&self, index: usize) -> Result<Option<&str>, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn bytes(&self, index: usize) -> Result<&[u8], sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn time(&self, index: usize) -> Result<Result<DateTime<Utc>, String>, sqlx::Error> {
+        self.try_get(index).map(decode_time)
+    }
+
+    fn optional_time(
+        &self,
+        index: usize,
+    ) -> Result<Option<Result<DateTime<Utc>, String>>, sqlx::Error> {
+        let micros: Option<i64> = self.try_get(index)?;
+        Ok(micros.map(decode_time))
+    }
+
+    /// The flag is an integer; only 0 shows the entry to queries.
+    fn restricted(&self, index: usize) -> bool {
+        !matches!(self.try_get::<i64, _>(index), Ok(0))
+    }
+}
+
+#[async_trait]
+impl SqlStore for SqliteStore {
+    type Db = Sqlite;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn classify(&self, err: sqlx::Error) -> StoreError {
+        classify(&self.path, err)
+    }
+
+    async fn lock_head(
+        &self,
+        connection: &mut SqliteConnection,
+        trail: &str,
+    ) -> Result<Option<Head>, StoreError> {
+        // A write statement first: it takes the database's write lock (if
+        // the transaction does not hold it yet) before the head is read, so
+        // the head cannot go stale before the insert.
+        sqlx::query("INSERT OR IGNORE INTO trails (name) VALUES (?)")
+            .bind(trail)
+            .execute(&mut *connection)
+            .await
+            .map_err(|err| self.classify(err))?;
+        head_on(&mut *connection, &self.path, trail).await
+    }
+
+    async fn insert_locked(
+        &self,
+        connection: &mut SqliteConnection,
+        trail: &str,
+        after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        let inserts = insert_statements(trail, after, entries)?;
+        let conflict = || conflict_after(trail, after);
+        insert_entries(connection, &self.path, inserts, conflict).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use sqlx::AssertSqlSafe;
+
     use super::*;
+    use crate::model::EntryKind;
 
     async fn plan(store: &SqliteStore, sql: &str, arguments: SqliteArguments) -> Vec<String> {
         sqlx::query_with(
@@ -1769,7 +1520,7 @@ mod tests {
             Query::new().trail("mailbox").tenant("kunde123").failed(),
         ];
         for query in queries {
-            let (sql, arguments) = query_sql(&query).unwrap();
+            let (sql, arguments) = sql::query::query_sql::<Sqlite>(&query).unwrap();
             let plan = plan(&store, &sql, arguments).await;
             assert!(
                 plan.iter().any(|step| step.contains("INDEX")),
@@ -1784,7 +1535,7 @@ mod tests {
         // the partial index of records, not a walk over the events.
         for kind in [EntryKind::HoldPlaced, EntryKind::Retention] {
             let query = Query::new().trail("admin").kind(kind);
-            let (sql, arguments) = query_sql(&query).unwrap();
+            let (sql, arguments) = sql::query::query_sql::<Sqlite>(&query).unwrap();
             let plan = plan(&store, &sql, arguments).await;
             assert!(
                 plan.iter()
@@ -1792,17 +1543,13 @@ mod tests {
                 "{query:?}: {plan:?}"
             );
         }
+        // The summary of an epoch, read before each epoch seal.
         let mut arguments = SqliteArguments::default();
+        sqlx::Arguments::add(&mut arguments, "event").unwrap();
         sqlx::Arguments::add(&mut arguments, "admin").unwrap();
         sqlx::Arguments::add(&mut arguments, 3_i64).unwrap();
         sqlx::Arguments::add(&mut arguments, "epoch_seal").unwrap();
-        let plan = plan(
-            &store,
-            "SELECT count(*), min(recorded_at), max(recorded_at) FROM entries \
-         WHERE trail = ? AND epoch = ? AND kind <> ?",
-            arguments,
-        )
-        .await;
+        let plan = plan(&store, &Sqlite::statements().epoch_summary, arguments).await;
         assert!(
             plan.iter()
                 .any(|step| step.contains("COVERING INDEX entries_by_epoch")),

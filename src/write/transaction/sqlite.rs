@@ -3,17 +3,13 @@
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use sqlx::AssertSqlSafe;
-
 use super::{LockedTrail, TransactionRecorder};
 use crate::event::Event;
 use crate::model::EpochSummary;
-use crate::model::{Entry, EntryKind, Head};
-use crate::store::sqlite::{
-    ENTRY_COLUMNS, SqliteStore, decode_entry, epoch_summary_on, head_on, insert_entries,
-    insert_statements,
-};
-use crate::store::{Store, conflict_after};
+use crate::model::{Entry, Head};
+use crate::store::Store;
+use crate::store::sql::{self, SqlStore};
+use crate::store::sqlite::SqliteStore;
 use crate::write::Receipt;
 use crate::{Result, StoreError};
 
@@ -63,15 +59,7 @@ struct Link<'a> {
 #[async_trait]
 impl LockedTrail for Link<'_> {
     async fn lock_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError> {
-        // A write statement first: it takes the database's write lock (if
-        // the transaction does not hold it yet) before the head is read, so
-        // the head cannot go stale before the insert.
-        sqlx::query("INSERT OR IGNORE INTO trails (name) VALUES (?)")
-            .bind(trail)
-            .execute(&mut *self.connection)
-            .await
-            .map_err(|err| self.store.classify(err))?;
-        head_on(&mut *self.connection, &self.store.path, trail).await
+        self.store.lock_head(self.connection, trail).await
     }
 
     async fn committed_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError> {
@@ -79,22 +67,11 @@ impl LockedTrail for Link<'_> {
     }
 
     async fn epoch_summary(&mut self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
-        epoch_summary_on(&mut *self.connection, &self.store.path, trail, epoch).await
+        sql::epoch_summary(self.store, &mut *self.connection, trail, epoch).await
     }
 
     async fn key_entries(&mut self, trail: &str) -> Result<Vec<Entry>, StoreError> {
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE trail = ? AND kind <> 'event' \
-             AND kind IN (?, ?) ORDER BY seq"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(trail)
-            .bind(EntryKind::Genesis.as_str())
-            .bind(EntryKind::KeyRotation.as_str())
-            .fetch_all(&mut *self.connection)
-            .await
-            .map_err(|err| self.store.classify(err))?;
-        rows.iter().map(|row| decode_entry(trail, row)).collect()
+        sql::key_entries(self.store, &mut *self.connection, trail).await
     }
 
     async fn insert(
@@ -103,8 +80,8 @@ impl LockedTrail for Link<'_> {
         after: Option<u64>,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
-        let inserts = insert_statements(trail, after, entries)?;
-        let conflict = || conflict_after(trail, after);
-        insert_entries(self.connection, &self.store.path, inserts, conflict).await
+        self.store
+            .insert_locked(self.connection, trail, after, entries)
+            .await
     }
 }

@@ -39,22 +39,22 @@ pub(crate) fn sqlite() -> Migrator {
         (
             1,
             "entries",
-            include_str!("../../migrations/sqlite/0001_entries.sql"),
+            include_str!("../../../migrations/sqlite/0001_entries.sql"),
         ),
         (
             2,
             "restricted",
-            include_str!("../../migrations/sqlite/0002_restricted.sql"),
+            include_str!("../../../migrations/sqlite/0002_restricted.sql"),
         ),
         (
             3,
             "snapshots",
-            include_str!("../../migrations/sqlite/0003_snapshots.sql"),
+            include_str!("../../../migrations/sqlite/0003_snapshots.sql"),
         ),
         (
             4,
             "records index",
-            include_str!("../../migrations/sqlite/0004_records_index.sql"),
+            include_str!("../../../migrations/sqlite/0004_records_index.sql"),
         ),
     ])
 }
@@ -66,27 +66,27 @@ pub(crate) fn postgres() -> Migrator {
         (
             1,
             "entries",
-            include_str!("../../migrations/postgres/0001_entries.sql"),
+            include_str!("../../../migrations/postgres/0001_entries.sql"),
         ),
         (
             2,
             "restricted",
-            include_str!("../../migrations/postgres/0002_restricted.sql"),
+            include_str!("../../../migrations/postgres/0002_restricted.sql"),
         ),
         (
             3,
             "snapshots",
-            include_str!("../../migrations/postgres/0003_snapshots.sql"),
+            include_str!("../../../migrations/postgres/0003_snapshots.sql"),
         ),
         (
             4,
             "records index",
-            include_str!("../../migrations/postgres/0004_records_index.sql"),
+            include_str!("../../../migrations/postgres/0004_records_index.sql"),
         ),
         (
             5,
             "ensure day race",
-            include_str!("../../migrations/postgres/0005_ensure_day_race.sql"),
+            include_str!("../../../migrations/postgres/0005_ensure_day_race.sql"),
         ),
     ])
 }
