@@ -34,7 +34,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 pub use options::PostgresStoreOptions;
 
-use super::sql::{self, SqlStore, read_ahead_scan};
+use super::sql::{self, SqlStore};
 use super::{
     EntryStream, EpochSummary, Erasure, Page, PreviousAppend, Query, Store, StoredEntry,
     StoredEntryStream, check_batch,
@@ -42,7 +42,6 @@ use super::{
 use crate::StoreError;
 use crate::model::{Entry, Head, Snapshot};
 use append::Columns;
-use scan::Chunks;
 
 /// A [`Store`] in a PostgreSQL database, shared by any number of processes
 /// and machines. Clones share the connections.
@@ -154,11 +153,11 @@ impl Store for PostgresStore {
         // Keyset pagination: each chunk is one short query on the (trail,
         // seq) index of every partition, so memory stays flat and no read
         // holds a snapshot (and with it vacuum) for the scan of a huge trail.
-        read_ahead_scan(Chunks::<Entry>::of(self), trail, from)
+        sql::scan::<_, Entry>(self, trail, from)
     }
 
     fn scan_stored<'a>(&'a self, trail: &'a str, from: u64) -> StoredEntryStream<'a> {
-        read_ahead_scan(Chunks::<StoredEntry>::of(self), trail, from)
+        sql::scan::<_, StoredEntry>(self, trail, from)
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {

@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Postgres, Row};
 use super::PostgresStore;
 use super::errors::classify;
 use crate::StoreError;
-use crate::store::sql::{ChunkReader, Dialect, ScanRow, decode_rows, scan_sql};
+use crate::store::sql::{ChunkReader, Chunks, Dialect, ScanRow, decode_rows, scan_sql};
 
 /// The names of every trail that has entries, and of every trail with a
 /// head in `trail_heads`.
@@ -38,23 +38,8 @@ pub(super) async fn trails(store: &PostgresStore) -> Result<Vec<String>, StoreEr
         .map_err(classify)
 }
 
-/// Reads a trail in chunks of rows decoded as `T`, for [`read_ahead_scan`].
-pub(super) struct Chunks<T> {
-    store: PostgresStore,
-    rows: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T> Chunks<T> {
-    pub(super) fn of(store: &PostgresStore) -> Self {
-        Self {
-            store: store.clone(),
-            rows: std::marker::PhantomData,
-        }
-    }
-}
-
 #[async_trait]
-impl<T: ScanRow> ChunkReader for Chunks<T> {
+impl<T: ScanRow> ChunkReader for Chunks<PostgresStore, T> {
     type Chunk = Vec<PgRow>;
     type Item = T;
 

@@ -27,7 +27,7 @@ use sqlx::{Database, Executor, IntoArguments, Pool, Transaction};
 pub(crate) use query::query;
 pub(crate) use retention::{delete_events, erase_fields};
 pub(crate) use rows::{ScanRow, SqlRow, decode_head, decode_rows, to_i64};
-pub(crate) use scan::{ChunkReader, read_ahead_scan, scan_sql};
+pub(crate) use scan::{ChunkReader, Chunks, scan, scan_sql};
 pub(crate) use snapshots::{put_snapshot, snapshot};
 pub(crate) use statements::{Statements, epoch_summary, key_entries};
 

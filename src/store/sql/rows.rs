@@ -150,18 +150,23 @@ pub(crate) fn decode_head<R: SqlRow>(trail: &str, row: &R) -> Result<Head, Store
     })
 }
 
+/// What is stored beside an entry: its query columns (in
+/// [`COPIED_FIELDS`] order) and its restriction flag.
+#[derive(Clone, Copy)]
+pub(crate) struct Beside<'r> {
+    pub(crate) copies: [StoredCopy<'r>; COPIED_FIELDS.len()],
+    pub(crate) restricted: bool,
+}
+
 /// What a scan yields per row: the entry alone, or the entry with what is
 /// stored beside it.
 pub(crate) trait ScanRow: Sized + Send + 'static {
     /// Whether rows carry the query columns and the restriction flag.
     const BESIDE: bool;
 
-    /// The item of an entry and, when the rows carry them, its stored
-    /// query columns (in [`COPIED_FIELDS`] order) and restriction flag.
-    fn assemble<D: Dialect>(
-        entry: Entry,
-        beside: Option<(&[StoredCopy<'_>; COPIED_FIELDS.len()], bool)>,
-    ) -> Self;
+    /// The item of an entry and, when the rows carry it, what is stored
+    /// beside it.
+    fn assemble<D: Dialect>(entry: Entry, beside: Option<&Beside<'_>>) -> Self;
 
     /// Decodes a row of [`super::scan_sql`].
     fn from_row<D: Dialect>(trail: &str, row: &D::Row) -> Result<Self, StoreError> {
@@ -177,17 +182,17 @@ pub(crate) trait ScanRow: Sized + Send + 'static {
             Err(_) => StoredCopy::Unreadable,
         });
         let restricted = row.restricted(first + COPIED_FIELDS.len());
-        Ok(Self::assemble::<D>(entry, Some((&copies, restricted))))
+        Ok(Self::assemble::<D>(
+            entry,
+            Some(&Beside { copies, restricted }),
+        ))
     }
 }
 
 impl ScanRow for Entry {
     const BESIDE: bool = false;
 
-    fn assemble<D: Dialect>(
-        entry: Entry,
-        _: Option<(&[StoredCopy<'_>; COPIED_FIELDS.len()], bool)>,
-    ) -> Self {
+    fn assemble<D: Dialect>(entry: Entry, _: Option<&Beside<'_>>) -> Self {
         entry
     }
 }
@@ -195,15 +200,12 @@ impl ScanRow for Entry {
 impl ScanRow for StoredEntry {
     const BESIDE: bool = true;
 
-    fn assemble<D: Dialect>(
-        entry: Entry,
-        beside: Option<(&[StoredCopy<'_>; COPIED_FIELDS.len()], bool)>,
-    ) -> Self {
-        let Some((copies, restricted)) = beside else {
+    fn assemble<D: Dialect>(entry: Entry, beside: Option<&Beside<'_>>) -> Self {
+        let Some(beside) = beside else {
             return StoredEntry::new(entry);
         };
-        let mismatched = mismatched_copies(&entry, copies, D::is_copy_of);
-        let mut stored = StoredEntry::new(entry).with_restricted(restricted);
+        let mismatched = mismatched_copies(&entry, &beside.copies, D::is_copy_of);
+        let mut stored = StoredEntry::new(entry).with_restricted(beside.restricted);
         stored.mismatched_copies = mismatched;
         stored
     }

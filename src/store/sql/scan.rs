@@ -3,6 +3,8 @@
 //! holds a snapshot for the whole scan; the next chunk is read while the
 //! one before is decoded and consumed.
 
+use std::marker::PhantomData;
+
 use async_trait::async_trait;
 use futures_core::stream::BoxStream;
 
@@ -24,6 +26,32 @@ pub(crate) fn scan_sql<T: ScanRow>(flag: &str) -> String {
         columns.push_str(&format!(", {flag}"));
     }
     format!("SELECT {columns} FROM entries WHERE trail = ? AND seq >= ? ORDER BY seq LIMIT ?")
+}
+
+/// Reads a trail of a store in chunks of rows decoded as `T`; each backend
+/// implements [`ChunkReader`] for its store's chunks.
+pub(crate) struct Chunks<S, T> {
+    pub(crate) store: S,
+    rows: PhantomData<fn() -> T>,
+}
+
+/// Streams a trail's rows decoded as `T`, from seq `from` on, chunk by
+/// chunk read ahead.
+pub(crate) fn scan<'a, S, T>(
+    store: &S,
+    trail: &str,
+    from: u64,
+) -> BoxStream<'a, Result<T, StoreError>>
+where
+    S: Clone,
+    T: 'static,
+    Chunks<S, T>: ChunkReader<Item = T>,
+{
+    let chunks = Chunks {
+        store: store.clone(),
+        rows: PhantomData,
+    };
+    read_ahead_scan(chunks, trail, from)
 }
 
 /// One chunk of a scan as a backend reads it: each item on its own (a row

@@ -28,7 +28,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 pub use options::{DEFAULT_WAL_CHECKPOINT_PAGES, SqliteStoreOptions, SqliteSync};
 
-use super::sql::{self, SqlStore, read_ahead_scan};
+use super::sql::{self, SqlStore};
 use super::{
     EntryStream, EpochSummary, Erasure, Page, PreviousAppend, Query, Store, StoredEntry,
     StoredEntryStream,
@@ -36,7 +36,6 @@ use super::{
 use crate::StoreError;
 use crate::model::{Entry, Head, Snapshot};
 use append::insert_statements;
-use scan::Chunks;
 
 /// A [`Store`] in one SQLite database file. Clones share the connections.
 ///
@@ -121,11 +120,11 @@ impl Store for SqliteStore {
         // Keyset pagination: each chunk is one short query on the primary
         // key, so memory stays flat and no read holds a snapshot for the
         // whole scan of a huge trail.
-        read_ahead_scan(Chunks::<Entry>::of(self), trail, from)
+        sql::scan::<_, Entry>(self, trail, from)
     }
 
     fn scan_stored<'a>(&'a self, trail: &'a str, from: u64) -> StoredEntryStream<'a> {
-        read_ahead_scan(Chunks::<StoredEntry>::of(self), trail, from)
+        sql::scan::<_, StoredEntry>(self, trail, from)
     }
 
     async fn trails(&self) -> Result<Vec<String>, StoreError> {

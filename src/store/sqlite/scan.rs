@@ -14,8 +14,10 @@ use crate::StoreError;
 use crate::model::Entry;
 use crate::store::StoredEntry;
 use crate::store::query::{COPIED_FIELDS, StoredCopy};
-use crate::store::sql::rows::{StoredColumns, corrupt};
-use crate::store::sql::{ChunkReader, Dialect, ScanRow, SqlRow, SqlStore, decode_rows, scan_sql};
+use crate::store::sql::rows::{Beside, StoredColumns, corrupt};
+use crate::store::sql::{
+    ChunkReader, Chunks, Dialect, ScanRow, SqlRow, SqlStore, decode_rows, scan_sql,
+};
 
 impl SqliteStore {
     /// One chunk of a scan read row by row: every row decoded on its own, so
@@ -83,29 +85,11 @@ pub(super) async fn trails(store: &SqliteStore) -> Result<Vec<String>, StoreErro
 fn from_framed<T: ScanRow>(row: FramedRow<'_>, trail: String) -> Result<T, StoreError> {
     let beside = row.beside;
     let entry = row.into_entry(trail)?;
-    let beside = beside
-        .as_ref()
-        .map(|beside| (&beside.copies, beside.restricted));
-    Ok(T::assemble::<Sqlite>(entry, beside))
-}
-
-/// Reads a trail in chunks of rows decoded as `T`, for [`read_ahead_scan`].
-pub(super) struct Chunks<T> {
-    store: SqliteStore,
-    rows: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T> Chunks<T> {
-    pub(super) fn of(store: &SqliteStore) -> Self {
-        Self {
-            store: store.clone(),
-            rows: std::marker::PhantomData,
-        }
-    }
+    Ok(T::assemble::<Sqlite>(entry, beside.as_ref()))
 }
 
 #[async_trait]
-impl<T: ScanRow> ChunkReader for Chunks<T> {
+impl<T: ScanRow> ChunkReader for Chunks<SqliteStore, T> {
     type Chunk = FetchedChunk<T>;
     type Item = T;
 
@@ -240,7 +224,7 @@ pub(super) const TRAILS_SQL: &str = "WITH RECURSIVE stored(name) AS ( \
      UNION SELECT name FROM trails ORDER BY 1";
 
 /// One chunk of a scan as read from the database.
-pub(super) enum FetchedChunk<T> {
+pub(crate) enum FetchedChunk<T> {
     /// No rows: the scan is done.
     Empty,
     /// Rows joined by SQLite, not yet decoded.
@@ -408,13 +392,6 @@ struct FramedRow<'r> {
     columns: Result<StoredColumns<'r>, String>,
     /// What is stored beside the entry, when the chunk was queried with it.
     beside: Option<Beside<'r>>,
-}
-
-/// The query columns and restriction flag of a framed row.
-#[derive(Clone, Copy)]
-struct Beside<'r> {
-    restricted: bool,
-    copies: [StoredCopy<'r>; COPIED_FIELDS.len()],
 }
 
 impl FramedRow<'_> {
