@@ -10,11 +10,11 @@ use sqlx::postgres::PgConnection;
 
 use super::PostgresStore;
 use super::dialect::{index_text, to_i64};
-use super::errors::{classify, is_definite, is_missing_partition};
+use super::errors::{is_definite, is_missing_partition};
 use crate::StoreError;
 use crate::model::{Entry, Head};
 use crate::store::query::IndexedFields;
-use crate::store::sql::{body_json, decode_head};
+use crate::store::sql::{SqlStore, body_json, decode_head};
 use crate::store::{Store, check_batch, conflict_after};
 
 /// The append: one statement, so one round trip and an implicit
@@ -68,13 +68,14 @@ pub(super) async fn head(store: &PostgresStore, trail: &str) -> Result<Option<He
     .bind(trail)
     .fetch_optional(&store.pool)
     .await
-    .map_err(classify)?;
+    .map_err(|err| store.classify(err))?;
     row.map(|row| decode_head(trail, &row)).transpose()
 }
 
 /// Locks the trail's head row for the transaction on `connection` and
 /// reads it.
 pub(super) async fn lock_head(
+    store: &PostgresStore,
     connection: &mut PgConnection,
     trail: &str,
 ) -> Result<Option<Head>, StoreError> {
@@ -86,19 +87,19 @@ pub(super) async fn lock_head(
         .bind(trail)
         .fetch_optional(&mut *connection)
         .await
-        .map_err(classify)?;
+        .map_err(|err| store.classify(err))?;
     if row.is_none() {
         // A new trail: its head row, to lock (and to swap later).
         sqlx::query("INSERT INTO trail_heads (trail) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(trail)
             .execute(&mut *connection)
             .await
-            .map_err(classify)?;
+            .map_err(|err| store.classify(err))?;
         row = sqlx::query(lock)
             .bind(trail)
             .fetch_optional(&mut *connection)
             .await
-            .map_err(classify)?;
+            .map_err(|err| store.classify(err))?;
     }
     let corrupt = |reason: String| StoreError::Corrupt {
         trail: trail.to_owned(),
@@ -137,7 +138,7 @@ pub(super) async fn insert_locked(
                 .bind(day)
                 .execute(&mut *connection)
                 .await
-                .map_err(classify)?;
+                .map_err(|err| store.classify(err))?;
         }
     }
     let after = after.map(|seq| to_i64(trail, "seq", seq)).transpose()?;
@@ -150,7 +151,7 @@ pub(super) async fn insert_locked(
                 // the caller's retry creates it.
                 store.known_days().clear();
             }
-            Err(classify(err))
+            Err(store.classify(err))
         }
     }
 }
@@ -231,7 +232,7 @@ impl PostgresStore {
                 .bind(trail)
                 .execute(&self.pool)
                 .await
-                .map_err(classify)?;
+                .map_err(|err| self.classify(err))?;
         }
         let mut retried = false;
         loop {
@@ -247,13 +248,13 @@ impl PostgresStore {
                         self.ensure_day(day).await?;
                     }
                 }
-                Err(err) if is_definite(&err) => return Err(classify(err)),
+                Err(err) if is_definite(&err) => return Err(self.classify(err)),
                 Err(err) => {
                     let last = columns.last.as_ref().ok_or_else(conflict)?;
                     return if self.was_committed(trail, last).await? {
                         Ok(())
                     } else {
-                        Err(classify(err))
+                        Err(self.classify(err))
                     };
                 }
             }

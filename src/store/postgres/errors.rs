@@ -8,7 +8,12 @@ mod sqlstate {
     /// A row fits no partition: the day's partition is missing (dropped by
     /// retention while this process remembered it).
     pub(super) const CHECK_VIOLATION: &str = "23514";
+    /// A write in a read-only transaction: the server is a standby, or
+    /// the database or role makes transactions read-only.
+    pub(super) const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 }
+
+/// The SQLSTATE of a driver error, if the server sent one.
 fn sqlstate(err: &sqlx::Error) -> Option<String> {
     match err {
         sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
@@ -16,6 +21,7 @@ fn sqlstate(err: &sqlx::Error) -> Option<String> {
     }
 }
 
+/// Whether a statement failed because a day's partition is missing.
 pub(super) fn is_missing_partition(err: &sqlx::Error) -> bool {
     sqlstate(err).as_deref() == Some(sqlstate::CHECK_VIOLATION)
 }
@@ -42,7 +48,14 @@ pub(super) fn is_definite(err: &sqlx::Error) -> bool {
 }
 
 /// Turns a driver error into the store error a caller can act on, by the
-/// kind sqlx reports (never by message text).
-pub(super) fn classify(err: sqlx::Error) -> StoreError {
-    StoreError::Database(Box::new(err))
+/// SQLSTATE the server reports (never by message text); `database` names
+/// the database.
+pub(super) fn classify(database: &str, err: sqlx::Error) -> StoreError {
+    match sqlstate(&err).as_deref() {
+        Some(sqlstate::READ_ONLY_SQL_TRANSACTION) => StoreError::ReadOnly {
+            database: database.to_owned(),
+            source: Box::new(err),
+        },
+        _ => StoreError::Database(Box::new(err)),
+    }
 }

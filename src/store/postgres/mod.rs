@@ -60,6 +60,8 @@ pub struct PostgresStore {
     /// Days whose partition is known to exist, so appends check only once.
     partitions: Arc<Mutex<HashSet<NaiveDate>>>,
     outcome_timeout: Duration,
+    /// The database, as errors name it.
+    database: Arc<str>,
 }
 
 impl PostgresStore {
@@ -177,8 +179,12 @@ impl SqlStore for PostgresStore {
         &self.pool
     }
 
+    fn database(&self) -> String {
+        self.database.to_string()
+    }
+
     fn classify(&self, err: sqlx::Error) -> StoreError {
-        errors::classify(err)
+        errors::classify(&self.database, err)
     }
 
     async fn lock_head(
@@ -186,7 +192,7 @@ impl SqlStore for PostgresStore {
         connection: &mut PgConnection,
         trail: &str,
     ) -> Result<Option<Head>, StoreError> {
-        append::lock_head(connection, trail).await
+        append::lock_head(self, connection, trail).await
     }
 
     async fn insert_locked(

@@ -64,16 +64,26 @@ impl PostgresStoreOptions {
     /// Connects, applies pending schema migrations and creates the
     /// partitions of the next days.
     pub async fn open(self) -> Result<PostgresStore, StoreError> {
+        let connect = &self.connect;
+        let database = format!(
+            "{}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect
+                .get_database()
+                .unwrap_or_else(|| connect.get_username())
+        );
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
             .connect_with(self.connect)
             .await
-            .map_err(classify)?;
+            .map_err(|err| classify(&database, err))?;
         let store = PostgresStore {
             pool,
             partitions: Arc::new(Mutex::new(HashSet::new())),
             outcome_timeout: self.outcome_timeout,
+            database: Arc::from(database),
         };
         store.migrate().await?;
         let today = Utc::now().date_naive();

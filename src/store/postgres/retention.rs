@@ -4,8 +4,8 @@
 
 use super::PostgresStore;
 use super::dialect::to_i64;
-use super::errors::classify;
 use crate::StoreError;
+use crate::store::sql::SqlStore;
 
 /// Sets or lifts the restriction flag of entries; see
 /// [`Store::restrict`](crate::Store::restrict).
@@ -28,6 +28,6 @@ pub(super) async fn restrict(
     .bind(seqs)
     .execute(&store.pool)
     .await
-    .map_err(classify)?;
+    .map_err(|err| store.classify(err))?;
     Ok(done.rows_affected())
 }

@@ -6,8 +6,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Postgres, Row};
 
 use super::PostgresStore;
-use super::errors::classify;
 use crate::StoreError;
+use crate::store::sql::SqlStore;
 use crate::store::sql::{ChunkReader, Chunks, Dialect, ScanRow, decode_rows, scan_sql};
 
 /// The names of every trail that has entries, and of every trail with a
@@ -35,7 +35,7 @@ pub(super) async fn trails(store: &PostgresStore) -> Result<Vec<String>, StoreEr
     sqlx::query_scalar(TRAILS_SQL)
         .fetch_all(&store.pool)
         .await
-        .map_err(classify)
+        .map_err(|err| store.classify(err))
 }
 
 #[async_trait]
@@ -56,7 +56,7 @@ impl<T: ScanRow> ChunkReader for Chunks<PostgresStore, T> {
             .bind(Postgres::SCAN_CHUNK)
             .fetch_all(&self.store.pool)
             .await
-            .map_err(classify)
+            .map_err(|err| self.store.classify(err))
     }
 
     fn is_empty(rows: &Vec<PgRow>) -> bool {

@@ -4,11 +4,12 @@
 use std::sync::LazyLock;
 
 use chrono::NaiveDate;
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::Migrator;
 
 use super::PostgresStore;
-use super::errors::classify;
 use crate::StoreError;
+use crate::store::sql::SqlStore;
+use crate::store::sql::schema::migrate_error;
 
 /// The schema, one migration per version; applied when a store connects.
 static MIGRATOR: LazyLock<Migrator> = LazyLock::new(crate::store::sql::schema::postgres);
@@ -22,13 +23,10 @@ impl PostgresStore {
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         // sqlx takes an advisory lock around the migrations, so several
         // processes starting at once apply them exactly once.
-        MIGRATOR.run(&self.pool).await.map_err(|err| match err {
-            MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _) => classify(err),
-            MigrateError::VersionMissing(version) => StoreError::NotATrailStore(format!(
-                "the database has trailseal schema version {version}, newer than this trailseal supports; upgrade trailseal"
-            )),
-            other => StoreError::Database(Box::new(other)),
-        })
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|err| migrate_error(self, err))
     }
 
     /// Creates the partition of `day` unless this process knows it exists.
@@ -40,7 +38,7 @@ impl PostgresStore {
             .bind(day)
             .execute(&self.pool)
             .await
-            .map_err(classify)?;
+            .map_err(|err| self.classify(err))?;
         self.known_days().insert(day);
         Ok(())
     }

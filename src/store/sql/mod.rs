@@ -118,6 +118,11 @@ pub(crate) trait SqlStore: Send + Sync + 'static {
     /// The store's connections.
     fn pool(&self) -> &Pool<Self::Db>;
 
+    /// The database, as errors name it: an SQLite file's path, or a
+    /// PostgreSQL server's host, port and database name (never a
+    /// password).
+    fn database(&self) -> String;
+
     /// Turns a driver error into the store error a caller can act on.
     fn classify(&self, err: sqlx::Error) -> StoreError;
 

@@ -108,7 +108,7 @@ pub(crate) fn read_ahead_scan<'a, R: ChunkReader>(
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => drop(runtime.spawn(read_ahead(reader, trail, from, sender))),
                     Err(err) => {
-                        let err = StoreError::Database(Box::new(err));
+                        let err = StoreError::Runtime(Box::new(err));
                         return Some((Err(err), (None, receiver)));
                     }
                 }
@@ -155,7 +155,7 @@ async fn read_ahead<R: ChunkReader>(
             // The chunk read still counts; the error ends the scan after it.
             Err(err) => (decoding.await, Some(Err(err))),
         };
-        let decoded = decoded.map_err(|err| StoreError::Database(Box::new(err)));
+        let decoded = decoded.map_err(|err| StoreError::Runtime(Box::new(err)));
         if sender.send(decoded).await.is_err() {
             // The scan was dropped.
             return;
@@ -164,5 +164,60 @@ async fn read_ahead<R: ChunkReader>(
             Some(following) => fetched = following,
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use futures_core::Stream;
+
+    use super::*;
+
+    /// A trail of one chunk of seqs, read without a database.
+    struct Seqs;
+
+    #[async_trait]
+    impl ChunkReader for Seqs {
+        type Chunk = Vec<i64>;
+        type Item = i64;
+
+        async fn fetch_chunk(&self, _: &str, from: i64) -> Result<Vec<i64>, StoreError> {
+            Ok((from..3).collect())
+        }
+
+        fn is_empty(chunk: &Vec<i64>) -> bool {
+            chunk.is_empty()
+        }
+
+        fn next_from(_: &str, _: &Vec<i64>) -> Result<Option<i64>, StoreError> {
+            Ok(None)
+        }
+
+        fn decode(_: &str, chunk: Vec<i64>) -> Vec<Result<i64, StoreError>> {
+            chunk.into_iter().map(Ok).collect()
+        }
+    }
+
+    #[test]
+    fn a_scan_outside_a_tokio_runtime_fails_as_a_runtime_error() {
+        let mut scan = read_ahead_scan(Seqs, "admin", 0);
+        let mut context = Context::from_waker(Waker::noop());
+        match Pin::new(&mut scan).poll_next(&mut context) {
+            Poll::Ready(Some(Err(StoreError::Runtime(_)))) => {}
+            other => panic!("expected a runtime error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scan_inside_a_runtime_reads_its_chunks() {
+        use futures_util::TryStreamExt;
+        let seqs: Vec<i64> = read_ahead_scan(Seqs, "admin", 1)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(seqs, [1, 2]);
     }
 }

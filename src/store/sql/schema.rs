@@ -9,7 +9,10 @@
 use std::borrow::Cow;
 
 use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+
+use super::SqlStore;
+use crate::StoreError;
 
 /// One schema version: its number, its description and its SQL.
 type Step = (i64, &'static str, &'static str);
@@ -30,6 +33,19 @@ fn migrator(steps: &[Step]) -> Migrator {
             })
             .collect(),
     )
+}
+
+/// A failed migration as the store error a caller can act on: a version
+/// this trailseal does not know is a newer schema, on every backend.
+pub(crate) fn migrate_error<S: SqlStore>(store: &S, err: MigrateError) -> StoreError {
+    match err {
+        MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _) => store.classify(err),
+        MigrateError::VersionMissing(version) => StoreError::UnsupportedSchema {
+            database: store.database(),
+            version,
+        },
+        other => StoreError::Database(Box::new(other)),
+    }
 }
 
 /// The SQLite schema.

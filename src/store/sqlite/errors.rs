@@ -6,6 +6,7 @@ use std::str::FromStr;
 use sqlx::error::ErrorKind;
 
 use crate::StoreError;
+use crate::store::error::Account;
 
 pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation)
@@ -36,17 +37,32 @@ pub(super) fn result_code(err: &sqlx::Error) -> Option<i32> {
 /// Turns a driver error into the store error a caller can act on, by the
 /// result code SQLite reports (never by message text).
 pub(super) fn classify(path: &Path, err: sqlx::Error) -> StoreError {
-    let path = path.to_path_buf();
+    let database = || path.display().to_string();
     match result_code(&err) {
-        Some(result_code::BUSY | result_code::LOCKED) => StoreError::Busy { path },
-        Some(result_code::READONLY) => StoreError::ReadOnly { path },
-        Some(result_code::NOTADB) => StoreError::NotADatabase { path },
+        Some(result_code::BUSY | result_code::LOCKED) => StoreError::Busy {
+            database: database(),
+            source: Box::new(err),
+        },
+        Some(result_code::READONLY) => StoreError::ReadOnly {
+            database: database(),
+            source: Account::with_cause(
+                "the file, its folder or its file system cannot be written; make the file and its folder writable, or open it read-only to verify",
+                err,
+            ),
+        },
+        Some(result_code::NOTADB) => StoreError::NotATrailStore {
+            database: database(),
+            source: Account::with_cause(
+                "it is not a database file (or it is damaged beyond recognition); check the path, or restore the file from a backup",
+                err,
+            ),
+        },
         Some(result_code::CORRUPT) => StoreError::DatabaseCorrupt {
-            path,
-            detail: err.to_string(),
+            database: database(),
+            source: Box::new(err),
         },
         Some(result_code::CANTOPEN) => StoreError::Io {
-            path,
+            path: path.to_path_buf(),
             source: std::io::Error::other(err.to_string()),
         },
         _ => StoreError::Database(Box::new(err)),

@@ -174,6 +174,10 @@ impl SqlStore for SqliteStore {
         &self.pool
     }
 
+    fn database(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn classify(&self, err: sqlx::Error) -> StoreError {
         errors::classify(&self.path, err)
     }

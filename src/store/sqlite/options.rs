@@ -15,6 +15,7 @@ use super::SqliteStore;
 use super::errors::{classify, result_code};
 use super::schema::APPLICATION_ID;
 use crate::StoreError;
+use crate::store::error::Account;
 
 /// Pages the write-ahead log grows by before a commit folds it back into the
 /// database file (SQLite's `wal_autocheckpoint`, whose own default is
@@ -123,7 +124,7 @@ impl SqliteStoreOptions {
     ///   every commit is seen, also those a running writer makes later. An
     ///   index that exists is used even if it cannot be written; a missing
     ///   one is created, which takes write access to the folder. Without
-    ///   it, opening fails with [`StoreError::WalUnreadable`], since the
+    ///   it, opening fails with [`StoreError::Unreadable`], since the
     ///   file alone may lack the log's commits.
     ///
     /// A database in rollback-journal mode (a backup written by `VACUUM
@@ -184,10 +185,12 @@ impl SqliteStoreOptions {
             Identity::Fresh
         };
         if identity == Identity::Foreign {
-            return Err(StoreError::NotATrailStore(format!(
-                "{} is an SQLite database of another application (it has tables but no trailseal marker); refusing to use it",
-                self.path.display()
-            )));
+            return Err(StoreError::NotATrailStore {
+                database: self.path.display().to_string(),
+                source: Account::boxed(
+                    "it is an SQLite database of another application (it has tables but no trailseal marker); refusing to use it",
+                ),
+            });
         }
         let path = Arc::new(self.path.clone());
         let pool = SqlitePoolOptions::new()
@@ -231,7 +234,10 @@ impl SqliteStoreOptions {
             // trail); even a privileged process must not append to it.
             Ok(meta) if meta.permissions().readonly() && !self.read_only => {
                 Err(StoreError::ReadOnly {
-                    path: self.path.clone(),
+                    database: self.path.display().to_string(),
+                    source: Account::boxed(
+                        "its permissions forbid writing; make the file and its folder writable, or open it read-only to verify",
+                    ),
                 })
             }
             Ok(_) => Ok(true),
@@ -307,8 +313,15 @@ impl SqliteStoreOptions {
             )
             && sibling(&self.path, "-wal").exists();
         if cannot_read_log {
-            return StoreError::WalUnreadable {
-                path: self.path.clone(),
+            let path = self.path.display();
+            return StoreError::Unreadable {
+                database: path.to_string(),
+                source: Account::with_cause(
+                    format!(
+                        "it has a write-ahead log ({path}-wal) that may hold commits not yet in the file, but its index ({path}-shm) is missing and cannot be created without write access to the folder, or one of the two files is not readable; have the owner fold the log into the file (the last writer to close does, and removes both files), or copy the file with its -wal into a folder you can write and open the copy"
+                    ),
+                    err,
+                ),
             };
         }
         classify(&self.path, err)

@@ -13,6 +13,7 @@ use super::dialect::decode_time;
 use crate::StoreError;
 use crate::model::Entry;
 use crate::store::StoredEntry;
+use crate::store::error::Account;
 use crate::store::query::{COPIED_FIELDS, StoredCopy};
 use crate::store::sql::rows::{Beside, StoredColumns, corrupt};
 use crate::store::sql::{
@@ -266,8 +267,8 @@ impl<T: ScanRow> FetchedChunk<T> {
                 ..
             } => decode_joined(trail, &rows_joined, rows).unwrap_or_else(|detail| {
                 vec![Err(StoreError::DatabaseCorrupt {
-                    path: path.to_path_buf(),
-                    detail,
+                    database: path.display().to_string(),
+                    source: Account::boxed(detail),
                 })]
             }),
             FetchedChunk::Decoded { entries, .. } => entries,
@@ -405,8 +406,6 @@ impl FramedRow<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::model::EntryKind;
 
@@ -448,8 +447,8 @@ mod tests {
             assert!(
                 matches!(
                     decoded.as_slice(),
-                    [Err(StoreError::DatabaseCorrupt { path, detail: found })]
-                        if path.as_path() == Path::new("trail.db") && found.ends_with(detail)
+                    [Err(StoreError::DatabaseCorrupt { database, source })]
+                        if database == "trail.db" && source.to_string().ends_with(detail)
                 ),
                 "{decoded:?}"
             );

@@ -3,12 +3,14 @@
 
 use std::sync::LazyLock;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::Migrator;
 
 use super::SqliteStore;
 use super::options::Identity;
 use crate::StoreError;
+use crate::store::error::Account;
 use crate::store::sql::SqlStore;
+use crate::store::sql::schema::migrate_error;
 
 /// The schema, one migration per version; applied when a store is opened.
 static MIGRATOR: LazyLock<Migrator> = LazyLock::new(crate::store::sql::schema::sqlite);
@@ -56,7 +58,7 @@ impl SqliteStore {
             Ok(()) => Ok(()),
             // Another process may have applied them at the same moment.
             Err(_) if !self.pending_migrations().await? => Ok(()),
-            Err(err) => Err(self.migrate_error(err)),
+            Err(err) => Err(migrate_error(self, err)),
         }
     }
 
@@ -70,10 +72,12 @@ impl SqliteStore {
         if identity == Identity::Ours && self.has_base_schema().await? {
             return Ok(());
         }
-        Err(StoreError::NotATrailStore(format!(
-            "{} has no complete trailseal schema; open it read-write once to set it up",
-            self.path.display()
-        )))
+        Err(StoreError::NotATrailStore {
+            database: self.database(),
+            source: Account::boxed(
+                "it has no complete trailseal schema; open it read-write once to set it up",
+            ),
+        })
     }
 
     /// Whether the first migration (the `entries` table) is applied; fails
@@ -124,26 +128,13 @@ impl SqliteStore {
             .find(|&&version| !MIGRATOR.version_exists(version))
         {
             return Err(StoreError::UnsupportedSchema {
-                path: self.path.to_path_buf(),
+                database: self.database(),
                 version: unknown,
             });
         }
         Ok(MIGRATOR
             .iter()
             .any(|migration| !applied.contains(&migration.version)))
-    }
-
-    fn migrate_error(&self, err: MigrateError) -> StoreError {
-        match err {
-            MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _) => {
-                self.classify(err)
-            }
-            MigrateError::VersionMissing(version) => StoreError::UnsupportedSchema {
-                path: self.path.to_path_buf(),
-                version,
-            },
-            other => StoreError::Database(Box::new(other)),
-        }
     }
 
     /// Whether `entries` has the restriction flag's column (schema version
