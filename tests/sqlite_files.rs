@@ -105,7 +105,7 @@ async fn file_that_is_not_a_database_is_refused_untouched() {
     let before = FolderState::of(&path);
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::NotADatabase { ref path } if path.ends_with("trail.db")),
+        matches!(err, StoreError::NotATrailStore { ref database, .. } if database.ends_with("trail.db")),
         "{err:?}"
     );
     assert!(err.to_string().contains("not a database"), "{err}");
@@ -157,7 +157,7 @@ async fn another_applications_database_is_refused_untouched() {
     }
     let before = FolderState::of(&path);
     let err = SqliteStore::open(&path).await.unwrap_err();
-    assert!(matches!(err, StoreError::NotATrailStore(_)), "{err:?}");
+    assert!(matches!(err, StoreError::NotATrailStore { .. }), "{err:?}");
     assert!(err.to_string().contains("another application"), "{err}");
     assert_eq!(FolderState::of(&path), before);
 }

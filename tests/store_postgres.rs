@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
-use trailseal::{PostgresStore, Store};
+use trailseal::{PostgresStore, Store, StoreError};
 
 async fn fresh() -> (Arc<dyn Store>, ()) {
     let url = pg::fresh_database().await;
@@ -216,4 +216,50 @@ async fn a_database_of_schema_version_4_is_upgraded_on_connect() {
 async fn sqlx_migrations() -> sqlx::migrate::Migrator {
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
     sqlx::migrate::Migrator::new(folder).await.unwrap()
+}
+
+// ---------------------------------------------------------------------
+// Refusals, as the same variants SQLite reports.
+
+#[tokio::test]
+async fn schema_from_a_newer_version_is_refused() {
+    let url = pg::fresh_database().await;
+    PostgresStore::connect(&url).await.unwrap().close().await;
+    let mut connection = PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', true, '\\x00', 0)",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnsupportedSchema { version: 9999, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_database_is_refused_as_read_only() {
+    let url = pg::fresh_database().await;
+    let mut connection = PgConnection::connect(&url).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    // The name is the test's own, made from a UUID.
+    sqlx::query(AssertSqlSafe(format!(
+        "ALTER DATABASE {name} SET default_transaction_read_only = on"
+    )))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::ReadOnly { ref database, .. } if database.ends_with(&name)),
+        "{err:?}"
+    );
 }

@@ -1,6 +1,20 @@
 //! What a storage backend reports when it fails.
+//!
+//! Each failure is one variant whatever the backend: a newer schema is
+//! [`StoreError::UnsupportedSchema`] in SQLite and in PostgreSQL alike.
+//! What only one backend can tell (SQLite's result code, PostgreSQL's
+//! SQLSTATE, which file next to the database is missing) is the error's
+//! [source](std::error::Error::source): the driver's error, or the
+//! backend's own account in words.
 
+use std::error::Error;
+#[cfg(feature = "sqlite")]
+use std::fmt;
 use std::path::PathBuf;
+
+/// A backend's detail of a failure, as an error's source.
+#[cfg(feature = "sqlite")]
+type Detail = Box<dyn Error + Send + Sync>;
 
 /// A storage backend's error.
 #[derive(Debug, thiserror::Error)]
@@ -53,68 +67,78 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// The database is not a trailseal database (or not a database at all).
-    #[error("{0}")]
-    NotATrailStore(String),
-    /// The file is not a database at all (or its header is destroyed).
-    #[error(
-        "{path} is not a database file (or it is damaged beyond recognition); check the path, or restore the file from a backup"
-    )]
-    NotADatabase {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The database file is damaged.
-    #[error(
-        "the database {path} is damaged ({detail}); restore it from a backup and verify the trail"
-    )]
-    DatabaseCorrupt {
-        /// The file.
-        path: PathBuf,
-        /// What the database engine reported.
-        detail: String,
-    },
-    /// The database cannot be written: the file, its folder or the file
-    /// system is read-only.
-    #[error(
-        "the database {path} is read-only; make the file and its folder writable, or open it read-only to verify"
-    )]
-    ReadOnly {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A database opened read-only has a write-ahead log next to it
-    /// (`-wal`, which holds commits not yet folded into the file) that this
-    /// process cannot read: the log's index (`-shm`) is missing and cannot
-    /// be created in the folder, or the log or its index is not readable.
-    /// Reading the file without its log could miss commits, so nothing was
-    /// read, and nothing was written.
-    #[error(
-        "the database {path} has a write-ahead log ({path}-wal) that may hold commits not yet in the file, but its index ({path}-shm) is missing and cannot be created without write access to the folder, or one of the two files is not readable; have the owner fold the log into the file (the last writer to close does, and removes both files), or copy the file with its -wal into a folder you can write and open the copy"
-    )]
-    WalUnreadable {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// Another connection held the database lock for longer than the busy
-    /// timeout. Nothing was written.
-    #[error(
-        "the database {path} stayed locked by another connection for longer than the busy timeout; nothing was written"
-    )]
-    Busy {
-        /// The file.
-        path: PathBuf,
+    /// What the store was opened on is not a trailseal store: not a
+    /// database at all (or one damaged beyond recognition), another
+    /// application's database, or one whose trailseal schema is not set
+    /// up. Nothing was written to it.
+    #[error("{database} is not a trailseal store: {source}")]
+    NotATrailStore {
+        /// The database: an SQLite file's path, or a PostgreSQL server's
+        /// host, port and database name.
+        database: String,
+        /// What it is instead.
+        #[source]
+        source: Box<dyn Error + Send + Sync>,
     },
     /// The database was created or upgraded by a newer trailseal: its schema
     /// has migrations this version does not know.
     #[error(
-        "the database {path} has schema version {version}, newer than this trailseal supports; upgrade trailseal"
+        "the database {database} has schema version {version}, newer than this trailseal supports; upgrade trailseal"
     )]
     UnsupportedSchema {
-        /// The file.
-        path: PathBuf,
+        /// The database, named as in [`StoreError::NotATrailStore`].
+        database: String,
         /// The unknown schema version found.
         version: i64,
+    },
+    /// The database is damaged.
+    #[error(
+        "the database {database} is damaged ({source}); restore it from a backup and verify the trail"
+    )]
+    DatabaseCorrupt {
+        /// The database, named as in [`StoreError::NotATrailStore`].
+        database: String,
+        /// What the database engine reported.
+        #[source]
+        source: Box<dyn Error + Send + Sync>,
+    },
+    /// The database cannot be written: an SQLite file, its folder or the
+    /// file system is read-only, or PostgreSQL runs read-only transactions
+    /// (a standby, say). Nothing was written.
+    #[error("the database {database} is read-only: {source}")]
+    ReadOnly {
+        /// The database, named as in [`StoreError::NotATrailStore`].
+        database: String,
+        /// What makes it read-only, and what to do.
+        #[source]
+        source: Box<dyn Error + Send + Sync>,
+    },
+    /// The database cannot be read with the access this process has, for
+    /// reasons its source tells; for example, an SQLite file opened
+    /// read-only has a write-ahead log (`-wal`, which holds commits not yet
+    /// folded into the file) whose index (`-shm`) is missing and cannot be
+    /// created without write access to the folder. Reading the file without
+    /// its log could miss commits, so nothing was read, and nothing was
+    /// written.
+    #[error("the database {database} cannot be read: {source}")]
+    Unreadable {
+        /// The database, named as in [`StoreError::NotATrailStore`].
+        database: String,
+        /// Why not, and what to do.
+        #[source]
+        source: Box<dyn Error + Send + Sync>,
+    },
+    /// Another connection held a lock the store needs for longer than the
+    /// store waits for it (SQLite's busy timeout). Nothing was written.
+    #[error(
+        "the database {database} stayed locked by another connection for longer than the store waits ({source}); nothing was written"
+    )]
+    Busy {
+        /// The database, named as in [`StoreError::NotATrailStore`].
+        database: String,
+        /// What the database reported.
+        #[source]
+        source: Box<dyn Error + Send + Sync>,
     },
     /// A database URL cannot be used by this store.
     #[error("invalid database URL: {0}")]
@@ -122,9 +146,13 @@ pub enum StoreError {
     /// A query cannot be run as given (e.g. a malformed cursor).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
-    /// The database driver failed.
+    /// The database driver failed otherwise; the source is its error.
     #[error("database error: {0}")]
-    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Database(#[source] Box<dyn Error + Send + Sync>),
+    /// The store's work could not run on the Tokio runtime: it was called
+    /// outside one, or a task it started there failed.
+    #[error("the store's work cannot run on the Tokio runtime: {0}")]
+    Runtime(#[source] Box<dyn Error + Send + Sync>),
     /// A file could not be read or written.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -134,4 +162,52 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A backend's own account of a failure, where what the driver reported
+/// (if anything) would not tell a caller what is wrong: the source of a
+/// [`StoreError`], with the driver's error, if any, as its own source.
+#[cfg(feature = "sqlite")]
+#[derive(Debug)]
+pub(crate) struct Account {
+    what: String,
+    cause: Option<Detail>,
+}
+
+#[cfg(feature = "sqlite")]
+impl Account {
+    /// What is wrong, in words.
+    pub(crate) fn boxed(what: impl Into<String>) -> Detail {
+        Box::new(Self {
+            what: what.into(),
+            cause: None,
+        })
+    }
+
+    /// What is wrong, in words, and the driver's error that told.
+    pub(crate) fn with_cause(
+        what: impl Into<String>,
+        cause: impl Error + Send + Sync + 'static,
+    ) -> Detail {
+        Box::new(Self {
+            what: what.into(),
+            cause: Some(Box::new(cause)),
+        })
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Error for Account {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn Error + 'static))
+    }
 }

@@ -2,11 +2,11 @@
 
 mod error;
 mod memory;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod migrations;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod query;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
@@ -258,124 +258,6 @@ pub struct Erasure {
     pub fields: Vec<String>,
 }
 
-/// One chunk of a scan as a backend reads it: each item on its own (a row
-/// damaged beyond decoding is an error at its seq, and the scan goes on),
-/// or an error that ends the scan.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-type ScanChunk<T> = Result<Vec<Result<T, StoreError>>, StoreError>;
-
-/// How many decoded chunks a scan holds ahead of its consumer.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-const READ_AHEAD_CHUNKS: usize = 2;
-
-/// How a SQL backend reads a trail in chunks, for [`read_ahead_scan`].
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[async_trait]
-pub(crate) trait ChunkReader: Send + Sync + 'static {
-    /// A chunk as read from the database, not yet decoded.
-    type Chunk: Send + 'static;
-
-    /// What a row decodes to: an [`Entry`], or a [`StoredEntry`].
-    type Item: Send + 'static;
-
-    /// Reads the chunk of `trail` that starts at seq `from`.
-    async fn fetch_chunk(&self, trail: &str, from: i64) -> Result<Self::Chunk, StoreError>;
-
-    /// Whether the chunk holds no rows: the scan is done.
-    fn is_empty(chunk: &Self::Chunk) -> bool;
-
-    /// Where the next chunk starts, or `None` after the last one.
-    fn next_from(trail: &str, chunk: &Self::Chunk) -> Result<Option<i64>, StoreError>;
-
-    /// The chunk's rows, each decoded on its own.
-    fn decode(trail: &str, chunk: Self::Chunk) -> Vec<Result<Self::Item, StoreError>>;
-}
-
-/// A scan read chunk by chunk on a task of its own: the next chunk is read
-/// while this one is decoded on a blocking thread, and both while the
-/// consumer works on the chunk before, at most [`READ_AHEAD_CHUNKS`] ahead.
-/// The task is started on the first poll, inside the caller's runtime, and
-/// ends when the stream is dropped (its next send fails).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn read_ahead_scan<'a, R: ChunkReader>(
-    reader: R,
-    trail: &str,
-    from: u64,
-) -> BoxStream<'a, Result<R::Item, StoreError>> {
-    use futures_util::{StreamExt, TryStreamExt};
-
-    let Ok(from) = i64::try_from(from) else {
-        return Box::pin(futures_util::stream::empty());
-    };
-    let trail = trail.to_owned();
-    let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
-    let chunks = futures_util::stream::unfold(
-        (Some((reader, trail, sender)), receiver),
-        move |(start, mut receiver)| async move {
-            if let Some((reader, trail, sender)) = start {
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => drop(runtime.spawn(read_ahead(reader, trail, from, sender))),
-                    Err(err) => {
-                        let err = StoreError::Database(Box::new(err));
-                        return Some((Err(err), (None, receiver)));
-                    }
-                }
-            }
-            let chunk = receiver.recv().await?;
-            Some((chunk, (None, receiver)))
-        },
-    );
-    Box::pin(
-        chunks
-            .map_ok(|entries| futures_util::stream::iter(entries.into_iter().map(Ok)))
-            .try_flatten()
-            .map(|item| item.and_then(|entry| entry)),
-    )
-}
-
-/// The task behind [`read_ahead_scan`].
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-async fn read_ahead<R: ChunkReader>(
-    reader: R,
-    trail: String,
-    from: i64,
-    sender: tokio::sync::mpsc::Sender<ScanChunk<R::Item>>,
-) {
-    let mut fetched = reader.fetch_chunk(&trail, from).await;
-    loop {
-        let chunk = match fetched {
-            Ok(chunk) if R::is_empty(&chunk) => return,
-            Ok(chunk) => chunk,
-            Err(err) => {
-                let _ = sender.send(Err(err)).await;
-                return;
-            }
-        };
-        let next = R::next_from(&trail, &chunk);
-        let name = trail.clone();
-        let decoding = tokio::task::spawn_blocking(move || R::decode(&name, chunk));
-        let (decoded, following) = match next {
-            Ok(Some(next)) => {
-                let (decoded, following) =
-                    futures_util::future::join(decoding, reader.fetch_chunk(&trail, next)).await;
-                (decoded, Some(following))
-            }
-            Ok(None) => (decoding.await, None),
-            // The chunk read still counts; the error ends the scan after it.
-            Err(err) => (decoding.await, Some(Err(err))),
-        };
-        let decoded = decoded.map_err(|err| StoreError::Database(Box::new(err)));
-        if sender.send(decoded).await.is_err() {
-            // The scan was dropped.
-            return;
-        }
-        match following {
-            Some(following) => fetched = following,
-            None => return,
-        }
-    }
-}
-
 /// The conflict of a batch meant to follow `after` when the trail's head is
 /// elsewhere: another writer got there first.
 pub(crate) fn conflict_after(trail: &str, after: Option<u64>) -> StoreError {
@@ -383,24 +265,6 @@ pub(crate) fn conflict_after(trail: &str, after: Option<u64>) -> StoreError {
         trail: trail.to_owned(),
         seq: after.map_or(0, |seq| seq + 1),
     }
-}
-
-/// An entry's body as the JSON text the SQL backends store.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn body_json(trail: &str, entry: &Entry) -> Result<String, StoreError> {
-    // Sized for a typical body up front: growing from serde_json's small
-    // default reallocates several times per entry.
-    let mut json = Vec::with_capacity(64 + 96 * entry.body.len());
-    serde_json::to_writer(&mut json, &entry.body)
-        .map_err(|err| err.to_string())
-        .and_then(|()| String::from_utf8(json).map_err(|err| err.to_string()))
-        .map_err(|err| StoreError::InvalidBatch {
-            trail: trail.to_owned(),
-            reason: format!(
-                "entry {} has a body that cannot be stored: {err}",
-                entry.seq
-            ),
-        })
 }
 
 /// Checks that a batch continues `after` contiguously and belongs to `trail`;

@@ -5,18 +5,19 @@
 //! change in the same transaction gets both or neither: a rollback leaves no
 //! entry behind, a commit leaves no change unaudited. The backends'
 //! `record_in` methods (`SqliteStore::record_in`, `PostgresStore::record_in`)
-//! do the database work; this module seals, exactly as the group-commit
-//! [`Trail`](crate::Trail) writer does (genesis, epoch seals, events).
-
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "sqlite")]
-mod sqlite;
+//! lead here; this module seals, exactly as the group-commit
+//! [`Trail`](crate::Trail) writer does (genesis, epoch seals, events), and
+//! the shared SQL layer reads and writes inside the transaction, each
+//! backend locking the head and inserting its own way.
 
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
+use sqlx::{Database, Transaction};
 
 use crate::event::Event;
 use crate::model::EpochSummary;
@@ -26,6 +27,12 @@ use crate::model::{Clock, SystemClock};
 use crate::model::{Entry, EntryKind, Head};
 use crate::seal::{KeyLine, Registration, SealingKey, with_salts};
 use crate::seal::{Sealable, first_unsealed_epoch, next_position, plan_append, summary_epoch};
+use crate::store::Store;
+#[cfg(feature = "postgres")]
+use crate::store::postgres::PostgresStore;
+use crate::store::sql::{self, Dialect, SqlStore};
+#[cfg(feature = "sqlite")]
+use crate::store::sqlite::SqliteStore;
 use crate::write::Receipt;
 use crate::write::writer::{refuse_future_head, stored_key_line};
 use crate::{Result, StoreError};
@@ -82,13 +89,16 @@ impl TransactionRecorder {
         &self.trail
     }
 
-    /// Validates and seals `event` onto the head `link` holds locked and
-    /// appends it (after any epoch seals due) through `link`.
-    pub(crate) async fn record<L: LockedTrail + ?Sized>(
+    /// Validates and seals `event` onto the trail's head, locked in the
+    /// transaction on `connection`, and appends it (after any epoch seals
+    /// due) in that transaction.
+    async fn record<S: SqlStore + Store>(
         &self,
-        link: &mut L,
+        store: &S,
+        connection: &mut <S::Db as Database>::Connection,
         event: &Event,
     ) -> Result<Receipt> {
+        let link = &mut Link { store, connection };
         let body = with_salts(|salts| event.to_checked_body(&mut &mut *salts))??;
         let commitment = body_commitment(&body);
         let events = vec![Sealable::event(body, commitment)];
@@ -146,7 +156,11 @@ impl TransactionRecorder {
 
     /// Registers the trail with the key on the key line its committed
     /// entries show.
-    async fn register<L: LockedTrail + ?Sized>(&self, link: &mut L, head: &Head) -> Result<()> {
+    async fn register<S: SqlStore + Store>(
+        &self,
+        link: &mut Link<'_, S>,
+        head: &Head,
+    ) -> Result<()> {
         let key_entries = link.key_entries(&self.trail).await?;
         let genesis = key_entries.iter().find(|entry| entry.seq == 0);
         let rotation = key_entries
@@ -168,22 +182,36 @@ impl TransactionRecorder {
     }
 }
 
-/// What a backend does for [`TransactionRecorder`] inside the caller's
-/// transaction.
-#[async_trait]
-pub(crate) trait LockedTrail: Send {
+/// A store and a connection in the caller's transaction: what the
+/// recorder reads and writes there.
+struct Link<'a, S: SqlStore> {
+    store: &'a S,
+    connection: &'a mut <S::Db as Database>::Connection,
+}
+
+impl<S: SqlStore + Store> Link<'_, S> {
     /// Locks the trail's head until the transaction ends and reads it.
-    async fn lock_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError>;
+    async fn lock_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError> {
+        self.store.lock_head(self.connection, trail).await
+    }
 
     /// The head as committed, outside the transaction.
-    async fn committed_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError>;
+    async fn committed_head(&mut self, trail: &str) -> Result<Option<Head>, StoreError> {
+        self.store.head(trail).await
+    }
 
     /// The summary of one epoch as the transaction sees it.
-    async fn epoch_summary(&mut self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError>;
+    async fn epoch_summary(&mut self, trail: &str, epoch: u64) -> Result<EpochSummary, StoreError> {
+        let connection = S::Db::on_connection(self.connection);
+        sql::epoch_summary(self.store, connection, trail, epoch).await
+    }
 
     /// The trail's genesis and key rotation entries, in seq order, as the
     /// transaction sees them: which key line the trail continues on.
-    async fn key_entries(&mut self, trail: &str) -> Result<Vec<Entry>, StoreError>;
+    async fn key_entries(&mut self, trail: &str) -> Result<Vec<Entry>, StoreError> {
+        let connection = S::Db::on_connection(self.connection);
+        sql::key_entries(self.store, connection, trail).await
+    }
 
     /// Inserts entries continuing `after` inside the transaction.
     async fn insert(
@@ -191,5 +219,76 @@ pub(crate) trait LockedTrail: Send {
         trail: &str,
         after: Option<u64>,
         entries: &[Entry],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.store
+            .insert_locked(self.connection, trail, after, entries)
+            .await
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl SqliteStore {
+    /// Records `event` inside the caller's transaction on this database
+    /// file: the entry (and any epoch seal due) commits or rolls back with
+    /// the caller's own changes.
+    ///
+    /// Begin the transaction with `BEGIN IMMEDIATE`
+    /// (`pool.begin_with("BEGIN IMMEDIATE")`): SQLite then grants the write
+    /// lock at once, instead of failing with [`StoreError::Busy`] when the
+    /// transaction read first and another connection wrote meanwhile. The
+    /// lock is held until the transaction ends, so keep it short.
+    ///
+    /// ```no_run
+    /// # async fn run(store: trailseal::SqliteStore, panel: sqlx::SqlitePool,
+    /// #     recorder: trailseal::write::TransactionRecorder, event: trailseal::Event)
+    /// #     -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = panel.begin_with("BEGIN IMMEDIATE").await?;
+    /// sqlx::query("INSERT INTO databases (name) VALUES (?)")
+    ///     .bind("shop_db")
+    ///     .execute(&mut *tx)
+    ///     .await?;
+    /// store.record_in(&mut tx, &recorder, &event).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn record_in(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        recorder: &TransactionRecorder,
+        event: &Event,
+    ) -> Result<Receipt> {
+        recorder.record(self, tx, event).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl PostgresStore {
+    /// Records `event` inside the caller's transaction on this database:
+    /// the entry (and any epoch seal due) commits or rolls back with the
+    /// caller's own changes.
+    ///
+    /// The trail's head row stays locked until the transaction ends: other
+    /// writers of the trail wait for it, so keep the transaction short.
+    ///
+    /// ```no_run
+    /// # async fn run(store: trailseal::PostgresStore, panel: sqlx::PgPool,
+    /// #     recorder: trailseal::write::TransactionRecorder, event: trailseal::Event)
+    /// #     -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = panel.begin().await?;
+    /// sqlx::query("INSERT INTO databases (name) VALUES ($1)")
+    ///     .bind("shop_db")
+    ///     .execute(&mut *tx)
+    ///     .await?;
+    /// store.record_in(&mut tx, &recorder, &event).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn record_in(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        recorder: &TransactionRecorder,
+        event: &Event,
+    ) -> Result<Receipt> {
+        recorder.record(self, tx, event).await
+    }
 }

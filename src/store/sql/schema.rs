@@ -9,7 +9,10 @@
 use std::borrow::Cow;
 
 use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+
+use super::SqlStore;
+use crate::StoreError;
 
 /// One schema version: its number, its description and its SQL.
 type Step = (i64, &'static str, &'static str);
@@ -32,6 +35,19 @@ fn migrator(steps: &[Step]) -> Migrator {
     )
 }
 
+/// A failed migration as the store error a caller can act on: a version
+/// this trailseal does not know is a newer schema, on every backend.
+pub(crate) fn migrate_error<S: SqlStore>(store: &S, err: MigrateError) -> StoreError {
+    match err {
+        MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _) => store.classify(err),
+        MigrateError::VersionMissing(version) => StoreError::UnsupportedSchema {
+            database: store.database(),
+            version,
+        },
+        other => StoreError::Database(Box::new(other)),
+    }
+}
+
 /// The SQLite schema.
 #[cfg(feature = "sqlite")]
 pub(crate) fn sqlite() -> Migrator {
@@ -39,22 +55,22 @@ pub(crate) fn sqlite() -> Migrator {
         (
             1,
             "entries",
-            include_str!("../../migrations/sqlite/0001_entries.sql"),
+            include_str!("../../../migrations/sqlite/0001_entries.sql"),
         ),
         (
             2,
             "restricted",
-            include_str!("../../migrations/sqlite/0002_restricted.sql"),
+            include_str!("../../../migrations/sqlite/0002_restricted.sql"),
         ),
         (
             3,
             "snapshots",
-            include_str!("../../migrations/sqlite/0003_snapshots.sql"),
+            include_str!("../../../migrations/sqlite/0003_snapshots.sql"),
         ),
         (
             4,
             "records index",
-            include_str!("../../migrations/sqlite/0004_records_index.sql"),
+            include_str!("../../../migrations/sqlite/0004_records_index.sql"),
         ),
     ])
 }
@@ -66,27 +82,27 @@ pub(crate) fn postgres() -> Migrator {
         (
             1,
             "entries",
-            include_str!("../../migrations/postgres/0001_entries.sql"),
+            include_str!("../../../migrations/postgres/0001_entries.sql"),
         ),
         (
             2,
             "restricted",
-            include_str!("../../migrations/postgres/0002_restricted.sql"),
+            include_str!("../../../migrations/postgres/0002_restricted.sql"),
         ),
         (
             3,
             "snapshots",
-            include_str!("../../migrations/postgres/0003_snapshots.sql"),
+            include_str!("../../../migrations/postgres/0003_snapshots.sql"),
         ),
         (
             4,
             "records index",
-            include_str!("../../migrations/postgres/0004_records_index.sql"),
+            include_str!("../../../migrations/postgres/0004_records_index.sql"),
         ),
         (
             5,
             "ensure day race",
-            include_str!("../../migrations/postgres/0005_ensure_day_race.sql"),
+            include_str!("../../../migrations/postgres/0005_ensure_day_race.sql"),
         ),
     ])
 }
