@@ -428,7 +428,7 @@ fn writers_recover_after_a_server_restart() {
         let url = pg::fresh_database_on(&url).await;
         let store = PostgresStoreOptions::from_url(&url)
             .unwrap()
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(TimeDelta::seconds(5))
             .open()
             .await
             .unwrap();

@@ -261,7 +261,7 @@ async fn locked_database_refuses_appends_and_writes_nothing() {
     let path = dir.path().join("trail.db");
     make_trail(&path, 5).await;
     let store = SqliteStoreOptions::new(&path)
-        .busy_timeout(Duration::from_millis(300))
+        .busy_timeout(TimeDelta::milliseconds(300))
         .open()
         .await
         .unwrap();
@@ -325,7 +325,7 @@ async fn exclusively_locked_database_cannot_be_opened() {
         .await
         .unwrap();
     let err = SqliteStoreOptions::new(&path)
-        .busy_timeout(Duration::from_millis(200))
+        .busy_timeout(TimeDelta::milliseconds(200))
         .open()
         .await
         .unwrap_err();

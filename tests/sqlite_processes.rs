@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use futures_util::TryStreamExt;
@@ -54,7 +53,7 @@ fn run_writer_role_if_child() -> bool {
 
 async fn writer(args: WriterArgs) {
     let store = SqliteStoreOptions::new(&args.database)
-        .busy_timeout(Duration::from_secs(30))
+        .busy_timeout(TimeDelta::seconds(30))
         .open()
         .await
         .unwrap();

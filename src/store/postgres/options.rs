@@ -5,13 +5,14 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::PostgresStore;
 use super::errors::classify;
 use super::schema::DAYS_AHEAD;
 use crate::StoreError;
+use crate::model::timer_interval;
 
 /// How to connect a [`PostgresStore`].
 #[derive(Clone, Debug)]
@@ -47,17 +48,18 @@ impl PostgresStoreOptions {
     }
 
     /// How long to wait for a connection, e.g. while the server restarts,
-    /// before failing (default: 30 seconds).
-    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.acquire_timeout = timeout;
+    /// before failing (default: 30 seconds; a negative span counts as zero).
+    pub fn acquire_timeout(mut self, timeout: TimeDelta) -> Self {
+        self.acquire_timeout = timer_interval(timeout, Duration::ZERO);
         self
     }
 
     /// How long to keep trying to learn whether an append whose connection
     /// broke was committed, before failing with
-    /// [`StoreError::OutcomeUnknown`] (default: 60 seconds).
-    pub fn outcome_timeout(mut self, timeout: Duration) -> Self {
-        self.outcome_timeout = timeout;
+    /// [`StoreError::OutcomeUnknown`] (default: 60 seconds; a negative span
+    /// counts as zero).
+    pub fn outcome_timeout(mut self, timeout: TimeDelta) -> Self {
+        self.outcome_timeout = timer_interval(timeout, Duration::ZERO);
         self
     }
 

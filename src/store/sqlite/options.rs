@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::TimeDelta;
+
 use sqlx::ConnectOptions;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -15,6 +17,7 @@ use super::SqliteStore;
 use super::errors::{classify, result_code};
 use super::schema::APPLICATION_ID;
 use crate::StoreError;
+use crate::model::timer_interval;
 use crate::store::error::Account;
 
 /// Pages the write-ahead log grows by before a commit folds it back into the
@@ -136,9 +139,10 @@ impl SqliteStoreOptions {
     }
 
     /// How long to wait for another connection's lock before failing with
-    /// [`StoreError::Busy`] (default: 5 seconds).
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
+    /// [`StoreError::Busy`] (default: 5 seconds; a negative span counts as
+    /// zero).
+    pub fn busy_timeout(mut self, timeout: TimeDelta) -> Self {
+        self.busy_timeout = timer_interval(timeout, Duration::ZERO);
         self
     }
 
