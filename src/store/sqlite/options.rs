@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::SqliteStore;
 use super::errors::{classify, result_code};
-use super::schema::APPLICATION_ID;
+use super::schema::{APPLICATION_ID, Identity};
 use crate::StoreError;
 use crate::model::timer_interval;
 use crate::store::error::Account;
@@ -378,15 +378,4 @@ fn sibling(database: &Path, suffix: &str) -> PathBuf {
     let mut name = database.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
-}
-
-/// What a database file is, judged before anything is written to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Identity {
-    /// Missing or empty: ours to set up.
-    Fresh,
-    /// Marked as a trailseal database.
-    Ours,
-    /// Somebody else's data.
-    Foreign,
 }

@@ -6,7 +6,6 @@ use std::sync::LazyLock;
 use sqlx::migrate::Migrator;
 
 use super::SqliteStore;
-use super::options::Identity;
 use crate::StoreError;
 use crate::store::error::Account;
 use crate::store::sql::SqlStore;
@@ -148,4 +147,15 @@ impl SqliteStore {
         .map_err(|err| self.classify(err))?;
         Ok(columns == 1)
     }
+}
+
+/// What a database file is, judged before anything is written to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Identity {
+    /// Missing or empty: ours to set up.
+    Fresh,
+    /// Marked as a trailseal database.
+    Ours,
+    /// Somebody else's data.
+    Foreign,
 }
