@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset, Offset, Utc};
 
 use super::MAX_FIELD_LEN;
 use crate::event::{EventBuilder, SECRET_MARKER};
-use crate::model::escape_text;
+use crate::model::escape_text_within;
 
 /// What a parser needs to know that the log lines do not say.
 #[derive(Clone, Debug)]
@@ -70,16 +70,53 @@ pub(super) fn clip(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// `value` escaped (control characters and invisible format characters
+/// as `\n`, `\u{001B}` …) and then cut to at most `max` bytes, between two
+/// escape sequences and on a character boundary; with the original length
+/// in bytes when it was cut. The limit applies to what is sealed, so a
+/// value of control characters cannot grow eightfold past it.
+pub(super) fn bounded(value: &str, max: usize) -> (Cow<'_, str>, Option<usize>) {
+    let (escaped, cut) = escape_text_within(value, max);
+    (escaped, cut.then_some(value.len()))
+}
+
 /// Adds a free-text field: escaped, cut to [`MAX_FIELD_LEN`] with the
 /// original length as `<key>_len` when cut.
 pub(super) fn text_field(builder: EventBuilder, key: &'static str, value: &str) -> EventBuilder {
-    let escaped = escape_text(value);
-    if escaped.len() <= MAX_FIELD_LEN {
-        return builder.meta(key, escaped.into_owned());
+    text_field_within(builder, key, value, MAX_FIELD_LEN)
+}
+
+/// [`text_field`] with another limit than [`MAX_FIELD_LEN`].
+pub(super) fn text_field_within(
+    builder: EventBuilder,
+    key: &'static str,
+    value: &str,
+    max: usize,
+) -> EventBuilder {
+    match bounded(value, max) {
+        (escaped, None) => builder.meta(key, escaped.into_owned()),
+        (escaped, Some(len)) => builder
+            .meta(key, escaped.into_owned())
+            .meta(format!("{key}_len"), len),
     }
-    builder
-        .meta(key, clip(&escaped, MAX_FIELD_LEN).to_owned())
-        .meta(format!("{key}_len"), value.len())
+}
+
+/// Sets the user agent: escaped, cut to [`MAX_FIELD_LEN`], the original
+/// length as `user_agent_len` when cut.
+pub(super) fn user_agent(builder: EventBuilder, value: &str) -> EventBuilder {
+    match bounded(value, MAX_FIELD_LEN) {
+        (escaped, None) => builder.user_agent(escaped),
+        (escaped, Some(len)) => builder.user_agent(escaped).meta("user_agent_len", len),
+    }
+}
+
+/// Marks the event failed with `reason`: escaped, cut to
+/// [`MAX_FIELD_LEN`], the original length as `reason_len` when cut.
+pub(super) fn failure(builder: EventBuilder, reason: &str) -> EventBuilder {
+    match bounded(reason, MAX_FIELD_LEN) {
+        (escaped, None) => builder.failure(escaped),
+        (escaped, Some(len)) => builder.failure(escaped).meta("reason_len", len),
+    }
 }
 
 /// Words after which daemons (Dovecot's `auth_verbose_passwords`, query

@@ -22,8 +22,8 @@
 
 use std::net::IpAddr;
 
-use super::fields::{ParseOptions, Unrecognised, clip, text_field};
-use super::{MAX_FIELD_LEN, syslog, time};
+use super::fields::{ParseOptions, Unrecognised, clip, failure, text_field};
+use super::{syslog, time};
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};
 
@@ -155,11 +155,7 @@ pub(super) fn parse_vsftpd(
                 .and_then(|(n, _)| n.trim().parse::<u64>().ok())
                 .unwrap_or(0);
             let event = event.meta("bytes", bytes);
-            if ok {
-                event
-            } else {
-                event.failure(clip(command, MAX_FIELD_LEN))
-            }
+            if ok { event } else { failure(event, command) }
         }
         _ => {
             let event = text_field(

@@ -6,13 +6,12 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::fields::{ParseOptions, clip, mask_passwords};
+use super::fields::{ParseOptions, bounded, mask_passwords};
 use super::{
     LogFormat, MAX_FIELD_LEN, MAX_LINE_LEN, MAX_UNPARSED_LEN, UNPARSED_ACTION, ftp, mail, mailbox,
     mailinglist, phpmail, web,
 };
 use crate::event::{Actor, Context, Event, Outcome};
-use crate::model::escape_text;
 
 /// The result of parsing one line: always an event to seal.
 #[derive(Clone, Debug)]
@@ -112,13 +111,16 @@ impl LineParser {
         // Hostile or unknown lines are kept, but defused: passwords some
         // daemons log verbosely are masked, control characters escaped (no
         // forged second line, no terminal escapes), the size bounded.
+        // The limit applies after escaping, so the sealed line is never
+        // longer than it whatever the line holds.
         let masked = mask_passwords(text);
-        let escaped = escape_text(&masked);
+        let (line, _) = bounded(&masked, MAX_UNPARSED_LEN);
+        let (sealed_reason, _) = bounded(reason, MAX_FIELD_LEN);
         let mut metadata = Map::new();
         metadata.insert("log_format".into(), self.format.name().into());
-        metadata.insert("line".into(), clip(&escaped, MAX_UNPARSED_LEN).into());
+        metadata.insert("line".into(), line.into_owned().into());
         metadata.insert("line_len".into(), len.into());
-        metadata.insert("reason".into(), clip(reason, MAX_FIELD_LEN).into());
+        metadata.insert("reason".into(), sealed_reason.into_owned().into());
         if invalid_utf8 {
             metadata.insert("invalid_utf8".into(), Value::Bool(true));
         }
@@ -143,5 +145,40 @@ impl LineParser {
             invalid_utf8,
             unparsed: Some(Cow::Owned(reason.to_owned())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unparsed_line_is_cut_after_escaping_between_escapes() {
+        let mut parser = LineParser::new(LogFormat::WebAccess, ParseOptions::default());
+        // 1,000 ESC characters escape to 8,000 bytes: 512 whole escapes fit.
+        let line = "\u{1b}".repeat(1000);
+        let parsed = parser.parse(line.as_bytes());
+        assert!(parsed.is_unparsed());
+        let metadata = &parsed.event.metadata;
+        assert_eq!(metadata["line"], "\\u{001B}".repeat(512));
+        assert_eq!(metadata["line_len"], 1000);
+        assert_eq!(metadata["log_format"], "web");
+    }
+
+    #[test]
+    fn a_failure_reason_is_cut_after_escaping_with_its_length() {
+        let mut parser = LineParser::new(LogFormat::Postfix, ParseOptions::default());
+        let said = "\u{7}".repeat(600);
+        let line = format!(
+            "Oct 10 13:55:38 mx1 postfix/smtp[1237]: 4BkQ3x0ZzFz9sWQ: to=<nobody@example.com>, relay=none, dsn=5.0.0, status=bounced ({said})"
+        );
+        let parsed = parser.parse(line.as_bytes());
+        assert!(!parsed.is_unparsed(), "{:?}", parsed.unparsed_reason());
+        let event = &parsed.event;
+        let Outcome::Failure { reason } = &event.outcome else {
+            panic!("{:?}", event.outcome);
+        };
+        assert_eq!(*reason, "\\u{0007}".repeat(256));
+        assert_eq!(event.metadata["reason_len"], 600);
     }
 }

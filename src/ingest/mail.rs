@@ -24,7 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::fields::{ParseOptions, Unrecognised, text_field};
+use super::fields::{ParseOptions, Unrecognised, failure, text_field};
 use super::syslog;
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};
@@ -96,10 +96,8 @@ pub(super) fn parse(
     } else {
         queue_line(queue_id, rest, queue)
     };
-    Ok(event
-        .meta("queue_id", queue_id)
-        .meta("program", syslog.program)
-        .occurred_at(syslog.time))
+    let event = text_field(event.meta("queue_id", queue_id), "program", syslog.program);
+    Ok(event.occurred_at(syslog.time))
 }
 
 /// `key=value` of a comma-separated Postfix line; `<…>` stripped.
@@ -169,10 +167,7 @@ fn delivery(queue_id: &str, rest: &str, known: &Queued) -> EventBuilder {
     match (status, status_text) {
         ("sent", Some(text)) => text_field(event, "status_text", text),
         ("sent", None) => event,
-        (_, text) => event.failure(super::fields::clip(
-            text.unwrap_or(status),
-            super::MAX_FIELD_LEN,
-        )),
+        (_, text) => failure(event, text.unwrap_or(status)),
     }
 }
 
@@ -227,8 +222,7 @@ fn reject_line(text: &str) -> Result<EventBuilder, Unrecognised> {
     if let Some(ip) = ip {
         event = event.ip(ip);
     }
-    Ok(text_field(event, "status", "reject")
-        .failure(super::fields::clip(reason, super::MAX_FIELD_LEN)))
+    Ok(failure(text_field(event, "status", "reject"), reason))
 }
 
 /// The sender as actor; the null sender (bounces) is Postfix itself.

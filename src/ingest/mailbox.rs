@@ -17,9 +17,9 @@
 
 use std::net::IpAddr;
 
-use super::fields::{ParseOptions, Unrecognised, clip};
+use super::fields::{ParseOptions, Unrecognised, failure, text_field_within};
 use super::mail::field;
-use super::{MAX_FIELD_LEN, syslog};
+use super::syslog;
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};
 
@@ -47,11 +47,10 @@ fn login_process(message: &str) -> Option<(&str, &str)> {
 }
 
 fn access(user: &str, protocol: &str, kind: &'static str) -> EventBuilder {
-    Event::builder(HostingAction::MailboxAccess.name())
+    let event = Event::builder(HostingAction::MailboxAccess.name())
         .actor(Actor::customer(user))
-        .target("mailbox", user)
-        .meta("protocol", clip(protocol, 32))
-        .meta("event", kind)
+        .target("mailbox", user);
+    text_field_within(event, "protocol", protocol, 32).meta("event", kind)
 }
 
 fn with_ip(event: EventBuilder, text: &str) -> EventBuilder {
@@ -76,7 +75,7 @@ fn login_line(protocol: &str, rest: &str) -> Result<EventBuilder, Unrecognised> 
         .split_once(": rip=")
         .map_or(reason, |(reason, _)| reason);
     let event = access(user.unwrap_or("unknown"), protocol, "login_failed");
-    Ok(with_ip(event, rest).failure(clip(reason, MAX_FIELD_LEN)))
+    Ok(failure(with_ip(event, rest), reason))
 }
 
 /// `passwd-file(user,ip[,session]): Password mismatch (given password: …)`.
@@ -91,7 +90,7 @@ fn auth_line(rest: &str) -> Result<EventBuilder, Unrecognised> {
     let ip = params.next().and_then(|ip| ip.parse::<IpAddr>().ok());
     // Never the parenthesised tail: it may be the given password.
     let reason = reason.split_once(" (").map_or(reason, |(reason, _)| reason);
-    let mut event = access(user, "auth", "login_failed").failure(clip(reason, MAX_FIELD_LEN));
+    let mut event = failure(access(user, "auth", "login_failed"), reason);
     if let Some(ip) = ip {
         event = event.ip(ip);
     }

@@ -14,9 +14,9 @@
 //! `.remove` (`address`, and how in `via`), bounce lines (`bounce score`,
 //! `residual bounce`, `disabling`) `mailinglist.bounce` (`address`).
 
-use super::fields::{ParseOptions, Unrecognised, clip, text_field};
+use super::fields::{ParseOptions, Unrecognised, failure, text_field};
 use super::mail::field;
-use super::{MAX_FIELD_LEN, time};
+use super::time;
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};
 
@@ -51,7 +51,7 @@ fn post_line(post: &str) -> Result<EventBuilder, Unrecognised> {
     Ok(if status == "success" {
         event
     } else {
-        event.failure(clip(status, MAX_FIELD_LEN))
+        failure(event, status)
     })
 }
 

@@ -50,8 +50,10 @@ pub const UNPARSED_ACTION: &str = "log.unparsed";
 pub const MAX_UNPARSED_LEN: usize = 4096;
 
 /// The most bytes a free-text field of a parsed line (request, referrer,
-/// user agent, status text …) keeps; longer values are cut at a character
-/// boundary and their original length is recorded as `<field>_len`.
+/// user agent, failure reason, status text …) keeps, counted after
+/// escaping; longer values are cut between two characters, never inside an
+/// escape sequence, and their original length is recorded as
+/// `<field>_len`.
 pub const MAX_FIELD_LEN: usize = 2048;
 
 /// The longest line kept whole in memory, in bytes. A longer line is still

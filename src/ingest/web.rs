@@ -111,7 +111,7 @@ pub(super) fn parse(line: &str, options: &ParseOptions) -> Result<EventBuilder, 
         event = text_field(event, "referrer", &mask_passwords(referrer));
     }
     if let Some(user_agent) = user_agent.filter(|u| *u != "-") {
-        event = event.user_agent(super::fields::clip(user_agent, super::MAX_FIELD_LEN));
+        event = super::fields::user_agent(event, user_agent);
     }
     Ok(event)
 }

@@ -28,6 +28,6 @@ pub use error::FormatError;
 pub use names::{MAX_TRAIL_NAME_LEN, validate_trail_name};
 pub use snapshot::{Snapshot, SnapshotRef};
 pub use text::escape_text;
-pub(crate) use text::is_dangerous;
+pub(crate) use text::{escape_text_within, is_dangerous};
 pub(crate) use time::timer_interval;
 pub use time::{format_timestamp, truncate_to_micros};

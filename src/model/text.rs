@@ -2,6 +2,7 @@
 //! break a line or hide what it says.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// Code points that must never reach a rendering unescaped: C0/C1 controls
 /// (newlines, ESC of ANSI sequences), Unicode line and paragraph separators,
@@ -50,13 +51,69 @@ pub fn escape_text(text: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if is_dangerous(c) => out.push_str(&format!("\\u{{{:04X}}}", c as u32)),
-            c => out.push(c),
-        }
+        push_escaped(&mut out, c);
     }
     Cow::Owned(out)
+}
+
+/// The longest prefix of [`escape_text`]`(text)` of at most `max` bytes
+/// that ends between two characters of `text`: never inside a character
+/// nor inside an escape sequence. The flag says whether it was cut.
+pub(crate) fn escape_text_within(text: &str, max: usize) -> (Cow<'_, str>, bool) {
+    if !text.chars().any(is_dangerous) {
+        if text.len() <= max {
+            return (Cow::Borrowed(text), false);
+        }
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        return (Cow::Borrowed(&text[..end]), true);
+    }
+    let mut out = String::with_capacity(text.len().min(max) + 8);
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.clear();
+        push_escaped(&mut piece, c);
+        if out.len() + piece.len() > max {
+            return (Cow::Owned(out), true);
+        }
+        out.push_str(&piece);
+    }
+    (Cow::Owned(out), false)
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        // Writing to a String cannot fail.
+        c if is_dangerous(c) => {
+            let _ = write!(out, "\\u{{{:04X}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_text_is_cut_between_escape_sequences() {
+        // ESC escapes to 8 bytes: three fit in 20 bytes, never a part of one.
+        let text = "\u{1b}\u{1b}\u{1b}\u{1b}";
+        assert_eq!(escape_text(text).len(), 32);
+        let (cut, was_cut) = escape_text_within(text, 20);
+        assert_eq!(cut, "\\u{001B}\\u{001B}");
+        assert!(was_cut);
+        let (whole, was_cut) = escape_text_within("a\nb", 4);
+        assert_eq!((whole.as_ref(), was_cut), ("a\\nb", false));
+        let (cut, was_cut) = escape_text_within("a\nb", 2);
+        assert_eq!((cut.as_ref(), was_cut), ("a", true));
+        // Plain text is cut at a character boundary.
+        assert_eq!(escape_text_within("äöü", 3), (Cow::Borrowed("ä"), true));
+        assert_eq!(escape_text_within("abc", 3), (Cow::Borrowed("abc"), false));
+    }
 }
