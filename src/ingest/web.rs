@@ -9,6 +9,25 @@
 //! ```
 //!
 //! The Common Log Format (without referrer and user agent) parses too.
+//!
+//! Which layout a line has is decided per line, from the fields before the
+//! time, in this order (see `head_fields`):
+//!
+//! 1. a first field that is an IP address (v4 or v6) is the client:
+//!    `client ident user`, the user being everything up to the time, so a
+//!    Basic-auth user name with spaces stays one user;
+//! 2. a first field that looks like a host name, with an optional numeric
+//!    `:port`, followed by a client (an IP address or a host name, never
+//!    `-`) and the ident, is the virtual host: `vhost client ident user`;
+//! 3. anything else is a client given by name (`HostnameLookups On`).
+//!
+//! The time is the first `[…]` that holds a time in the Common Log Format,
+//! so a user name with brackets does not end the fields early. A user in
+//! double quotes is unquoted; `-` user, bytes, referrer and agent mean
+//! none (bytes 0). One ambiguity stays: a client given by name followed by
+//! an ident other than `-` (identd is off almost everywhere) reads as a
+//! virtual host.
+//!
 //! Fields: the domain (virtual host, else [`ParseOptions::default_domain`])
 //! as target, visitor IP, time, `.htaccess` user (as actor and
 //! `htaccess_user`; an anonymous `visitor` otherwise), `method`, `request`
@@ -18,30 +37,19 @@
 
 use std::net::IpAddr;
 
-use super::fields::{ParseOptions, Unrecognised, mask_passwords, text_field};
+use super::fields::{self, ParseOptions, Unrecognised, mask_passwords, text_field};
 use super::time;
 use crate::HostingAction;
 use crate::event::{Actor, Event, EventBuilder};
+use chrono::{DateTime, Utc};
 
 pub(super) fn parse(line: &str, options: &ParseOptions) -> Result<EventBuilder, Unrecognised> {
-    let open = line.find(" [").ok_or("no [time] field")?;
-    let mut head = line[..open].split(' ');
-    let fields: [Option<&str>; 5] = [
-        head.next(),
-        head.next(),
-        head.next(),
-        head.next(),
-        head.next(),
-    ];
-    let (vhost, host, user) = match fields {
-        [Some(host), Some(_ident), Some(user), None, None] => (None, host, user),
-        [Some(vhost), Some(host), Some(_ident), Some(user), None] => (Some(vhost), host, user),
-        _ => return Err("not host, ident and user before the time"),
-    };
-    let rest = &line[open + 2..];
-    let close = rest.find("] ").ok_or("unterminated [time] field")?;
-    let time = time::clf(&rest[..close]).ok_or("time not in the Common Log Format")?;
-    let rest = &rest[close + 2..];
+    let (head, time, rest) = split_at_time(line)?;
+    let Head {
+        vhost,
+        client,
+        user,
+    } = head_fields(head)?;
     let (request, rest) = quoted(rest).ok_or("request not quoted")?;
     let rest = rest
         .strip_prefix(' ')
@@ -74,22 +82,13 @@ pub(super) fn parse(line: &str, options: &ParseOptions) -> Result<EventBuilder, 
         "-" | "" => event.actor(Actor::anonymous("visitor")),
         user => event.actor(Actor::anonymous(user)).htaccess_user(user),
     };
-    let domain = match vhost {
-        Some(vhost) => Some(vhost.rsplit_once(':').map_or(vhost, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                name
-            } else {
-                vhost
-            }
-        })),
-        None => options.default_domain.as_deref(),
-    };
+    let domain = vhost.or(options.default_domain.as_deref());
     if let Some(domain) = domain.filter(|d| !d.is_empty() && *d != "-") {
         event = event.target("domain", domain);
     }
-    event = match host.parse::<IpAddr>() {
+    event = match client.parse::<IpAddr>() {
         Ok(ip) => event.ip(ip),
-        Err(_) => text_field(event, "client_host", host),
+        Err(_) => text_field(event, "client_host", client),
     };
     let mut parts = request.splitn(3, ' ');
     event = match (parts.next(), parts.next(), parts.next()) {
@@ -111,7 +110,7 @@ pub(super) fn parse(line: &str, options: &ParseOptions) -> Result<EventBuilder, 
         event = text_field(event, "referrer", &mask_passwords(referrer));
     }
     if let Some(user_agent) = user_agent.filter(|u| *u != "-") {
-        event = super::fields::user_agent(event, user_agent);
+        event = fields::user_agent(event, user_agent);
     }
     Ok(event)
 }
@@ -130,4 +129,300 @@ fn quoted(text: &str) -> Option<(&str, &str)> {
         }
     }
     None
+}
+
+/// The line cut around its `[time]` field: what precedes it, the time, and
+/// what follows it. The time field is the first ` [` whose content is a
+/// Common Log Format time, so a user name holding ` [` cannot take its place.
+fn split_at_time(line: &str) -> Result<(&str, DateTime<Utc>, &str), Unrecognised> {
+    let mut why = "no [time] field";
+    for (open, _) in line.match_indices(" [") {
+        let rest = &line[open + 2..];
+        let Some(close) = rest.find("] ") else {
+            why = "unterminated [time] field";
+            break;
+        };
+        match time::clf(&rest[..close]) {
+            Some(time) => return Ok((&line[..open], time, &rest[close + 2..])),
+            None => why = "time not in the Common Log Format",
+        }
+    }
+    Err(why)
+}
+
+/// What precedes the time: the virtual host if the log has one, the
+/// client, and the `.htaccess` user (`-` for none).
+#[derive(Debug, PartialEq, Eq)]
+struct Head<'a> {
+    vhost: Option<&'a str>,
+    client: &'a str,
+    user: &'a str,
+}
+
+/// Splits the fields before the time, trying the layouts in this order:
+///
+/// 1. A first field that is an IP address is the client: Combined
+///    (`client ident user`), the user being all that follows the ident, so
+///    a user name with spaces stays one user.
+/// 2. A first field that looks like a host name (with an optional
+///    `:port`), followed by a client and an ident, is a virtual host:
+///    `vhost client ident user`. A client is never `-`.
+/// 3. Otherwise the first field is a client given by name
+///    (`HostnameLookups On`): `client ident user`.
+///
+/// A user in double quotes (`"%u"` in some log formats) is unquoted.
+fn head_fields(head: &str) -> Result<Head<'_>, Unrecognised> {
+    let (first, rest) = head.split_once(' ').ok_or("no client, ident and user")?;
+    let combined = |client| -> Result<Head<'_>, Unrecognised> {
+        let (_ident, user) = rest.split_once(' ').ok_or("no ident and user")?;
+        Ok(Head {
+            vhost: None,
+            client,
+            user: unquoted(user),
+        })
+    };
+    if first.parse::<IpAddr>().is_ok() {
+        return combined(first);
+    }
+    if let Some(name) = vhost_name(first)
+        && let Some((client, after_client)) = rest.split_once(' ')
+        && client != "-"
+        && (client.parse::<IpAddr>().is_ok() || vhost_name(client) == Some(client))
+        && let Some((_ident, user)) = after_client.split_once(' ')
+    {
+        return Ok(Head {
+            vhost: Some(name),
+            client,
+            user: unquoted(user),
+        });
+    }
+    if first.is_empty() || first == "-" {
+        return Err("no client before the time");
+    }
+    combined(first)
+}
+
+/// The host name of a virtual host field (`example.org`, `example.org:443`),
+/// or `None` when the field does not look like one: letters, digits, `-`,
+/// `_` and dots, at most 253 bytes, with an optional numeric port.
+fn vhost_name(field: &str) -> Option<&str> {
+    let name = match field.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some(_) => return None,
+        None => field,
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    valid.then_some(name)
+}
+
+/// `"a b"` → `a b`; anything else unchanged.
+fn unquoted(user: &str) -> &str {
+    user.strip_prefix('"')
+        .and_then(|u| u.strip_suffix('"'))
+        .unwrap_or(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+
+    fn event(line: &str) -> Event {
+        parse(line, &ParseOptions::default())
+            .expect("parses")
+            .build()
+            .expect("valid")
+    }
+
+    /// (domain, client IP or name, actor, `.htaccess` user)
+    fn who(event: &Event) -> (Option<&str>, String, &str, Option<&str>) {
+        let client = match (event.context.ip, event.metadata.get("client_host")) {
+            (Some(ip), None) => ip.to_string(),
+            (None, Some(host)) => format!("name:{}", host.as_str().unwrap()),
+            other => panic!("client {other:?}"),
+        };
+        (
+            event.target.as_ref().map(|t| t.id.as_str()),
+            client,
+            event.actor.as_ref().unwrap().name.as_str(),
+            event.context.htaccess_user.as_deref(),
+        )
+    }
+
+    const TAIL: &str = r#"[08/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl""#;
+
+    #[test]
+    fn a_user_name_with_a_space_is_one_user_of_a_combined_line() {
+        let line = format!("127.0.0.1 - a b {TAIL}");
+        assert_eq!(
+            who(&event(&line)),
+            (None, "127.0.0.1".into(), "a b", Some("a b"))
+        );
+        let line = format!("2001:db8::7 - a b c {TAIL}");
+        assert_eq!(
+            who(&event(&line)),
+            (None, "2001:db8::7".into(), "a b c", Some("a b c"))
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_clients_never_virtual_hosts() {
+        for (line, expected) in [
+            (
+                format!("2001:db8::1 - - {TAIL}"),
+                (None, "2001:db8::1".to_owned(), "visitor", None),
+            ),
+            (
+                format!("::1 - alice {TAIL}"),
+                (None, "::1".to_owned(), "alice", Some("alice")),
+            ),
+            // An IP address first is the client, even with four fields.
+            (
+                format!("192.0.2.9 - x y {TAIL}"),
+                (None, "192.0.2.9".to_owned(), "x y", Some("x y")),
+            ),
+            (
+                format!("example.org 2001:db8::2 - - {TAIL}"),
+                (
+                    Some("example.org"),
+                    "2001:db8::2".to_owned(),
+                    "visitor",
+                    None,
+                ),
+            ),
+        ] {
+            assert_eq!(who(&event(&line)), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_virtual_host_with_a_port_names_the_domain() {
+        let line = format!("shop.example.net:443 203.0.113.5 - kunde123 {TAIL}");
+        assert_eq!(
+            who(&event(&line)),
+            (
+                Some("shop.example.net"),
+                "203.0.113.5".into(),
+                "kunde123",
+                Some("kunde123")
+            )
+        );
+        // A virtual host with a user name with spaces.
+        let line = format!("example.org:80 203.0.113.5 - a b {TAIL}");
+        assert_eq!(
+            who(&event(&line)),
+            (
+                Some("example.org"),
+                "203.0.113.5".into(),
+                "a b",
+                Some("a b")
+            )
+        );
+        // Not a port: not a virtual host, so a client given by name.
+        assert_eq!(
+            head_fields("example.org:https 203.0.113.5 - -"),
+            Ok(Head {
+                vhost: None,
+                client: "example.org:https",
+                user: "- -"
+            })
+        );
+    }
+
+    #[test]
+    fn clients_given_by_name_and_dash_fields() {
+        // HostnameLookups On: a client name, ident `-`, user with a space.
+        let line = format!("client.example.net - a b {TAIL}");
+        assert_eq!(
+            who(&event(&line)),
+            (None, "name:client.example.net".into(), "a b", Some("a b"))
+        );
+        // A virtual host and a client by name.
+        let line = format!("example.org client.example.net - - {TAIL}");
+        assert_eq!(
+            who(&event(&line)),
+            (
+                Some("example.org"),
+                "name:client.example.net".into(),
+                "visitor",
+                None
+            )
+        );
+        // `-` user, bytes, referrer and agent: none recorded, bytes 0.
+        let event =
+            event(r#"203.0.113.5 - - [08/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 304 - "-" "-""#);
+        assert_eq!(event.actor.as_ref().unwrap().name, "visitor");
+        assert_eq!(event.metadata["bytes"], 0);
+        assert!(!event.metadata.contains_key("referrer"));
+        assert_eq!(event.context.user_agent, None);
+        // A line that starts with `-` has no client.
+        assert_eq!(head_fields("- - -"), Err("no client before the time"));
+    }
+
+    #[test]
+    fn a_quoted_user_or_one_with_brackets_is_unquoted_and_kept_whole() {
+        let line = format!("203.0.113.5 - \"a b\" {TAIL}");
+        assert_eq!(
+            who(&event(&line)),
+            (None, "203.0.113.5".into(), "a b", Some("a b"))
+        );
+        // ` [` inside the user name is not the time field.
+        let line = format!("203.0.113.5 - a [b] {TAIL}");
+        assert_eq!(
+            who(&event(&line)),
+            (None, "203.0.113.5".into(), "a [b]", Some("a [b]"))
+        );
+    }
+
+    #[test]
+    fn every_field_of_a_combined_line() {
+        let event = event(
+            r#"203.0.113.5 - alice [10/Oct/2024:13:55:36 +0200] "GET /shop/?id=7&password=x HTTP/1.1" 200 2326 "https://example.org/" "Mozilla/5.0 (X11)""#,
+        );
+        assert_eq!(event.action, "web.request");
+        assert_eq!(
+            event.occurred_at.unwrap().to_rfc3339(),
+            "2024-10-10T11:55:36+00:00"
+        );
+        let meta = serde_json::Value::Object(event.metadata.clone());
+        assert_eq!(
+            meta,
+            serde_json::json!({
+                "method": "GET",
+                "request": "/shop/?id=7&password=[secret]",
+                "protocol": "HTTP/1.1",
+                "status": 200,
+                "bytes": 2326,
+                "referrer": "https://example.org/",
+            })
+        );
+        assert_eq!(
+            event.context.user_agent.as_deref(),
+            Some("Mozilla/5.0 (X11)")
+        );
+    }
+
+    #[test]
+    fn a_user_agent_is_cut_after_escaping_with_its_length() {
+        let agent = "\u{1b}".repeat(2048);
+        let line = format!(
+            r#"203.0.113.5 - - [08/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "{agent}""#
+        );
+        let parsed = event(&line);
+        let stored = parsed.context.user_agent.as_deref().unwrap();
+        // 256 escapes of 8 bytes: exactly the limit, no escape cut in two.
+        assert_eq!(stored.len(), 2048);
+        assert_eq!(stored, "\\u{001B}".repeat(256));
+        assert_eq!(parsed.metadata["user_agent_len"], 2048);
+        // Sealing escapes it again, which changes nothing.
+        assert_eq!(crate::model::escape_text(stored), stored);
+        // A short agent has no length recorded.
+        let short = event(&format!("203.0.113.5 - - {TAIL}"));
+        assert!(!short.metadata.contains_key("user_agent_len"));
+    }
 }
