@@ -22,6 +22,7 @@ mod audit;
 mod export;
 mod forward_security;
 mod ingest;
+mod ingest_parsing;
 mod macro_paths;
 #[cfg(feature = "postgres")]
 mod postgres_processes;

@@ -11,7 +11,9 @@
 //! Oct 10 13:55:52 web1 pure-ftpd: (?@198.51.100.66) [WARNING] Authentication failed for user [admin]
 //! ```
 //!
-//! vsftpd, its own `vsftpd.log` (`xferlog_std_format=NO`):
+//! vsftpd, its own `vsftpd.log` (`xferlog_std_format=NO`), or the same
+//! messages through syslog (`syslog_enable=YES`: `Oct 10 13:55:37 web1
+//! vsftpd[3120]: [web42] OK LOGIN: Client "203.0.113.5"`):
 //!
 //! ```text
 //! Thu Oct 10 13:55:36 2024 [pid 3121] CONNECT: Client "203.0.113.5"
@@ -21,6 +23,8 @@
 //! ```
 
 use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
 
 use super::fields::{ParseOptions, Unrecognised, clip, failure, text_field};
 use super::{syslog, time};
@@ -109,14 +113,30 @@ fn transfer_event(action: HostingAction, user: &str, path: &str, details: &str) 
         .meta("bytes", bytes)
 }
 
+/// vsftpd's own log (`Thu Oct 10 13:55:36 2024 [pid 3121] …`) or, with
+/// `syslog_enable=YES`, its syslog lines (`Oct 10 13:55:36 web1
+/// vsftpd[3121]: …`), which carry the same message without time and pid.
 pub(super) fn parse_vsftpd(
     line: &str,
     options: &ParseOptions,
 ) -> Result<EventBuilder, Unrecognised> {
-    let stamp = line.get(..24).ok_or("line too short")?;
-    let time = time::ctime(stamp, options.utc_offset).ok_or("no ctime time")?;
-    let rest = line[24..].strip_prefix(" [pid ").ok_or("no [pid]")?;
-    let (_pid, rest) = rest.split_once("] ").ok_or("no [pid]")?;
+    if let Some(time) = line
+        .get(..24)
+        .and_then(|stamp| time::ctime(stamp, options.utc_offset))
+    {
+        let rest = line[24..].strip_prefix(" [pid ").ok_or("no [pid]")?;
+        let (_pid, rest) = rest.split_once("] ").ok_or("no [pid]")?;
+        return vsftpd_message(rest, time);
+    }
+    let syslog = syslog::split(line, options).ok_or("no ctime time nor syslog header")?;
+    if syslog.program != "vsftpd" {
+        return Err("not a vsftpd line");
+    }
+    vsftpd_message(syslog.message, syslog.time)
+}
+
+/// What follows the time and pid: `[user] OK LOGIN: Client "ip"…`.
+fn vsftpd_message(rest: &str, time: DateTime<Utc>) -> Result<EventBuilder, Unrecognised> {
     let (user, rest) = match rest.strip_prefix('[') {
         Some(rest) => rest.split_once("] ").ok_or("unterminated [user]")?,
         None => ("", rest),

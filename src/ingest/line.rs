@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::fields::{ParseOptions, bounded, mask_passwords};
 use super::{
     LogFormat, MAX_FIELD_LEN, MAX_LINE_LEN, MAX_UNPARSED_LEN, UNPARSED_ACTION, ftp, mail, mailbox,
-    mailinglist, phpmail, web,
+    mailinglist, phpmail, syslog, web,
 };
 use crate::event::{Actor, Context, Event, Outcome};
 
@@ -74,17 +74,26 @@ impl LineParser {
         let invalid_utf8 = matches!(text, Cow::Owned(_));
         if len > line.len() + 1 || len > MAX_LINE_LEN {
             let reason = "line longer than the longest line kept whole";
-            return self.unparsed(&text, len, reason, invalid_utf8);
+            return self.unparsed(self.format, &text, len, reason, invalid_utf8);
         }
-        let parsed = match self.format {
-            LogFormat::WebAccess => web::parse(&text, &self.options),
-            LogFormat::Postfix => mail::parse(&text, &self.options, &mut self.queue),
-            LogFormat::Dovecot => mailbox::parse(&text, &self.options),
-            LogFormat::Mailman => mailinglist::parse(&text, &self.options),
-            LogFormat::PhpMail => phpmail::parse(&text, &self.options),
-            LogFormat::PureFtpd => ftp::parse_pure_ftpd(&text, &self.options),
-            LogFormat::Vsftpd => ftp::parse_vsftpd(&text, &self.options),
+        // A mixed syslog file hands each line to the parser of its
+        // program; this one parser keeps their state (Postfix's queue ids).
+        let format = match self.format {
+            LogFormat::Syslog => syslog::route(&text),
+            format => Some(format),
         };
+        let parsed = match format {
+            Some(LogFormat::WebAccess) => web::parse(&text, &self.options),
+            Some(LogFormat::Postfix) => mail::parse(&text, &self.options, &mut self.queue),
+            Some(LogFormat::Dovecot) => mailbox::parse(&text, &self.options),
+            Some(LogFormat::Mailman) => mailinglist::parse(&text, &self.options),
+            Some(LogFormat::PhpMail) => phpmail::parse(&text, &self.options),
+            Some(LogFormat::PureFtpd) => ftp::parse_pure_ftpd(&text, &self.options),
+            Some(LogFormat::Vsftpd) => ftp::parse_vsftpd(&text, &self.options),
+            Some(LogFormat::Syslog) => Err("syslog lines are routed to their program's format"),
+            None => Err("no parser for the program of this syslog line"),
+        };
+        let format = format.unwrap_or(self.format);
         let built = parsed.map(|builder| {
             let builder = if invalid_utf8 {
                 builder.meta("invalid_utf8", true)
@@ -101,13 +110,22 @@ impl LineParser {
             },
             Ok(Err(invalid)) => {
                 let reason = format!("fields refused: {invalid}");
-                self.unparsed(&text, len, &reason, invalid_utf8)
+                self.unparsed(format, &text, len, &reason, invalid_utf8)
             }
-            Err(reason) => self.unparsed(&text, len, reason, invalid_utf8),
+            Err(reason) => self.unparsed(format, &text, len, reason, invalid_utf8),
         }
     }
 
-    fn unparsed(&self, text: &str, len: usize, reason: &str, invalid_utf8: bool) -> ParsedLine {
+    /// `format` is the format the line was expected in: for a line of a
+    /// mixed syslog file, the format of its program.
+    fn unparsed(
+        &self,
+        format: LogFormat,
+        text: &str,
+        len: usize,
+        reason: &str,
+        invalid_utf8: bool,
+    ) -> ParsedLine {
         // Hostile or unknown lines are kept, but defused: passwords some
         // daemons log verbosely are masked, control characters escaped (no
         // forged second line, no terminal escapes), the size bounded.
@@ -117,7 +135,7 @@ impl LineParser {
         let (line, _) = bounded(&masked, MAX_UNPARSED_LEN);
         let (sealed_reason, _) = bounded(reason, MAX_FIELD_LEN);
         let mut metadata = Map::new();
-        metadata.insert("log_format".into(), self.format.name().into());
+        metadata.insert("log_format".into(), format.name().into());
         metadata.insert("line".into(), line.into_owned().into());
         metadata.insert("line_len".into(), len.into());
         metadata.insert("reason".into(), sealed_reason.into_owned().into());

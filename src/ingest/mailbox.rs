@@ -8,16 +8,20 @@
 //! Oct 10 13:56:13 mx1 dovecot: auth: passwd-file(carol@example.org,198.51.100.25): Password mismatch
 //! ```
 //!
+//! Dovecot 1's LDA logs under its own syslog tag, `deliver(<user>):`; such
+//! lines are sessions of protocol `lda` (as are Dovecot 2's `lda(<user>)`).
+//!
 //! Fields: the user (actor and target mailbox), `protocol`, the remote IP
 //! (`rip`), `event` (`login`, `login_failed`, `logout`, `session`), `bytes`
-//! (in + out for IMAP, retrieved for POP3) and, for a failure, the reason.
+//! (in + out for IMAP, also as Dovecot 1's `bytes=in/out`; retrieved for
+//! POP3) and, for a failure, the reason.
 //! A password is never recorded: Dovecot's `auth_verbose_passwords` may
 //! append `(given password: …)`; only the text before it is kept, and
 //! unparsed lines are masked as well.
 
 use std::net::IpAddr;
 
-use super::fields::{ParseOptions, Unrecognised, failure, text_field_within};
+use super::fields::{ParseOptions, Unrecognised, failure, text_field, text_field_within};
 use super::mail::field;
 use super::syslog;
 use crate::HostingAction;
@@ -25,6 +29,11 @@ use crate::event::{Actor, Event, EventBuilder};
 
 pub(super) fn parse(line: &str, options: &ParseOptions) -> Result<EventBuilder, Unrecognised> {
     let syslog = syslog::split(line, options).ok_or("no syslog header")?;
+    if let Some(user) = syslog::deliver_user(syslog.program) {
+        // Dovecot 1's LDA logs under its own tag: `deliver(user): msgid=…`.
+        let event = access(user, "lda", "session");
+        return Ok(text_field(event, "text", syslog.message).occurred_at(syslog.time));
+    }
     if syslog.program != "dovecot" {
         return Err("not a dovecot line");
     }
@@ -112,9 +121,13 @@ fn session_line(message: &str) -> Result<EventBuilder, Unrecognised> {
     let pop_bytes = field(text, "retr")
         .and_then(|v| v.split_once('/'))
         .and_then(|(_, bytes)| bytes.parse::<u64>().ok());
-    let bytes = match (number("in"), number("out"), pop_bytes) {
-        (Some(i), Some(o), _) => Some(i + o),
-        (_, _, Some(retrieved)) => Some(retrieved),
+    // Dovecot 1 writes IMAP's `bytes=in/out`.
+    let in_out = field(text, "bytes")
+        .and_then(|v| v.split_once('/'))
+        .and_then(|(i, o)| Some((i.parse::<u64>().ok()?, o.parse::<u64>().ok()?)));
+    let bytes = match (number("in"), number("out"), pop_bytes, in_out) {
+        (Some(i), Some(o), _, _) | (_, _, _, Some((i, o))) => Some(i.saturating_add(o)),
+        (_, _, Some(retrieved), _) => Some(retrieved),
         _ => None,
     };
     let kind = if text.contains("Logged out") {
@@ -126,5 +139,5 @@ fn session_line(message: &str) -> Result<EventBuilder, Unrecognised> {
     if let Some(bytes) = bytes {
         event = event.meta("bytes", bytes);
     }
-    Ok(super::fields::text_field(event, "text", text))
+    Ok(text_field(event, "text", text))
 }

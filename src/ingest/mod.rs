@@ -17,7 +17,8 @@
 //! | [`LogFormat::Mailman`] | `mailinglist` | Mailman 2 `post`, `subscribe` and `bounce` logs |
 //! | [`LogFormat::PhpMail`] | `php-mail` | PHP's `mail.log` |
 //! | [`LogFormat::PureFtpd`] | `ftp` | pure-ftpd syslog lines |
-//! | [`LogFormat::Vsftpd`] | `ftp` | vsftpd's own log (`vsftpd_log_file`) |
+//! | [`LogFormat::Vsftpd`] | `ftp` | vsftpd's own log (`vsftpd_log_file`) or its syslog lines |
+//! | [`LogFormat::Syslog`] | `mail` | a syslog file mixing Postfix, Dovecot, pure-ftpd and vsftpd (Debian's `mail.log`), each line parsed by the parser of its program |
 //!
 //! `docs/INGEST.md` shows an example line of each format and the fields
 //! taken from it.
@@ -78,12 +79,21 @@ pub enum LogFormat {
     PhpMail,
     /// pure-ftpd's syslog lines.
     PureFtpd,
-    /// vsftpd's own log file.
+    /// vsftpd's own log file, or its lines through syslog.
     Vsftpd,
+    /// A syslog file in which several programs write, such as Debian's
+    /// `mail.log` with Postfix and Dovecot: each line goes to the parser of
+    /// its program (`postfix/…`, `dovecot`, `pure-ftpd`, `vsftpd`), which
+    /// keeps its state across the lines (Postfix's queue ids); lines of
+    /// other programs are sealed as unparsed. The whole file goes to one
+    /// trail, `mail`: a follower's read position lives in its trail.
+    Syslog,
 }
 
 impl LogFormat {
-    /// Every supported format.
+    /// Every supported format, in the order [`LogFormat::detect`] prefers
+    /// them on a tie: the mixed [`LogFormat::Syslog`] comes last, so a file
+    /// of one program gets that program's format and trail.
     pub const ALL: &'static [LogFormat] = &[
         LogFormat::WebAccess,
         LogFormat::Postfix,
@@ -92,6 +102,7 @@ impl LogFormat {
         LogFormat::PhpMail,
         LogFormat::PureFtpd,
         LogFormat::Vsftpd,
+        LogFormat::Syslog,
     ];
 
     /// The stable name used on command lines and in entries (`log_format`).
@@ -104,6 +115,7 @@ impl LogFormat {
             LogFormat::PhpMail => "php-mail",
             LogFormat::PureFtpd => "pure-ftpd",
             LogFormat::Vsftpd => "vsftpd",
+            LogFormat::Syslog => "syslog",
         }
     }
 
@@ -116,34 +128,77 @@ impl LogFormat {
             LogFormat::Mailman => "mailinglist",
             LogFormat::PhpMail => "php-mail",
             LogFormat::PureFtpd | LogFormat::Vsftpd => "ftp",
+            // Mixed syslog files are mail logs in practice (Debian's
+            // `mail.log`); the trail is per file, not per line.
+            LogFormat::Syslog => "mail",
         }
     }
 
     /// Guesses the format from the first lines of a log: the format that
-    /// parses the most of them, if it parses at least half.
+    /// parses the most of them, if it parses at least half; `None` when
+    /// there is no line to judge or none fits. [`LogFormat::detect_sample`]
+    /// tells these two apart.
     pub fn detect<'a>(sample: impl IntoIterator<Item = &'a [u8]>) -> Option<LogFormat> {
+        match LogFormat::detect_sample(sample) {
+            Detection::Format(format) => Some(format),
+            Detection::Empty | Detection::Unrecognised => None,
+        }
+    }
+
+    /// What the first lines of a log say about its format. Empty lines do
+    /// not count, and at most the first 64 others are judged. Of the
+    /// formats that parse the most lines the first in [`LogFormat::ALL`]
+    /// wins, so [`LogFormat::Syslog`] only for a file that mixes programs;
+    /// it must parse at least half of the lines.
+    pub fn detect_sample<'a>(sample: impl IntoIterator<Item = &'a [u8]>) -> Detection {
         let lines: Vec<&[u8]> = sample
             .into_iter()
-            .filter(|line| !line.is_empty())
+            .filter(|line| !line.is_empty() && *line != b"\r")
             .take(64)
             .collect();
         if lines.is_empty() {
-            return None;
+            return Detection::Empty;
         }
         let options = ParseOptions::default();
-        let (best, hits) = LogFormat::ALL
-            .iter()
-            .map(|&format| {
-                let mut parser = LineParser::new(format, options.clone());
-                let hits = lines
-                    .iter()
-                    .filter(|line| !parser.parse(line).is_unparsed())
-                    .count();
-                (format, hits)
-            })
-            .max_by_key(|&(_, hits)| hits)?;
-        (hits * 2 >= lines.len() && hits > 0).then_some(best)
+        let mut best: Option<(LogFormat, usize)> = None;
+        for &format in LogFormat::ALL {
+            let mut parser = LineParser::new(format, options.clone());
+            let hits = lines
+                .iter()
+                .filter(|line| !parser.parse(line).is_unparsed())
+                .count();
+            if best.is_none_or(|(_, most)| hits > most) {
+                best = Some((format, hits));
+            }
+        }
+        match best {
+            Some((format, hits)) if hits > 0 && hits * 2 >= lines.len() => {
+                Detection::Format(format)
+            }
+            _ => Detection::Unrecognised,
+        }
     }
+
+    /// The names of every format, as an error message lists them.
+    fn names() -> String {
+        let names: Vec<&str> = LogFormat::ALL.iter().map(|format| format.name()).collect();
+        names.join(", ")
+    }
+}
+
+/// What the first lines of a log say about its format
+/// ([`LogFormat::detect_sample`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Detection {
+    /// The format of the lines.
+    Format(LogFormat),
+    /// No line to judge yet: the file is empty (as right after a rotation)
+    /// or holds only empty lines. Not a failure: detect again once lines
+    /// have arrived.
+    Empty,
+    /// Lines, but no format parses at least half of them.
+    Unrecognised,
 }
 
 impl fmt::Display for LogFormat {
@@ -170,9 +225,7 @@ impl FromStr for LogFormat {
 #[non_exhaustive]
 pub enum IngestError {
     /// No such format name.
-    #[error(
-        "unknown log format {0:?}; known formats: web, postfix, dovecot, mailman, php-mail, pure-ftpd, vsftpd"
-    )]
+    #[error("unknown log format {0:?}; known formats: {names}", names = LogFormat::names())]
     UnknownFormat(String),
     /// Reading the log file failed.
     #[error("reading {path} failed: {source}")]
