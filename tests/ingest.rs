@@ -184,7 +184,7 @@ async fn hostile_lines_are_escaped_cut_and_counted() {
 
 #[tokio::test]
 async fn postfix_lines_are_correlated_by_queue_id() {
-    let (_setup, events) = seal_fixture("postfix.log", LogFormat::Postfix, 1).await;
+    let (_setup, events) = seal_fixture("postfix.log", LogFormat::Postfix, 0).await;
     let sent = &events[3];
     assert_eq!(sent.value("action"), Some("mail.delivery"));
     assert_eq!(sent.value("target.id"), Some("20241010.abc@example.org"));
@@ -206,8 +206,20 @@ async fn postfix_lines_are_correlated_by_queue_id() {
     let reject = &events[7];
     assert_eq!(reject.value("outcome"), Some("failure"));
     assert_eq!(metadata(reject)["recipient"], "spam@example.org");
-    // "connect from" has no queue id: sealed as unparsed, not dropped.
-    assert_eq!(events[8].value("action"), Some(UNPARSED_ACTION));
+    // "connect from" has no queue id: a session line with its peer.
+    let connect = &events[8];
+    assert_eq!(connect.value("action"), Some("mail.session"));
+    assert_eq!(connect.value("target.id"), Some("192.0.2.99"));
+    assert_eq!(connect.value("context.ip"), Some("192.0.2.99"));
+    assert_eq!(metadata(connect)["peer_host"], "unknown");
+    assert_eq!(
+        metadata(connect)["text"],
+        "connect from unknown[192.0.2.99]"
+    );
+    assert_eq!(
+        render(connect, Language::English),
+        "postfix talked to unknown (192.0.2.99): connect from unknown[192.0.2.99]"
+    );
     // After "removed" the queue id is forgotten; a local delivery of
     // another message still parses.
     assert_eq!(metadata(&events[9])["peer_host"], "local");

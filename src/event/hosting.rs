@@ -767,6 +767,15 @@ crate::actions! {
             en: "{actor} handled queued mail {queue_id}: {text}",
             de: "{actor} hat die E-Mail {queue_id} in der Warteschlange bearbeitet: {text}",
         },
+        // A mail server's line of no queued message: connections, TLS,
+        // disconnections, warnings; the peer when the line names one.
+        MailSession = "mail.session" {
+            trail: "mail",
+            target: "peer",
+            fields: ["peer_host", "text"],
+            en: "{actor} talked to {peer_host} ({ip}): {text}",
+            de: "{actor} hat mit {peer_host} ({ip}) kommuniziert: {text}",
+        },
 
         // Mailbox access over IMAP/POP (`mailbox`): time, IP, user, bytes; a
         // failed login (e.g. wrong password) as the failure reason.

@@ -1,6 +1,7 @@
 //! Postfix (trail `mail`): action `mail.delivery` for each delivery attempt
 //! and each rejected recipient, `mail.queue` for the other lines of a
-//! queued message.
+//! queued message, `mail.session` for the lines of no queued message
+//! (connections, TLS, disconnections, warnings).
 //!
 //! ```text
 //! Oct 10 13:55:36 mx1 postfix/smtpd[1234]: 4BkQ3x0ZzFz9sWQ: client=mail.example.org[198.51.100.7]
@@ -9,6 +10,7 @@
 //! Oct 10 13:55:37 mx1 postfix/smtp[1237]: 4BkQ3x0ZzFz9sWQ: to=<bob@example.net>, relay=mx.example.net[203.0.113.9]:25, delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 9F2A1)
 //! Oct 10 13:55:37 mx1 postfix/qmgr[1236]: 4BkQ3x0ZzFz9sWQ: removed
 //! Oct 10 13:56:01 mx1 postfix/smtpd[1240]: NOQUEUE: reject: RCPT from unknown[192.0.2.99]: 554 5.7.1 <spam@example.org>: Relay access denied; from=<x@example.com> to=<spam@example.org> proto=ESMTP helo=<bad>
+//! Oct 10 13:56:02 mx1 postfix/smtpd[1240]: connect from unknown[192.0.2.99]
 //! ```
 //!
 //! Postfix writes one message over several lines keyed by its queue id.
@@ -84,13 +86,14 @@ pub(super) fn parse(
     if let Some(reject) = message.strip_prefix("NOQUEUE: ") {
         return reject_line(reject).map(|event| event.occurred_at(syslog.time));
     }
-    let (queue_id, rest) = message.split_once(": ").ok_or("no queue id")?;
-    if queue_id.len() < 5
-        || queue_id.len() > 32
-        || !queue_id.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        return Err("no queue id");
-    }
+    let Some((queue_id, rest)) = message
+        .split_once(": ")
+        .filter(|(queue_id, _)| is_queue_id(queue_id))
+    else {
+        let event = session_line(message);
+        let event = text_field(event, "program", syslog.program);
+        return Ok(event.occurred_at(syslog.time));
+    };
     let event = if rest.starts_with("to=<") {
         delivery(queue_id, rest, queue.entry(queue_id))
     } else {
@@ -98,6 +101,33 @@ pub(super) fn parse(
     };
     let event = text_field(event.meta("queue_id", queue_id), "program", syslog.program);
     Ok(event.occurred_at(syslog.time))
+}
+
+/// A queue id: 5 to 32 letters and digits (short or long ids).
+fn is_queue_id(text: &str) -> bool {
+    (5..=32).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A line of no queued message (`connect from host[ip]`, `TLS connection
+/// established from …`, `warning: …`): `mail.session` with the first
+/// `host[ip]` it names as peer.
+fn session_line(message: &str) -> EventBuilder {
+    let mut event =
+        Event::builder(HostingAction::MailSession.name()).actor(Actor::system("postfix"));
+    let peer = message
+        .split(' ')
+        .map(|word| host_and_ip(word.trim_end_matches([':', ','])))
+        .find(|(host, ip)| ip.is_some() && !host.is_empty());
+    if let Some((host, Some(ip))) = peer {
+        // Postfix names a peer without reverse DNS `unknown`.
+        let target = if host == "unknown" {
+            ip.to_string()
+        } else {
+            host.to_owned()
+        };
+        event = text_field(event.target("peer", target), "peer_host", host).ip(ip);
+    }
+    text_field(event, "text", message)
 }
 
 /// `key=value` of a comma-separated Postfix line; `<…>` stripped.
