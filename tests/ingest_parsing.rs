@@ -276,3 +276,18 @@ fn every_format_has_a_name_and_the_error_lists_them_all() {
         "unknown log format \"maillog\"; known formats: web, postfix, dovecot, mailman, php-mail, pure-ftpd, vsftpd, syslog"
     );
 }
+
+#[test]
+fn a_long_ftp_path_is_cut_to_an_identifier_with_its_length() {
+    let path = format!("/htdocs/{}", "ä".repeat(150));
+    let line = format!(
+        "Thu Oct 10 13:55:40 2024 [pid 3122] [web42] OK UPLOAD: Client \"203.0.113.5\", \"{path}\", 1432 bytes, 89.50Kbyte/sec"
+    );
+    let parsed = LineParser::new(LogFormat::Vsftpd, options()).parse(line.as_bytes());
+    assert!(!parsed.is_unparsed(), "{:?}", parsed.unparsed_reason());
+    let target = &parsed.event.target.as_ref().unwrap().id;
+    // 8 bytes of `/htdocs/`, then 124 two-byte characters: 256 bytes.
+    assert_eq!(target.len(), 256);
+    assert!(path.starts_with(target.as_str()));
+    assert_eq!(parsed.event.metadata["file_len"], 308);
+}

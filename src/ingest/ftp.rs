@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use super::fields::{ParseOptions, Unrecognised, clip, failure, text_field};
 use super::{syslog, time};
 use crate::HostingAction;
-use crate::event::{Actor, Event, EventBuilder};
+use crate::event::{Actor, Event, EventBuilder, MAX_IDENTIFIER_LEN};
 
 fn actor(user: &str) -> Actor {
     if user.is_empty() || user == "?" {
@@ -107,10 +107,17 @@ fn transfer_event(action: HostingAction, user: &str, path: &str, details: &str) 
         .split_once(" bytes")
         .and_then(|(n, _)| n.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    Event::builder(action.name())
+    // The path is the target, an identifier: not escaped (one with a
+    // control character makes the line unparsed) but cut to fit.
+    let event = Event::builder(action.name())
         .actor(actor(user))
-        .target("file", clip(path, 256))
-        .meta("bytes", bytes)
+        .target("file", clip(path, MAX_IDENTIFIER_LEN))
+        .meta("bytes", bytes);
+    if path.len() > MAX_IDENTIFIER_LEN {
+        event.meta("file_len", path.len())
+    } else {
+        event
+    }
 }
 
 /// vsftpd's own log (`Thu Oct 10 13:55:36 2024 [pid 3121] …`) or, with
