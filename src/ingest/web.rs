@@ -287,6 +287,19 @@ mod tests {
                 (None, "192.0.2.9".to_owned(), "x y", Some("x y")),
             ),
             (
+                format!("::ffff:192.0.2.1 - a b {TAIL}"),
+                (None, "::ffff:192.0.2.1".to_owned(), "a b", Some("a b")),
+            ),
+            (
+                format!("example.org:443 2001:db8::3 - a b {TAIL}"),
+                (
+                    Some("example.org"),
+                    "2001:db8::3".to_owned(),
+                    "a b",
+                    Some("a b"),
+                ),
+            ),
+            (
                 format!("example.org 2001:db8::2 - - {TAIL}"),
                 (
                     Some("example.org"),
