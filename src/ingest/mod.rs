@@ -35,7 +35,7 @@ mod time;
 mod web;
 
 pub use fields::ParseOptions;
-pub use follow::{FileId, Follower, FollowerBuilder, Position};
+pub use follow::{FINGERPRINT_LEN, FileId, Fingerprint, Follower, FollowerBuilder, Position};
 pub use line::{LineParser, ParsedLine};
 pub use mail::MAX_QUEUED_MESSAGES;
 
@@ -44,6 +44,12 @@ use std::str::FromStr;
 
 /// The action of an entry that seals a line the parser did not understand.
 pub const UNPARSED_ACTION: &str = "log.unparsed";
+
+/// The action of an entry that marks lines a [`Follower`] could not seal:
+/// written between the copy and the truncation of `copytruncate`, or in a
+/// file that could not be found any more. It states the file and the
+/// offset from which lines are missing (see `docs/INGEST.md`).
+pub const GAP_ACTION: &str = "log.gap";
 
 /// The most bytes of an unparsed line that are sealed, counted after
 /// escaping; the line's original length is recorded next to it.
@@ -220,6 +226,8 @@ pub struct IngestStats {
     pub oversized: u64,
     /// Bytes read, line breaks included.
     pub bytes: u64,
+    /// [`GAP_ACTION`] entries sealed: places where lines were lost.
+    pub gaps: u64,
 }
 
 impl IngestStats {
@@ -230,6 +238,7 @@ impl IngestStats {
         self.invalid_utf8 += other.invalid_utf8;
         self.oversized += other.oversized;
         self.bytes += other.bytes;
+        self.gaps += other.gaps;
     }
 
     pub(crate) fn count(&mut self, line: &ParsedLine, bytes: u64) {
