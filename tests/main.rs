@@ -22,6 +22,8 @@ mod audit;
 mod export;
 mod forward_security;
 mod ingest;
+#[cfg(feature = "sqlite")]
+mod ingest_rotation;
 mod macro_paths;
 #[cfg(feature = "postgres")]
 mod postgres_processes;

@@ -410,24 +410,22 @@ impl Follower {
                     }
                 }
             }
+            // Checked before reading on: a file truncated and written anew
+            // past the old position must not be read from the middle.
+            if self.truncated()? {
+                // copytruncate: what the copy holds beyond the committed
+                // position is read from the copy.
+                self.reader = None;
+                self.clear_line();
+                continue;
+            }
             sealed += self.drain().await?;
             let current = self.path_id()?;
             let Some(reader) = self.reader.as_ref() else {
                 continue;
             };
             match current {
-                Some((id, len)) if reader.live && id == reader.id => {
-                    let truncated = len < reader.offset
-                        || !reader
-                            .same_start(&self.path)
-                            .map_err(|err| self.io_error(err))?;
-                    if truncated {
-                        // copytruncate: what the copy holds beyond the
-                        // committed position is read from the copy.
-                        self.reader = None;
-                        self.clear_line();
-                        continue;
-                    }
+                Some((id, _)) if reader.live && id == reader.id => {
                     sealed += self.seal_quiet_partial_line().await?;
                     return Ok(sealed);
                 }
@@ -448,6 +446,22 @@ impl Follower {
         }
     }
 
+    /// Whether the file being read under the path was truncated: it is
+    /// shorter than the read position, or no longer starts with the bytes
+    /// read from it.
+    fn truncated(&self) -> Result<bool, IngestError> {
+        let Some(reader) = self.reader.as_ref().filter(|reader| reader.live) else {
+            return Ok(false);
+        };
+        match self.path_id()? {
+            Some((id, len)) if id == reader.id => Ok(len < reader.offset
+                || !reader
+                    .same_start(&self.path)
+                    .map_err(|err| self.io_error(err))?),
+            _ => Ok(false),
+        }
+    }
+
     fn io_error(&self, source: std::io::Error) -> IngestError {
         IngestError::Io {
             path: self.path.display().to_string(),
@@ -457,8 +471,20 @@ impl Follower {
 
     /// The identity and length of the file the path names now.
     fn path_id(&self) -> Result<Option<(FileId, u64)>, IngestError> {
+        Ok(self.path_file()?.map(|file| (file.id, file.len)))
+    }
+
+    /// The file the path names now.
+    fn path_file(&self) -> Result<Option<Rotated>, IngestError> {
         match std::fs::metadata(&self.path) {
-            Ok(metadata) => Ok(Some((FileId::of(&metadata), metadata.len()))),
+            Ok(metadata) => Ok(Some(Rotated {
+                path: self.path.clone(),
+                id: FileId::of(&metadata),
+                compressed: false,
+                len: metadata.len(),
+                created: metadata.created().ok(),
+                age: None,
+            })),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(self.io_error(err)),
         }
@@ -497,7 +523,7 @@ impl Follower {
     /// or rotated), the one after it once it is finished, and the gap to
     /// seal first where lines cannot be recovered.
     fn next(&self) -> Result<Next, IngestError> {
-        let Some(current) = self.path_id()? else {
+        let Some(at_path) = self.path_file()? else {
             return Ok(Next::Wait);
         };
         let live = |offset, gap| Next::Read {
@@ -509,13 +535,6 @@ impl Follower {
         };
         let Some(committed) = self.committed else {
             return Ok(live(0, None));
-        };
-        let at_path = Rotated {
-            path: self.path.clone(),
-            id: current.0,
-            compressed: false,
-            len: current.1,
-            age: None,
         };
         if !self.finished && self.is_committed(&at_path, true)? {
             return Ok(live(committed.offset, None));
@@ -538,8 +557,14 @@ impl Follower {
         }
         // The path keeps the committed file's identity but not its start:
         // truncated (copytruncate), with the lines written between the
-        // copy and the truncation lost.
-        let truncated = !self.finished && current.0 == committed.file;
+        // copy and the truncation lost — unless the file under the path
+        // is younger than the copy found: then it is a new file that got
+        // the inode of a rotated file deleted meanwhile (compressed).
+        let reused = found
+            .and_then(|i| rotated[i].created)
+            .zip(at_path.created)
+            .is_some_and(|(copy, current)| current > copy);
+        let truncated = !self.finished && at_path.id == committed.file && !reused;
         let gap = |reason| Gap {
             file: committed.file,
             from: committed.offset,

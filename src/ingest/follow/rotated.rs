@@ -18,6 +18,8 @@ pub(super) struct Rotated {
     pub(super) compressed: bool,
     /// Its length on disk (compressed length for a compressed file).
     pub(super) len: u64,
+    /// When it was created, where the file system tells.
+    pub(super) created: Option<std::time::SystemTime>,
     /// Its place in the order of rotation; `None` for the log itself.
     pub(super) age: Option<Age>,
 }
@@ -87,6 +89,7 @@ pub(super) fn rotated_files(path: &Path) -> std::io::Result<Vec<Rotated>> {
             id: FileId::of(&metadata),
             compressed,
             len: metadata.len(),
+            created: metadata.created().ok(),
             age: Some(age),
         });
     }
