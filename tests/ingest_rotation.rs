@@ -204,6 +204,31 @@ async fn ingest_rename_rotation_while_following_loses_nothing() {
 }
 
 #[tokio::test]
+async fn ingest_rename_rotation_waits_for_the_writer_to_reopen() {
+    let mut rig = Rig::new().await;
+    rig.write(10);
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 10);
+    // `create`: logrotate makes a new empty file at once, but the writer
+    // appends to the renamed one until it reopens its log.
+    rig.logrotate("create");
+    let rotated = rig.rotated("access.log.1");
+    assert_eq!(std::fs::metadata(&rig.log).unwrap().len(), 0);
+    let mut old = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&rotated)
+        .unwrap();
+    old.write_all(line(10).as_bytes()).unwrap();
+    assert_eq!(follower.poll().await.unwrap(), 1);
+    old.write_all(line(11).as_bytes()).unwrap();
+    rig.next = 12;
+    rig.write(3);
+    assert_eq!(follower.poll().await.unwrap(), 4);
+    stop(trail, follower).await;
+    rig.assert_exactly_once(0).await;
+}
+
+#[tokio::test]
 async fn ingest_two_rotations_while_stopped_read_the_middle_file() {
     let mut rig = Rig::new().await;
     rig.write(100);
@@ -335,6 +360,28 @@ async fn ingest_copytruncate_with_compress_while_stopped_reads_the_compressed_co
     rig.write(200);
     let (trail, mut follower) = rig.follower().await;
     assert_eq!(follower.poll().await.unwrap(), 500);
+    assert_eq!(follower.stats().gaps, 1);
+    stop(trail, follower).await;
+    let gaps = rig.assert_exactly_once(1).await;
+    assert_eq!(gaps[0]["reason"], "copytruncate");
+}
+
+#[tokio::test]
+async fn ingest_two_copytruncate_rotations_while_stopped_seal_one_gap() {
+    let mut rig = Rig::new().await;
+    rig.write(100);
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 100);
+    stop(trail, follower).await;
+    rig.write(20);
+    rig.logrotate("copytruncate");
+    rig.write(30);
+    rig.logrotate("copytruncate");
+    rig.write(40);
+    // The first copy (access.log.2) from the committed offset, the second
+    // (access.log.1) whole, then the log.
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 90);
     stop(trail, follower).await;
     let gaps = rig.assert_exactly_once(1).await;
     assert_eq!(gaps[0]["reason"], "copytruncate");
