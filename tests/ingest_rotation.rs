@@ -88,23 +88,7 @@ impl Rig {
 
     /// Runs the real logrotate once, forced, with `directives` for the log.
     fn logrotate(&mut self, directives: &str) {
-        let config = self.dir.path().join("logrotate.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "{} {{\n    rotate 9\n    missingok\n    {directives}\n}}\n",
-                self.log.display()
-            ),
-        )
-        .unwrap();
-        let status = Command::new("logrotate")
-            .arg("-f")
-            .arg("-s")
-            .arg(self.dir.path().join("logrotate.state"))
-            .arg(&config)
-            .status()
-            .expect("logrotate is installed (Debian package logrotate)");
-        assert!(status.success(), "logrotate failed: {status}");
+        logrotate(self.dir.path(), &self.log, directives);
         if !self.log.exists() || directives.contains("copytruncate") {
             self.written = 0;
         }
@@ -177,6 +161,28 @@ impl Rig {
     }
 }
 
+/// Runs the real logrotate once, forced, with `directives` for `log`; its
+/// configuration and state live in `dir`.
+fn logrotate(dir: &Path, log: &Path, directives: &str) {
+    let config = dir.join("logrotate.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "{} {{\n    rotate 9\n    missingok\n    {directives}\n}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(dir.join("logrotate.state"))
+        .arg(&config)
+        .status()
+        .expect("logrotate is installed (Debian package logrotate)");
+    assert!(status.success(), "logrotate failed: {status}");
+}
+
 /// Stops a follower as a process exit does: its files are closed (their
 /// inodes may be reused), its trail shut down.
 async fn stop(trail: Trail, follower: Follower) {
@@ -224,6 +230,24 @@ async fn ingest_rename_rotation_waits_for_the_writer_to_reopen() {
     rig.next = 12;
     rig.write(3);
     assert_eq!(follower.poll().await.unwrap(), 4);
+    stop(trail, follower).await;
+    rig.assert_exactly_once(0).await;
+}
+
+#[tokio::test]
+async fn ingest_a_newer_rotated_file_ends_the_wait_for_the_writer() {
+    let mut rig = Rig::new().await;
+    rig.write(10);
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 10);
+    rig.logrotate("create");
+    assert_eq!(follower.poll().await.unwrap(), 0);
+    // The writer wrote the new file, which was rotated in turn before the
+    // next poll: the log is empty again, but the follower moves on.
+    rig.write(20);
+    rig.logrotate("create");
+    assert_eq!(std::fs::metadata(&rig.log).unwrap().len(), 0);
+    assert_eq!(follower.poll().await.unwrap(), 20);
     stop(trail, follower).await;
     rig.assert_exactly_once(0).await;
 }
@@ -319,32 +343,58 @@ async fn ingest_dateext_rotation_while_stopped_loses_nothing() {
 async fn ingest_copytruncate_is_detected_after_the_file_grew_past_the_old_position() {
     let mut rig = Rig::new().await;
     rig.write(100);
-    let old_offset = rig.written;
     let (trail, mut follower) = rig.follower().await;
     assert_eq!(follower.poll().await.unwrap(), 100);
+    let old_offset = rig.written;
     // Lines written before the copy are read from the copy; the new
     // content grows well past the old read position before the next poll.
     rig.write(50);
+    let copied = rig.written;
     rig.logrotate("copytruncate");
     rig.write(250);
-    assert!(rig.written > old_offset + 50 * line(100).len() as u64);
+    assert!(rig.written > copied);
     assert_eq!(follower.poll().await.unwrap(), 300);
     assert_eq!(follower.poll().await.unwrap(), 0);
     let position = follower.position().unwrap();
     assert_eq!(position.offset, rig.written);
     stop(trail, follower).await;
-    // The window between the copy and the truncation is marked, once.
+    // The window between the copy and the truncation is marked, once,
+    // after the copy's last line.
     let gaps = rig.assert_exactly_once(1).await;
+    assert!(old_offset < copied);
     assert_eq!(gaps[0]["reason"], "copytruncate");
-    assert_eq!(gaps[0]["gap_offset"], old_offset);
+    assert_eq!(gaps[0]["gap_offset"], copied);
     assert_eq!(gaps[0]["lost_bytes"], "unknown");
-    // The truncated file kept its identity: the lines after the gap name
-    // it; the gap entry itself names the copy, where reading resumed.
     let events = rig.events().await;
-    assert_eq!(events[100].value("action"), Some(GAP_ACTION));
+    assert_eq!(events[150].value("action"), Some(GAP_ACTION));
+    // The truncated file kept its identity: the gap names it, and reading
+    // resumed in it at 0.
     let last = metadata(events.last().unwrap());
     assert_eq!(gaps[0]["gap_file"], last["log_file"]);
-    assert_ne!(gaps[0]["log_file"], last["log_file"]);
+    assert_eq!(gaps[0]["log_file"], last["log_file"]);
+    assert_eq!(gaps[0]["log_offset"], 0);
+}
+
+#[tokio::test]
+async fn ingest_copytruncate_is_marked_when_the_follower_is_still_on_an_older_file() {
+    let mut rig = Rig::new().await;
+    rig.write(10);
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 10);
+    // Renamed with `create`; the new file stays empty at the next poll, so
+    // the follower stays on the renamed one.
+    rig.logrotate("create");
+    assert_eq!(follower.poll().await.unwrap(), 0);
+    // Then the new file is written and rotated by copytruncate.
+    rig.write(20);
+    rig.logrotate("copytruncate");
+    rig.write(30);
+    // The renamed file, the copy (access.log.1), its gap, the log.
+    assert_eq!(follower.poll().await.unwrap(), 50);
+    stop(trail, follower).await;
+    let gaps = rig.assert_exactly_once(1).await;
+    assert_eq!(gaps[0]["reason"], "copytruncate");
+    assert_eq!(rig.events().await[30].value("action"), Some(GAP_ACTION));
 }
 
 #[tokio::test]
@@ -367,7 +417,7 @@ async fn ingest_copytruncate_with_compress_while_stopped_reads_the_compressed_co
 }
 
 #[tokio::test]
-async fn ingest_two_copytruncate_rotations_while_stopped_seal_one_gap() {
+async fn ingest_two_copytruncate_rotations_while_stopped_seal_a_gap_after_each_copy() {
     let mut rig = Rig::new().await;
     rig.write(100);
     let (trail, mut follower) = rig.follower().await;
@@ -379,12 +429,15 @@ async fn ingest_two_copytruncate_rotations_while_stopped_seal_one_gap() {
     rig.logrotate("copytruncate");
     rig.write(40);
     // The first copy (access.log.2) from the committed offset, the second
-    // (access.log.1) whole, then the log.
+    // (access.log.1) whole, then the log; each copy's window is marked.
     let (trail, mut follower) = rig.follower().await;
     assert_eq!(follower.poll().await.unwrap(), 90);
     stop(trail, follower).await;
-    let gaps = rig.assert_exactly_once(1).await;
-    assert_eq!(gaps[0]["reason"], "copytruncate");
+    let gaps = rig.assert_exactly_once(2).await;
+    assert!(gaps.iter().all(|gap| gap["reason"] == "copytruncate"));
+    let events = rig.events().await;
+    assert_eq!(events[120].value("action"), Some(GAP_ACTION));
+    assert_eq!(events[151].value("action"), Some(GAP_ACTION));
 }
 
 #[tokio::test]
@@ -511,4 +564,224 @@ async fn ingest_a_last_line_without_break_is_sealed_when_rotated() {
     assert_eq!(partial.len(), 1);
     assert_eq!(partial[0]["bytes"], 10);
     rig.assert_exactly_once(0).await;
+}
+
+/// A real nginx on 127.0.0.1, writing its access log into the rig's log
+/// folder; stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(rig: &Rig) -> Self {
+        let prefix = rig.dir.path().join("nginx");
+        std::fs::create_dir_all(&prefix).unwrap();
+        // A free port: taken from the kernel, released for nginx.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let temp = |name: &str| prefix.join(name).display().to_string();
+        let config = prefix.join("nginx.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "worker_processes 1;\n\
+                 pid {pid};\n\
+                 error_log {error} notice;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n\
+                 client_body_temp_path {body};\n\
+                 proxy_temp_path {proxy};\n\
+                 fastcgi_temp_path {fastcgi};\n\
+                 uwsgi_temp_path {uwsgi};\n\
+                 scgi_temp_path {scgi};\n\
+                 access_log {log} combined;\n\
+                 server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }}\n\
+                 }}\n",
+                pid = temp("nginx.pid"),
+                error = temp("error.log"),
+                body = temp("body"),
+                proxy = temp("proxy"),
+                fastcgi = temp("fastcgi"),
+                uwsgi = temp("uwsgi"),
+                scgi = temp("scgi"),
+                log = rig.log.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&config)
+            .arg("-g")
+            .arg("daemon off;")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx is installed (Debian package nginx-light)");
+        let nginx = Self { child, port };
+        wait_for("nginx to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", nginx.port)).is_ok()
+        });
+        nginx
+    }
+
+    /// Requests `/n/<number>` for each number; one access log line each.
+    fn request(&self, numbers: std::ops::Range<usize>) {
+        use std::io::Read;
+        for number in numbers {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+            write!(
+                stream,
+                "GET /n/{number} HTTP/1.0\r\nHost: localhost\r\n\r\n"
+            )
+            .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        }
+    }
+
+    /// The logrotate directive that makes nginx reopen its log.
+    fn reopen(&self) -> String {
+        format!(
+            "postrotate\n        kill -USR1 {}\n    endscript",
+            self.child.id()
+        )
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM, so that the master stops its workers too.
+        let stopped = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `condition`, checking often, failing after a generous limit:
+/// how long it takes never decides the outcome.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < limit,
+            "waited too long for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The lines in the log and all its rotated files, compressed or not.
+fn lines_on_disk(log: &Path) -> usize {
+    use std::io::Read;
+    let name = log.file_name().unwrap().to_str().unwrap();
+    let mut lines = 0;
+    for entry in std::fs::read_dir(log.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        let file_name = path.file_name().unwrap().to_str().unwrap();
+        if !file_name.starts_with(name) {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let mut content = Vec::new();
+        let read = if file_name.ends_with(".gz") {
+            flate2::read::MultiGzDecoder::new(file).read_to_end(&mut content)
+        } else {
+            std::io::BufReader::new(file).read_to_end(&mut content)
+        };
+        if read.is_ok() {
+            lines += content.iter().filter(|&&b| b == b'\n').count();
+        }
+    }
+    lines
+}
+
+#[tokio::test]
+async fn ingest_nginx_lines_survive_every_rotation_exactly_once() {
+    let rig = Rig::new().await;
+    let nginx = Nginx::start(&rig);
+    let mut sent = 0;
+    let mut send = |count: usize| {
+        nginx.request(sent..sent + count);
+        sent += count;
+        let expected = sent;
+        wait_for("nginx's lines on disk", || {
+            lines_on_disk(&rig.log) == expected
+        });
+    };
+    let rotate = |directives: &str| logrotate(rig.dir.path(), &rig.log, directives);
+    send(200);
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 200);
+    // Rename with `create`, nginx reopening on USR1.
+    send(100);
+    rotate(&format!("create\n    {}", nginx.reopen()));
+    send(100);
+    assert_eq!(follower.poll().await.unwrap(), 200);
+    // compress + delaycompress.
+    rotate(&format!(
+        "compress\n    delaycompress\n    {}",
+        nginx.reopen()
+    ));
+    send(100);
+    assert_eq!(follower.poll().await.unwrap(), 100);
+    // copytruncate: nginx keeps its file, which starts over.
+    send(50);
+    rotate("copytruncate");
+    send(150);
+    assert_eq!(follower.poll().await.unwrap(), 200);
+    stop(trail, follower).await;
+    // Two rotations while stopped.
+    send(100);
+    rotate(&format!("create\n    {}", nginx.reopen()));
+    send(100);
+    rotate(&format!(
+        "compress\n    delaycompress\n    {}",
+        nginx.reopen()
+    ));
+    send(50);
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 250);
+    stop(trail, follower).await;
+    drop(nginx);
+
+    let mut requests = Vec::new();
+    let mut gaps = 0;
+    for entry in rig.events().await {
+        if entry.value("action") == Some(GAP_ACTION) {
+            gaps += 1;
+            continue;
+        }
+        assert_eq!(entry.value("action"), Some("web.request"));
+        let request = metadata(&entry)["request"].as_str().unwrap().to_owned();
+        requests.push(
+            request
+                .strip_prefix("/n/")
+                .unwrap()
+                .parse::<usize>()
+                .unwrap(),
+        );
+    }
+    let mut counts = vec![0; sent];
+    for &number in &requests {
+        counts[number] += 1;
+    }
+    let wrong: Vec<_> = (0..sent).filter(|&n| counts[n] != 1).collect();
+    assert!(wrong.is_empty(), "not sealed exactly once: {wrong:?}");
+    assert_eq!(requests, (0..sent).collect::<Vec<_>>());
+    assert_eq!(gaps, 1, "one copytruncate");
+    rig.assert_intact().await;
 }

@@ -431,7 +431,7 @@ impl Follower {
                 }
                 // The writer may still append to the file it has open
                 // until it writes to the new one: wait for that.
-                None | Some((_, 0)) if reader.live => {
+                None | Some((_, 0)) if reader.live && !self.newer_than_reader()? => {
                     sealed += self.seal_quiet_partial_line().await?;
                     return Ok(sealed);
                 }
@@ -483,6 +483,7 @@ impl Follower {
                 compressed: false,
                 len: metadata.len(),
                 created: metadata.created().ok(),
+                modified: metadata.modified().ok(),
                 age: None,
             })),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -493,16 +494,28 @@ impl Follower {
     /// Whether `file` is the committed file: its content starts with the
     /// bytes sealed and is at least as long.
     fn is_committed(&self, file: &Rotated, by_identity: bool) -> Result<bool, IngestError> {
-        let Some(committed) = self.committed else {
-            return Ok(false);
-        };
-        if by_identity && (file.compressed || file.id != committed.file) {
+        match self.committed {
+            Some(committed) => self.holds(file, &committed, by_identity),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether `file` is the file of `position`: by identity (and the
+    /// fingerprint), or by the fingerprint alone (a copy, a compressed
+    /// file), and long enough.
+    fn holds(
+        &self,
+        file: &Rotated,
+        position: &Position,
+        by_identity: bool,
+    ) -> Result<bool, IngestError> {
+        if by_identity && (file.compressed || file.id != position.file) {
             return Ok(false);
         }
-        if !file.compressed && file.len < committed.offset {
+        if !file.compressed && file.len < position.offset {
             return Ok(false);
         }
-        let Some(fingerprint) = committed.fingerprint else {
+        let Some(fingerprint) = position.fingerprint else {
             // A position without fingerprint: identity alone.
             return Ok(by_identity);
         };
@@ -510,13 +523,43 @@ impl Follower {
             // An empty start matches anything.
             return Ok(false);
         }
-        match starts_as(&file.path, file.compressed, &fingerprint, committed.offset) {
+        match starts_as(&file.path, file.compressed, &fingerprint, position.offset) {
             Ok(matches) => Ok(matches),
             // A compressed file being written, or one removed meanwhile,
             // is not the one looked for.
             Err(err) if file.compressed || err.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(err) => Err(self.io_error(err)),
         }
+    }
+
+    /// Where the file of `position` is among the rotated files: found by
+    /// identity first, else by fingerprint.
+    fn find(&self, rotated: &[Rotated], position: &Position) -> Result<Option<usize>, IngestError> {
+        for by_identity in [true, false] {
+            for (i, file) in rotated.iter().enumerate() {
+                if self.holds(file, position, by_identity)? {
+                    return Ok(Some(i));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a rotated file newer than the one being read exists: then
+    /// the writer has moved on, even if the file under the path is still
+    /// empty.
+    fn newer_than_reader(&self) -> Result<bool, IngestError> {
+        let Some(reader) = self.reader.as_ref() else {
+            return Ok(false);
+        };
+        let rotated = rotated_files(&self.path).map_err(|err| self.io_error(err))?;
+        Ok(self
+            .find(&rotated, &reader_position(reader))?
+            .is_some_and(|i| {
+                rotated[i + 1..]
+                    .iter()
+                    .any(|newer| newer.age > rotated[i].age)
+            }))
     }
 
     /// Decides which file to read next: the committed one (under the path
@@ -540,59 +583,55 @@ impl Follower {
             return Ok(live(committed.offset, None));
         }
         let rotated = rotated_files(&self.path).map_err(|err| self.io_error(err))?;
-        let mut found = None;
-        for (i, file) in rotated.iter().enumerate() {
-            if self.is_committed(file, true)? {
-                found = Some(i);
-                break;
-            }
-        }
-        if found.is_none() {
-            for (i, file) in rotated.iter().enumerate() {
-                if self.is_committed(file, false)? {
-                    found = Some(i);
-                    break;
-                }
-            }
-        }
+        let found = self.find(&rotated, &committed)?;
         // The path keeps the committed file's identity but not its start:
         // truncated (copytruncate), with the lines written between the
-        // copy and the truncation lost — unless the file under the path
-        // is younger than the copy found: then it is a new file that got
-        // the inode of a rotated file deleted meanwhile (compressed).
-        let reused = found
-            .and_then(|i| rotated[i].created)
-            .zip(at_path.created)
-            .is_some_and(|(copy, current)| current > copy);
-        let truncated = !self.finished && at_path.id == committed.file && !reused;
+        // copy and the truncation lost.
+        let truncated = !self.finished && at_path.id == committed.file;
         let gap = |reason| Gap {
             file: committed.file,
             from: committed.offset,
             reason,
         };
         Ok(match found {
-            // The next older file, skipping the compressed copy of the
-            // file just read (while logrotate compresses, both exist).
-            Some(i) if self.finished => match rotated[i + 1..]
-                .iter()
-                .find(|newer| newer.age > rotated[i].age)
-            {
-                Some(newer) => Next::Read {
-                    path: newer.path.clone(),
-                    compressed: newer.compressed,
-                    offset: 0,
+            Some(i) if self.finished => {
+                // After a copy, what the log got between the copy and its
+                // truncation is lost: the gap of the log's former content
+                // from the copy's end on.
+                let copy = rotated[i].is_copy_of(&at_path) == Some(true);
+                let gap = copy.then_some(Gap {
+                    file: at_path.id,
+                    from: committed.offset,
+                    reason: "copytruncate",
+                });
+                // The next older file, skipping the compressed copy of the
+                // file just read (while logrotate compresses, both exist).
+                match rotated[i + 1..]
+                    .iter()
+                    .find(|newer| newer.age > rotated[i].age)
+                {
+                    Some(newer) => Next::Read {
+                        path: newer.path.clone(),
+                        compressed: newer.compressed,
+                        offset: 0,
+                        live: false,
+                        gap,
+                    },
+                    None => live(0, gap),
+                }
+            }
+            Some(i) => {
+                // Where the file system does not tell copies from renamed
+                // files, the gap is sealed before the copy is read.
+                let unknown = rotated[i].is_copy_of(&at_path).is_none();
+                Next::Read {
+                    path: rotated[i].path.clone(),
+                    compressed: rotated[i].compressed,
+                    offset: committed.offset,
                     live: false,
-                    gap: None,
-                },
-                None => live(0, None),
-            },
-            Some(i) => Next::Read {
-                path: rotated[i].path.clone(),
-                compressed: rotated[i].compressed,
-                offset: committed.offset,
-                live: false,
-                gap: truncated.then(|| gap("copytruncate")),
-            },
+                    gap: (truncated && unknown).then(|| gap("copytruncate")),
+                }
+            }
             None if self.finished => live(0, None),
             None if truncated => live(0, Some(gap("copytruncate"))),
             None => live(0, Some(gap("file not found"))),

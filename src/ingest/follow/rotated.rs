@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use flate2::read::MultiGzDecoder;
 
@@ -19,7 +20,9 @@ pub(super) struct Rotated {
     /// Its length on disk (compressed length for a compressed file).
     pub(super) len: u64,
     /// When it was created, where the file system tells.
-    pub(super) created: Option<std::time::SystemTime>,
+    pub(super) created: Option<SystemTime>,
+    /// When it was last written (kept by logrotate when it compresses).
+    pub(super) modified: Option<SystemTime>,
     /// Its place in the order of rotation; `None` for the log itself.
     pub(super) age: Option<Age>,
 }
@@ -90,11 +93,29 @@ pub(super) fn rotated_files(path: &Path) -> std::io::Result<Vec<Rotated>> {
             compressed,
             len: metadata.len(),
             created: metadata.created().ok(),
+            modified: metadata.modified().ok(),
             age: Some(age),
         });
     }
     found.sort_by(|a, b| (&a.age, a.compressed).cmp(&(&b.age, b.compressed)));
     Ok(found)
+}
+
+impl Rotated {
+    /// Whether this rotated file is a copy of the log file `log` (made by
+    /// `copytruncate`), rather than a former log file renamed: a copy is
+    /// younger than the log it copies, a renamed file older than the log
+    /// created after it. A compressed file is as young as its compression,
+    /// but keeps the time its content was last written. `None` where the
+    /// file system does not tell.
+    pub(super) fn is_copy_of(&self, log: &Rotated) -> Option<bool> {
+        let made = if self.compressed {
+            self.modified
+        } else {
+            self.created
+        };
+        Some(made? > log.created?)
+    }
 }
 
 /// Opens a file's content: decompressed for a compressed one.
