@@ -235,6 +235,31 @@ async fn ingest_rename_rotation_waits_for_the_writer_to_reopen() {
 }
 
 #[tokio::test]
+async fn ingest_after_a_restart_the_renamed_file_is_followed_until_the_writer_reopens() {
+    let mut rig = Rig::new().await;
+    rig.write(10);
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 10);
+    stop(trail, follower).await;
+    rig.write(10);
+    rig.logrotate("create");
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 10);
+    // The writer, still on the renamed file, appends a line.
+    let mut old = std::fs::OpenOptions::new()
+        .append(true)
+        .open(rig.rotated("access.log.1"))
+        .unwrap();
+    old.write_all(line(20).as_bytes()).unwrap();
+    assert_eq!(follower.poll().await.unwrap(), 1);
+    rig.next = 21;
+    rig.write(3);
+    assert_eq!(follower.poll().await.unwrap(), 3);
+    stop(trail, follower).await;
+    rig.assert_exactly_once(0).await;
+}
+
+#[tokio::test]
 async fn ingest_a_newer_rotated_file_ends_the_wait_for_the_writer() {
     let mut rig = Rig::new().await;
     rig.write(10);

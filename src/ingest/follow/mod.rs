@@ -430,8 +430,9 @@ impl Follower {
                     return Ok(sealed);
                 }
                 // The writer may still append to the file it has open
-                // until it writes to the new one: wait for that.
-                None | Some((_, 0)) if reader.live && !self.newer_than_reader()? => {
+                // until it writes to the new one: wait for that, unless a
+                // newer rotated file shows it has moved on.
+                None | Some((_, 0)) if !self.newer_than_reader()? => {
                     sealed += self.seal_quiet_partial_line().await?;
                     return Ok(sealed);
                 }
