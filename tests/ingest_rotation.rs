@@ -328,6 +328,30 @@ async fn ingest_compress_without_delaycompress_loses_nothing() {
 }
 
 #[tokio::test]
+async fn ingest_a_compressed_file_written_after_the_new_log_was_created_is_no_copy() {
+    let mut rig = Rig::new().await;
+    rig.write(10);
+    let (trail, mut follower) = rig.follower().await;
+    assert_eq!(follower.poll().await.unwrap(), 10);
+    rig.write(10);
+    rig.logrotate("create\n    compress");
+    // The writer wrote the renamed file after logrotate created the new
+    // one: the compressed file keeps that later time.
+    let compressed = std::fs::File::options()
+        .write(true)
+        .open(rig.rotated("access.log.1.gz"))
+        .unwrap();
+    let created = std::fs::metadata(&rig.log).unwrap().created().unwrap();
+    compressed
+        .set_modified(created + std::time::Duration::from_secs(1))
+        .unwrap();
+    rig.write(5);
+    assert_eq!(follower.poll().await.unwrap(), 15);
+    stop(trail, follower).await;
+    rig.assert_exactly_once(0).await;
+}
+
+#[tokio::test]
 async fn ingest_delaycompress_rotations_while_stopped_lose_nothing() {
     let mut rig = Rig::new().await;
     rig.write(100);
@@ -439,6 +463,9 @@ async fn ingest_copytruncate_with_compress_while_stopped_reads_the_compressed_co
     stop(trail, follower).await;
     let gaps = rig.assert_exactly_once(1).await;
     assert_eq!(gaps[0]["reason"], "copytruncate");
+    // A compressed copy is as young as its compression: its gap is sealed
+    // when the truncation is seen, before the copy's remaining lines.
+    assert_eq!(rig.events().await[100].value("action"), Some(GAP_ACTION));
 }
 
 #[tokio::test]

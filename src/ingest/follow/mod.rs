@@ -622,15 +622,20 @@ impl Follower {
                 }
             }
             Some(i) => {
-                // Where the file system does not tell copies from renamed
-                // files, the gap is sealed before the copy is read.
-                let unknown = rotated[i].is_copy_of(&at_path).is_none();
+                // A copy that cannot be told by its age (compressed, or no
+                // creation times) gets its gap now, while the truncated
+                // log shows what it is — unless the log is a new file that
+                // reused the inode of the file compressed.
+                let file = &rotated[i];
+                let now = truncated
+                    && file.is_copy_of(&at_path).is_none()
+                    && !file.inode_reused_by(&at_path);
                 Next::Read {
-                    path: rotated[i].path.clone(),
-                    compressed: rotated[i].compressed,
+                    path: file.path.clone(),
+                    compressed: file.compressed,
                     offset: committed.offset,
                     live: false,
-                    gap: (truncated && unknown).then(|| gap("copytruncate")),
+                    gap: now.then(|| gap("copytruncate")),
                 }
             }
             None if self.finished => live(0, None),

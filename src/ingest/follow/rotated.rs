@@ -103,18 +103,30 @@ pub(super) fn rotated_files(path: &Path) -> std::io::Result<Vec<Rotated>> {
 
 impl Rotated {
     /// Whether this rotated file is a copy of the log file `log` (made by
-    /// `copytruncate`), rather than a former log file renamed: a copy is
+    /// `copytruncate`) rather than a former log file renamed: a copy is
     /// younger than the log it copies, a renamed file older than the log
-    /// created after it. A compressed file is as young as its compression,
-    /// but keeps the time its content was last written. `None` where the
-    /// file system does not tell.
+    /// created after it. `None` where that cannot be told: the file system
+    /// does not record creation times, or the file is compressed (as young
+    /// as its compression, whatever it was before).
     pub(super) fn is_copy_of(&self, log: &Rotated) -> Option<bool> {
+        if self.compressed {
+            return None;
+        }
+        Some(self.created? > log.created?)
+    }
+
+    /// Whether `log`, which has the inode of the file this one was made
+    /// of, is a new file that reused the inode once that file was deleted:
+    /// it is younger than this file's content (a compressed file keeps the
+    /// time its content was last written).
+    pub(super) fn inode_reused_by(&self, log: &Rotated) -> bool {
         let made = if self.compressed {
             self.modified
         } else {
             self.created
         };
-        Some(made? > log.created?)
+        made.zip(log.created)
+            .is_some_and(|(made, log_created)| log_created > made)
     }
 }
 
@@ -234,6 +246,50 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(compressed: bool, created: u64, modified: u64) -> Rotated {
+        let at = |secs| Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        Rotated {
+            path: PathBuf::from("access.log.1"),
+            id: FileId {
+                device: 1,
+                inode: 2,
+            },
+            compressed,
+            len: 0,
+            created: at(created),
+            modified: at(modified),
+            age: None,
+        }
+    }
+
+    #[test]
+    fn a_copy_is_younger_than_the_log_a_renamed_file_older() {
+        let log = file(false, 100, 500);
+        // copytruncate: copied at 400 from a log created at 100.
+        assert_eq!(file(false, 400, 400).is_copy_of(&log), Some(true));
+        // rename: the old log, created at 10, written until 450.
+        assert_eq!(file(false, 10, 450).is_copy_of(&log), Some(false));
+        // Compressed: its creation is its compression, which tells nothing.
+        assert_eq!(file(true, 400, 90).is_copy_of(&log), None);
+        let unknown = Rotated {
+            created: None,
+            ..file(false, 0, 0)
+        };
+        assert_eq!(unknown.is_copy_of(&log), None);
+    }
+
+    #[test]
+    fn a_log_younger_than_the_compressed_content_reused_its_inode() {
+        // The old log's content, last written at 90, compressed at 120; the
+        // new log created at 100 got the old inode.
+        let new_log = file(false, 100, 130);
+        assert!(file(true, 120, 90).inode_reused_by(&new_log));
+        // copytruncate: the log, created at 10, outlives its copy.
+        let old_log = file(false, 10, 130);
+        assert!(!file(true, 120, 90).inode_reused_by(&old_log));
+        assert!(!file(false, 120, 120).inode_reused_by(&old_log));
+    }
 
     #[test]
     fn rotated_names_are_ordered_by_age() {
