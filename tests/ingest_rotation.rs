@@ -173,7 +173,7 @@ fn logrotate(dir: &Path, log: &Path, directives: &str) {
         ),
     )
     .unwrap();
-    let status = Command::new("logrotate")
+    let status = Command::new(system_program("logrotate"))
         .arg("-f")
         .arg("-s")
         .arg(dir.join("logrotate.state"))
@@ -181,6 +181,16 @@ fn logrotate(dir: &Path, log: &Path, directives: &str) {
         .status()
         .expect("logrotate is installed (Debian package logrotate)");
     assert!(status.success(), "logrotate failed: {status}");
+}
+
+/// A program Debian installs in /usr/sbin, which a user's PATH may lack.
+fn system_program(name: &str) -> PathBuf {
+    let installed = Path::new("/usr/sbin").join(name);
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from(name)
+    }
 }
 
 /// Stops a follower as a process exit does: its files are closed (their
@@ -544,6 +554,48 @@ async fn ingest_the_same_file_under_another_name_is_one_source() {
     rig.assert_exactly_once(0).await;
 }
 
+#[tokio::test]
+async fn ingest_a_position_recorded_without_fingerprint_under_the_path_as_given_is_resumed() {
+    use std::os::unix::fs::MetadataExt;
+    let mut rig = Rig::new().await;
+    rig.write(10);
+    let sealed_to = (0..6).map(|n| line(n).len() as u64).sum::<u64>();
+    // An entry as followers wrote them before fingerprints and resolved
+    // paths: the source is the path as given, the file its inode.
+    let given = rig.dir.path().join("logs/../logs/access.log");
+    let file = std::fs::metadata(&rig.log).unwrap();
+    let legacy = trailseal::Event::builder(UNPARSED_ACTION)
+        .actor(trailseal::Actor::system("ingest"))
+        .meta("log_source", given.to_string_lossy().into_owned())
+        .meta("log_file", format!("{}:{}", file.dev(), file.ino()))
+        .meta("log_offset", sealed_to)
+        .build()
+        .unwrap();
+    let (trail, follower) = rig.follower().await;
+    trail.record(legacy).await.unwrap();
+    stop(trail, follower).await;
+    let (trail, mut follower) = rig.follower_of(&given).await;
+    let position = follower.position().unwrap();
+    assert_eq!(position.offset, sealed_to);
+    assert_eq!(position.fingerprint, None);
+    assert_eq!(follower.poll().await.unwrap(), 4);
+    // From now on under the resolved path, with fingerprints.
+    assert_eq!(
+        Path::new(follower.source()),
+        std::fs::canonicalize(&rig.log).unwrap()
+    );
+    assert!(follower.position().unwrap().fingerprint.is_some());
+    stop(trail, follower).await;
+    let events = rig.events().await;
+    assert_eq!(events.len(), 5);
+    let numbers: Vec<u64> = events[1..]
+        .iter()
+        .map(|entry| metadata(entry)["bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [6, 7, 8, 9]);
+    rig.assert_intact().await;
+}
+
 /// The entries of lines sealed without their line break.
 async fn unbroken(rig: &Rig) -> Vec<Map<String, Value>> {
     rig.events()
@@ -664,7 +716,7 @@ impl Nginx {
             ),
         )
         .unwrap();
-        let child = Command::new("nginx")
+        let child = Command::new(system_program("nginx"))
             .arg("-p")
             .arg(&prefix)
             .arg("-c")
