@@ -149,8 +149,9 @@ fn read_up_to(content: &mut dyn Read, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Whether the content of the file at `path` starts as fingerprinted and
-/// holds at least `len` bytes.
+/// Whether the content of the file at `path` starts as fingerprinted and,
+/// for a compressed file, holds at least `len` bytes (a plain file's
+/// length is on disk, for the caller to compare).
 pub(super) fn starts_as(
     path: &Path,
     compressed: bool,
@@ -162,6 +163,10 @@ pub(super) fn starts_as(
     let head = read_up_to(&mut content, head_len)?;
     if !fingerprint.matches(&head) {
         return Ok(false);
+    }
+    if !compressed {
+        // Its length is on disk: the caller compared it.
+        return Ok(true);
     }
     // A compressed file's length is only known by decompressing it.
     let rest = len.saturating_sub(head.len() as u64);
@@ -191,44 +196,32 @@ impl Reader {
         live: bool,
     ) -> std::io::Result<Self> {
         let head_len = usize::try_from(offset).map_or(FINGERPRINT_LEN, |o| o.min(FINGERPRINT_LEN));
-        let (input, id) = if compressed {
+        let short = || std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        let (content, head, id): (Box<dyn Read + Send>, _, _) = if compressed {
+            // No seeking in compressed content: read up to the offset.
             let (mut content, id) = content(path, true)?;
             let head = read_up_to(&mut content, head_len)?;
             let skip = offset - head.len() as u64;
             let skipped = std::io::copy(&mut (&mut content).take(skip), &mut std::io::sink())?;
             if head.len() < head_len || skipped < skip {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+                return Err(short());
             }
-            (
-                (
-                    BufReader::with_capacity(256 * 1024, content),
-                    Head::new(head),
-                ),
-                id,
-            )
+            (content, head, id)
         } else {
             let mut file = File::open(path)?;
             let metadata = file.metadata()?;
             if metadata.len() < offset {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+                return Err(short());
             }
             let head = read_up_to(&mut file, head_len)?;
             file.seek(SeekFrom::Start(offset))?;
-            let content: Box<dyn Read + Send> = Box::new(file);
-            (
-                (
-                    BufReader::with_capacity(256 * 1024, content),
-                    Head::new(head),
-                ),
-                FileId::of(&metadata),
-            )
+            (Box::new(file), head, FileId::of(&metadata))
         };
-        let (input, head) = input;
         Ok(Self {
-            input,
+            input: BufReader::with_capacity(256 * 1024, content),
             id,
             offset,
-            head,
+            head: Head::new(head),
             live,
         })
     }
