@@ -7,7 +7,9 @@
 //! of the correlation actions of the Postfix parser); any other line is
 //! sealed as a [`UNPARSED_ACTION`] entry with the raw line escaped, so no
 //! line is ever dropped silently and the number of entries always matches
-//! the number of lines read.
+//! the number of lines read. Where the [`Follower`] cannot read lines any
+//! more (rotation lost them), it seals a [`GAP_ACTION`] entry in their
+//! place.
 //!
 //! | format | trail | module docs |
 //! |---|---|---|
