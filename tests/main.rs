@@ -23,6 +23,8 @@ mod export;
 mod forward_security;
 mod ingest;
 mod ingest_parsing;
+#[cfg(feature = "sqlite")]
+mod ingest_rotation;
 mod macro_paths;
 #[cfg(feature = "postgres")]
 mod postgres_processes;

@@ -7,7 +7,9 @@
 //! of the correlation actions of the Postfix parser); any other line is
 //! sealed as a [`UNPARSED_ACTION`] entry with the raw line escaped, so no
 //! line is ever dropped silently and the number of entries always matches
-//! the number of lines read.
+//! the number of lines read. Where the [`Follower`] cannot read lines any
+//! more (rotation lost them), it seals a [`GAP_ACTION`] entry in their
+//! place.
 //!
 //! | format | trail | module docs |
 //! |---|---|---|
@@ -36,7 +38,7 @@ mod time;
 mod web;
 
 pub use fields::ParseOptions;
-pub use follow::{FileId, Follower, FollowerBuilder, Position};
+pub use follow::{FINGERPRINT_LEN, FileId, Fingerprint, Follower, FollowerBuilder, Position};
 pub use line::{LineParser, ParsedLine};
 pub use mail::MAX_QUEUED_MESSAGES;
 
@@ -45,6 +47,12 @@ use std::str::FromStr;
 
 /// The action of an entry that seals a line the parser did not understand.
 pub const UNPARSED_ACTION: &str = "log.unparsed";
+
+/// The action of an entry that marks lines a [`Follower`] could not seal:
+/// written between the copy and the truncation of `copytruncate`, or in a
+/// file that could not be found any more. It states the file and the
+/// offset from which lines are missing (see `docs/INGEST.md`).
+pub const GAP_ACTION: &str = "log.gap";
 
 /// The most bytes of an unparsed line that are sealed, counted after
 /// escaping; the line's original length is recorded next to it.
@@ -275,6 +283,8 @@ pub struct IngestStats {
     pub oversized: u64,
     /// Bytes read, line breaks included.
     pub bytes: u64,
+    /// [`GAP_ACTION`] entries sealed: places where lines were lost.
+    pub gaps: u64,
 }
 
 impl IngestStats {
@@ -285,6 +295,7 @@ impl IngestStats {
         self.invalid_utf8 += other.invalid_utf8;
         self.oversized += other.oversized;
         self.bytes += other.bytes;
+        self.gaps += other.gaps;
     }
 
     pub(crate) fn count(&mut self, line: &ParsedLine, bytes: u64) {
