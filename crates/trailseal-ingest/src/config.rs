@@ -72,6 +72,11 @@ pub struct Config {
     /// Lines committed per batch.
     #[serde(default)]
     pub batch_lines: Option<usize>,
+    /// After SIGTERM or SIGINT, how long a source may go on reading its
+    /// backlog, in milliseconds; then the batches in flight are committed
+    /// and the rest is left for the next start.
+    #[serde(default = "default_stop_grace_ms")]
+    pub stop_grace_ms: u64,
     /// The log files to seal.
     #[serde(rename = "source", default)]
     pub sources: Vec<SourceConfig>,
@@ -99,6 +104,10 @@ fn default_epoch_seconds() -> u64 {
 
 fn default_poll_interval_ms() -> u64 {
     500
+}
+
+fn default_stop_grace_ms() -> u64 {
+    10_000
 }
 
 fn auto() -> String {
@@ -222,6 +231,7 @@ mod tests {
         assert_eq!(config.sources[1].trail.as_deref(), Some("mail-relay"));
         assert_eq!(config.epoch_seconds, 600);
         assert_eq!(config.poll_interval_ms, 500);
+        assert_eq!(config.stop_grace_ms, 10_000);
         assert_eq!(config.metrics_listen.unwrap().port(), 9470);
     }
 

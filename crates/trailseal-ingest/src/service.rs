@@ -192,9 +192,27 @@ impl Service {
         });
         let mut follower = None;
         let mut last_error = None;
+        let grace = Duration::from_millis(self.config.stop_grace_ms);
         loop {
             let stopping = *stop.borrow();
-            let result = self.step(&path, &name, source, &mut follower).await;
+            // A stop lets the step go on for the grace period, then drops
+            // it: the batches it handed to the trail are committed when the
+            // trail shuts down (a batch is all or nothing, and the read
+            // position is part of it), the rest is read at the next start.
+            let cut_off = async {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+                tokio::time::sleep(grace).await;
+            };
+            let result = tokio::select! {
+                result = self.step(&path, &name, source, &mut follower) => result,
+                () = cut_off => {
+                    warn!(
+                        source = name,
+                        "stopped before the end of the file: the batches read are sealed, the rest is read at the next start"
+                    );
+                    return true;
+                }
+            };
             let ok = result.is_ok();
             match result {
                 Ok(()) => {

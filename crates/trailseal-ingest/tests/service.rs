@@ -159,16 +159,7 @@ fn sigkill_mid_run_then_restart_seals_exactly_once() {
     let mut running = setup.start_run();
     running.wait_for_line("following");
     // Killed once some batches are committed, while the rest is read.
-    let runtime = harness::runtime();
-    let deadline = std::time::Instant::now() + harness::PATIENCE;
-    let sealed = loop {
-        let length = runtime.block_on(harness::trail_length(&setup.database, "web"));
-        if length > 1_000 {
-            break length;
-        }
-        assert!(std::time::Instant::now() < deadline, "nothing sealed");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let sealed = wait_for_entries(&setup, "web", 1_000);
     running.child.kill().unwrap();
     running.child.wait().unwrap();
     let web = setup.web().display().to_string();
@@ -182,4 +173,49 @@ fn sigkill_mid_run_then_restart_seals_exactly_once() {
     setup.assert_exactly_once(&[setup.web(), setup.mail()]);
     let (code, trails) = setup.verify();
     assert_eq!(code, 0, "{trails:?}");
+}
+
+/// SIGTERM in the middle of a long backlog, with no grace: the service
+/// stops at once (status 0) with the batches it read sealed, the lines
+/// sealed are exactly the file's first ones, and a restart seals the rest.
+#[test]
+fn sigterm_mid_backlog_stops_promptly_and_the_rest_follows() {
+    let setup = Setup::sqlite();
+    setup.configure("batch_lines = 64\nstop_grace_ms = 0\n");
+    setup.append_web_lines(60_000);
+    setup.keygen();
+    let total = support::line_count(&setup.web());
+    let mut running = setup.start_run();
+    running.wait_for_line("following");
+    wait_for_entries(&setup, "web", 1_000);
+    let (status, log) = running.terminate();
+    assert_eq!(status, 0, "{log}");
+    assert!(log.contains("stopped before the end of the file"), "{log}");
+
+    let web = setup.web().display().to_string();
+    let sealed = setup.sealed().remove(&web).unwrap_or_default();
+    assert!(sealed.len() < total, "stopped in the middle");
+    assert_eq!(
+        sealed,
+        harness::line_ends(&setup.web())[..sealed.len()],
+        "the first lines, each once"
+    );
+    assert_success(&setup.once());
+    setup.assert_exactly_once(&[setup.web(), setup.mail()]);
+    let (code, trails) = setup.verify();
+    assert_eq!(code, 0, "{trails:?}");
+}
+
+/// Waits until `trail` holds more than `entries` entries; returns how many.
+fn wait_for_entries(setup: &Setup, trail: &str, entries: u64) -> u64 {
+    let runtime = harness::runtime();
+    let deadline = std::time::Instant::now() + harness::PATIENCE;
+    loop {
+        let length = runtime.block_on(harness::trail_length(&setup.database, trail));
+        if length > entries {
+            return length;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing sealed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
