@@ -33,6 +33,11 @@ fn seals_resumes_and_verifies(setup: &Setup) {
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("sealed"), "{stderr}");
+    // Not a terminal: no colours, no progress bar.
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr}"
+    );
 
     let (code, trails) = setup.verify();
     assert_eq!(code, 0, "{trails:?}");

@@ -270,11 +270,8 @@ impl Running {
     /// Sends SIGTERM, as systemd stops the unit; returns the exit status
     /// and every log line.
     pub fn terminate(mut self) -> (i32, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let status = self.child.wait().unwrap();
         while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
             self.seen.push(line);
