@@ -200,10 +200,6 @@ async fn serve(config_path: &std::path::Path, mode: Mode) -> Result<u8, Failure>
         lock::LockError::Held { .. } => Failure::new(EXIT_LOCKED, err),
         _ => Failure::new(EXIT_START, err),
     })?;
-    let database = Database::open(&config.database)
-        .await
-        .map_err(|err| Failure::new(EXIT_START, format!("opening the database failed: {err}")))?;
-
     let (stop_tx, stop) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     let server = match config.metrics_listen {
@@ -228,6 +224,10 @@ async fn serve(config_path: &std::path::Path, mode: Mode) -> Result<u8, Failure>
         }
         None => None,
     };
+    // Opened last, so that a start that fails leaves nothing open.
+    let database = Database::open(&config.database)
+        .await
+        .map_err(|err| Failure::new(EXIT_START, format!("opening the database failed: {err}")))?;
     let signals = tokio::spawn(stop_on_signal(stop_tx.clone()));
 
     info!(

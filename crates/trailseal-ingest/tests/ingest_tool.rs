@@ -156,6 +156,17 @@ fn start_failures_have_their_own_status() {
     assert_eq!(output.status.code(), Some(EXIT_START));
     assert!(String::from_utf8_lossy(&output.stderr).contains("never overwrites"));
 
+    // The metrics address is taken: nothing is sealed.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    setup.configure(&format!(
+        "metrics_listen = \"{}\"\n",
+        taken.local_addr().unwrap()
+    ));
+    let output = setup.once();
+    assert_eq!(output.status.code(), Some(EXIT_START));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("metrics_listen"));
+    assert!(!setup.path("data/trail.db").exists());
+
     // A mistake in the configuration.
     std::fs::write(setup.config(), "database = \"x.db\"\n").unwrap();
     let output = setup.once();
