@@ -96,6 +96,7 @@ impl Service {
     pub async fn run(self: Arc<Self>, mode: Mode, mut stop: watch::Receiver<bool>) -> bool {
         let mut known = BTreeSet::new();
         let mut tasks = JoinSet::new();
+        self.warn_of_missing_files();
         loop {
             for (path, index) in self.discover() {
                 if known.insert(path.clone()) {
@@ -145,6 +146,27 @@ impl Service {
             }
         }
         ok
+    }
+
+    /// Says which sources name no file now: waited for (a log may appear
+    /// with its first line), but a typo in a path would otherwise go
+    /// unnoticed.
+    fn warn_of_missing_files(&self) {
+        for source in &self.config.sources {
+            let missing = if source.is_glob() {
+                glob::glob(&source.path).map_or(true, |mut paths| {
+                    !paths.any(|path| path.is_ok_and(|path| path.is_file()))
+                })
+            } else {
+                !Path::new(&source.path).exists()
+            };
+            if missing {
+                warn!(
+                    source = source.path,
+                    "no such file yet: waiting for it to appear"
+                );
+            }
+        }
     }
 
     /// The files the sources name now, each with the index of the first

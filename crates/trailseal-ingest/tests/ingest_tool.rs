@@ -100,14 +100,21 @@ fn an_unrecognisable_file_fails_its_source_only() {
 }
 
 /// An empty file (just rotated) of format `auto` is no failure: it is
-/// sealed once it has lines.
+/// sealed once it has lines. So is a missing one, with a warning.
 #[test]
 fn an_empty_file_waits_for_its_first_lines() {
     let setup = Setup::sqlite();
     let text = std::fs::read_to_string(setup.web()).unwrap();
-    std::fs::write(setup.web(), "").unwrap();
+    std::fs::remove_file(setup.web()).unwrap();
     setup.keygen();
-    assert_success(&setup.once());
+    let output = setup.once();
+    assert_success(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no such file yet"), "{stderr}");
+    std::fs::write(setup.web(), "").unwrap();
+    let output = setup.once();
+    assert_success(&output);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("no such file yet"));
     setup.assert_exactly_once(&[setup.web(), setup.mail()]);
     assert!(
         !setup
@@ -133,7 +140,12 @@ fn a_glob_follows_every_matching_file() {
         setup.path("vhosts/*.access.log").display().to_string()
     ));
     setup.keygen();
-    assert_success(&setup.once());
+    let output = setup.once();
+    assert_success(&output);
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("no such file yet"),
+        "the glob matches a file"
+    );
     setup.assert_exactly_once(std::slice::from_ref(&one));
     std::fs::copy(setup.web(), &two).unwrap();
     assert_success(&setup.once());
