@@ -3,6 +3,8 @@
 //! sealed), killed with SIGKILL (a restart seals every line exactly once),
 //! scraped over 127.0.0.1, and never twice on one database.
 
+#[path = "../../../tests/pg/mod.rs"]
+mod pg;
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
@@ -36,7 +38,20 @@ fn unit_arguments() -> Vec<String> {
 /// trails down and exits 0.
 #[test]
 fn run_follows_until_sigterm_and_reports_metrics() {
-    let setup = Setup::sqlite();
+    follows_until_sigterm_and_reports_metrics(&Setup::sqlite());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_into_postgres_follows_until_sigterm() {
+    let url = pg::fresh_database().await;
+    tokio::task::spawn_blocking(move || {
+        follows_until_sigterm_and_reports_metrics(&Setup::new(Some(&url)));
+    })
+    .await
+    .unwrap();
+}
+
+fn follows_until_sigterm_and_reports_metrics(setup: &Setup) {
     setup.configure("metrics_listen = \"127.0.0.1:0\"\n");
     setup.keygen();
     let arguments = unit_arguments();
