@@ -73,6 +73,7 @@ fn once_into_sqlite() {
     }
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread")]
 async fn once_into_postgres() {
     let url = pg::fresh_database().await;

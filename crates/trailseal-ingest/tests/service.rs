@@ -41,6 +41,7 @@ fn run_follows_until_sigterm_and_reports_metrics() {
     follows_until_sigterm_and_reports_metrics(&Setup::sqlite());
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread")]
 async fn run_into_postgres_follows_until_sigterm() {
     let url = pg::fresh_database().await;

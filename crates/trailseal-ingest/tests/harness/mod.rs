@@ -375,18 +375,23 @@ pub async fn trail_length(database: &str, trail: &str) -> u64 {
 /// Every log entry in the database: per `log_source`, the `log_offset`s in
 /// trail order.
 pub async fn sealed_lines(database: &str) -> BTreeMap<String, Vec<u64>> {
-    let store: Box<dyn Store> = if database.starts_with("postgres") {
-        Box::new(trailseal::PostgresStore::connect(database).await.unwrap())
-    } else {
-        Box::new(
-            SqliteStoreOptions::from_url(database)
-                .unwrap()
-                .read_only(true)
-                .open()
-                .await
-                .unwrap(),
-        )
-    };
+    #[cfg(feature = "postgres")]
+    if database.starts_with("postgres") {
+        let store = trailseal::PostgresStore::connect(database).await.unwrap();
+        return lines_of(&store).await;
+    }
+    let store = SqliteStoreOptions::from_url(database)
+        .unwrap()
+        .read_only(true)
+        .open()
+        .await
+        .unwrap();
+    let sealed = lines_of(&store).await;
+    store.close().await;
+    sealed
+}
+
+async fn lines_of(store: &dyn Store) -> BTreeMap<String, Vec<u64>> {
     let mut sealed: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for trail in store.trails().await.unwrap() {
         let entries: Vec<_> = store.scan(&trail, 0).try_collect().await.unwrap();
