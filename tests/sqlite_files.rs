@@ -193,6 +193,35 @@ async fn read_only_file_is_refused_for_writing_but_can_be_verified() {
     assert_eq!(FolderState::of(&path), before);
 }
 
+/// A trail holds customer names and client addresses: the file SQLite
+/// creates, and its log and index, are the owner's alone, whatever the
+/// umask (a test process usually has 022, which gives 0644).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_file_and_its_log_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let (store, trail, _) = running_writer(&path, 3).await;
+    let mode = |suffix: &str| {
+        let mut name = path.clone().into_os_string();
+        name.push(suffix);
+        std::fs::metadata(&name).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(""), 0o600, "the database file");
+    assert_eq!(mode("-wal"), 0o600, "the write-ahead log");
+    assert_eq!(mode("-shm"), 0o600, "the log's index");
+    trail.shutdown().await.unwrap();
+    store.close().await;
+
+    // A file the operator made group-readable on purpose keeps its mode.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.trails().await.unwrap(), ["admin"]);
+    store.close().await;
+    assert_eq!(mode(""), 0o640);
+}
+
 #[tokio::test]
 async fn a_read_only_open_of_a_closed_database_writes_nothing_next_to_it() {
     let dir = tempfile::tempdir().unwrap();

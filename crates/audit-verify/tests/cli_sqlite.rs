@@ -164,6 +164,17 @@ impl Trail {
         mode(keys, 0o755);
         let root = self.runs_as_root();
         mode(self.db(), if root { 0o644 } else { 0o444 });
+        // The store creates the database owner-only (0600), and SQLite
+        // gives a running writer's log and index the same mode: the
+        // operator lets another user (`nobody`) read them too.
+        for suffix in ["-wal", "-shm"] {
+            let mut path = self.db().into_os_string();
+            path.push(suffix);
+            let path = PathBuf::from(path);
+            if root && path.exists() {
+                mode(path, 0o644);
+            }
+        }
         mode(self.dir.path().to_owned(), if root { 0o755 } else { 0o555 });
         WritableOnDrop(self.dir.path())
     }

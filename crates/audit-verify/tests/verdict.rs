@@ -1105,14 +1105,31 @@ async fn a_key_file_taken_after_a_one_off_ingest_run_rewrites_nothing_of_it() {
         std::fs::copy(fixtures.join(name), dir.path().join(name)).unwrap();
     }
     let database = format!("sqlite://{}", dir.path().join("logs.db").display());
-    let output = Command::new(support::binary("trailseal-ingest", "trailseal-ingest"))
-        .args(["--database", &database, "--keys"])
-        .arg(dir.path().join("keys"))
-        .arg(dir.path().join("web-access.log"))
-        .arg(dir.path().join("postfix.log"))
-        .output()
-        .expect("the ingest tool runs");
-    assert!(output.status.success(), "{}", stderr(&output));
+    let config = dir.path().join("ingest.toml");
+    let quoted = |name: &str| format!("{:?}", dir.path().join(name).display().to_string());
+    std::fs::write(
+        &config,
+        format!(
+            "database = {:?}\nsealing_key = {}\nverification_key = {}\n\
+             [[source]]\npath = {}\n[[source]]\npath = {}\n",
+            database,
+            quoted("keys/sealing.key"),
+            quoted("offline/verification.key"),
+            quoted("web-access.log"),
+            quoted("postfix.log"),
+        ),
+    )
+    .unwrap();
+    let ingest = support::binary("trailseal-ingest", "trailseal-ingest");
+    for subcommand in ["keygen", "once"] {
+        let output = Command::new(&ingest)
+            .arg(subcommand)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("the ingest tool runs");
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
 
     // Nothing runs for a day; then the key file is copied.
     let stolen = dir.path().join("stolen.key");

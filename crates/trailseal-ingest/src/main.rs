@@ -1,288 +1,287 @@
-//! Seals server log files into trails in SQLite or PostgreSQL, then
-//! verifies what it wrote.
+//! `trailseal-ingest`: seals server log files into trails in SQLite or
+//! PostgreSQL, following them through rotation and restarts.
 //!
 //! ```sh
-//! trailseal-ingest /var/log/nginx/access.log
-//! trailseal-ingest --database sqlite://trailseal-data/trail.db \
-//!     --keys trailseal-data/keys --format postfix /var/log/mail.log
-//! trailseal-ingest \
-//!     --database postgres://panel@db.example.net/audit /var/log/nginx/access.log
+//! trailseal-ingest keygen --config /etc/trailseal/ingest.toml
+//! trailseal-ingest run --config /etc/trailseal/ingest.toml    # a service
+//! trailseal-ingest once --config /etc/trailseal/ingest.toml   # from cron
 //! ```
 //!
-//! Each file's format is detected from its first lines unless `--format`
-//! names it. A rerun continues every file where the last run stopped: the
-//! read position is sealed with the lines.
+//! What to follow and where to seal it is in the configuration file; see
+//! docs/INGEST.md ("Running the service", "Configuration", "Metrics") for
+//! it, the exit statuses and a systemd unit.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+#![forbid(unsafe_code)]
+
+mod config;
+mod database;
+mod keys;
+mod lock;
+mod metrics;
+mod service;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-#[cfg(feature = "postgres")]
-use trailseal::PostgresStore;
-use trailseal::ingest::{Follower, IngestStats, LogFormat};
-use trailseal::{
-    SealingKey, SqliteStore, Store, Trail, VerificationKey, Verifier,
-    seal::{DEFAULT_EPOCH_SECONDS, SEALING_KEY_FILE, VERIFICATION_KEY_FILE},
-    store::SqliteStoreOptions,
-};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use config::Config;
+use database::Database;
+use metrics::Metrics;
+use service::{Mode, Service};
+
+/// Every source sealed as far as it could be read.
+const EXIT_OK: u8 = 0;
+/// A source could not be read or sealed (or a trail not shut down): some
+/// lines are not sealed yet; the next run retries from the last commit.
+const EXIT_SOURCE_FAILED: u8 = 1;
+/// The command line or the configuration is wrong (clap's own status for
+/// usage errors too).
+const EXIT_CONFIG: u8 = 2;
+/// Another instance is sealing into the same database.
+const EXIT_LOCKED: u8 = 3;
+/// The service could not start: the database, the sealing key or the
+/// metrics address.
+const EXIT_START: u8 = 4;
 
 /// Seal server log files into tamper-evident trails.
 #[derive(Parser, Debug)]
-struct Args {
-    /// The database: a SQLite URL or path, or a `postgres://` URL.
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Follow every source until SIGTERM or SIGINT, then seal what was
+    /// read, shut the trails down and exit.
+    Run(ConfigArg),
+    /// Seal everything new in every source, then exit (for cron).
+    Once(ConfigArg),
+    /// Create the sealing key, and the verification key to be taken
+    /// offline.
+    Keygen {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Where to write the verification key (default: `verification_key`
+        /// of the configuration).
+        #[arg(long, value_name = "FILE")]
+        verification_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ConfigArg {
+    /// The configuration file (TOML).
     #[arg(
         long,
-        value_name = "URL",
-        default_value = "sqlite://trailseal-data/trail.db"
+        short,
+        value_name = "FILE",
+        default_value = "/etc/trailseal/ingest.toml"
     )]
-    database: String,
-    /// The folder with `verification.key` and `sealing.key`; both are
-    /// created when missing.
-    #[arg(long, value_name = "DIR", default_value = "trailseal-data/keys")]
-    keys: PathBuf,
-    /// The format of every file (web, postfix, dovecot, mailman, php-mail,
-    /// pure-ftpd, vsftpd); detected per file when left out.
-    #[arg(long, value_name = "FORMAT")]
-    format: Option<LogFormat>,
-    /// The log files.
-    #[arg(required = true, value_name = "FILE")]
-    files: Vec<PathBuf>,
+    config: PathBuf,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
-    let database = Database::open(&args.database).await?;
-    let store = database.store();
-    let (sealing, verification) = open_keys(&args.keys, Utc::now())?;
-    let sealing = Arc::new(sealing);
-
-    // One trail per format's trail name, one follower per file.
-    let mut trails: BTreeMap<&str, Trail> = BTreeMap::new();
-    let mut followers = Vec::new();
-    let mut to_read = 0;
-    for path in &args.files {
-        let format = match args.format {
-            Some(format) => format,
-            None => detect(path)?,
-        };
-        let trail = match trails.get(format.trail()) {
-            Some(trail) => trail.clone(),
-            None => {
-                let trail = Trail::open(format.trail(), store.clone(), sealing.clone()).await?;
-                trails.insert(format.trail(), trail.clone());
-                trail
-            }
-        };
-        // The absolute path names the source, so that a rerun from another
-        // folder continues it.
-        let source = std::path::absolute(path)?.display().to_string();
-        let follower = Follower::builder(trail, store.clone(), path, format)
-            .source(source)
-            .start()
-            .await?;
-        let offset = follower.position().map_or(0, |position| position.offset);
-        to_read += lines_after(path, offset)?;
-        println!("{} ({format}) → trail {}", path.display(), format.trail());
-        followers.push((path.clone(), format, follower));
-    }
-
-    // Seal every file at once; the bar counts the entries appearing in the
-    // trails.
-    let bar = ProgressBar::new(to_read);
-    bar.set_style(ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} lines, {per_sec}, {elapsed}",
-    )?);
-    let heads = sealed_entries(store.as_ref(), &trails).await?;
-    let started = Instant::now();
-    let tasks: Vec<_> = followers
-        .into_iter()
-        .map(|(path, format, mut follower)| {
-            tokio::spawn(async move {
-                follower.poll().await?;
-                let done = Instant::now();
-                Ok::<_, trailseal::ingest::IngestError>((path, format, follower.stats(), done))
-            })
-        })
-        .collect();
-    while !tasks.iter().all(|task| task.is_finished()) {
-        let sealed = sealed_entries(store.as_ref(), &trails).await? - heads;
-        bar.set_position(sealed.min(to_read));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bar.finish_and_clear();
-
-    let mut total = IngestStats::default();
-    let mut finished = started;
-    for task in tasks {
-        let (path, format, stats, done) = task.await??;
-        finished = finished.max(done);
-        println!(
-            "{}: {} lines as {format}, {} unparsed, {} not UTF-8",
-            path.display(),
-            stats.lines,
-            stats.unparsed,
-            stats.invalid_utf8
-        );
-        total.lines += stats.lines;
-        total.bytes += stats.bytes;
-    }
-    let elapsed = finished - started;
-    println!(
-        "\nSealed {} lines ({:.1} MB) in {:.2} s: {:.0} lines/s\n",
-        total.lines,
-        total.bytes as f64 / 1e6,
-        elapsed.as_secs_f64(),
-        total.lines as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
-
-    let mut intact = true;
-    for trail in trails.values() {
-        trail.shutdown().await?;
-    }
-    match verification {
-        Some(verification) => {
-            let verifier = Verifier::new(verification);
-            for name in trails.keys() {
-                let report = verifier.verify_trail(store.as_ref(), name).await?;
-                intact &= report.is_intact();
-                print!("{report}");
-            }
-            println!(
-                "\n{}",
-                if intact {
-                    "Every trail written is intact."
-                } else {
-                    "TAMPERING FOUND: see the findings above."
-                }
-            );
-        }
-        None => println!(
-            "{VERIFICATION_KEY_FILE} is not in {} (it belongs offline): verify the trails with audit-verify.",
-            args.keys.display()
-        ),
-    }
-    database.close().await;
-    if !intact {
-        std::process::exit(1);
-    }
-    Ok(())
+/// Why the tool stops early, with the exit status that says so.
+struct Failure {
+    status: u8,
+    message: String,
 }
 
-/// The format that parses most of the file's first lines.
-fn detect(path: &Path) -> Result<LogFormat, Box<dyn std::error::Error>> {
-    let mut head = Vec::new();
-    std::fs::File::open(path)?
-        .take(64 * 1024)
-        .read_to_end(&mut head)?;
-    LogFormat::detect(head.split(|&b| b == b'\n')).ok_or_else(|| {
-        format!(
-            "{}: format not recognised, name it with --format",
-            path.display()
-        )
-        .into()
-    })
-}
-
-/// Complete lines from `offset` to the end of the file.
-fn lines_after(path: &Path, offset: u64) -> std::io::Result<u64> {
-    let mut file = BufReader::new(std::fs::File::open(path)?);
-    file.seek(SeekFrom::Start(offset))?;
-    let mut lines = 0;
-    loop {
-        let chunk = file.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok(lines);
-        }
-        lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-        let len = chunk.len();
-        file.consume(len);
-    }
-}
-
-/// Entries in `trails` so far (the seq of each head, summed).
-async fn sealed_entries(
-    store: &dyn Store,
-    trails: &BTreeMap<&str, Trail>,
-) -> Result<u64, trailseal::StoreError> {
-    let mut entries = 0;
-    for trail in trails.keys() {
-        entries += store.head(trail).await?.map_or(0, |head| head.seq);
-    }
-    Ok(entries)
-}
-
-/// The database the trails are sealed into.
-enum Database {
-    Sqlite(SqliteStore),
-    #[cfg(feature = "postgres")]
-    Postgres(PostgresStore),
-}
-
-impl Database {
-    /// Opens a `postgres://` URL on a server, anything else as SQLite.
-    async fn open(url: &str) -> Result<Self, Box<dyn std::error::Error>> {
-        #[cfg(feature = "postgres")]
-        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            return Ok(Self::Postgres(PostgresStore::connect(url).await?));
-        }
-        let options = SqliteStoreOptions::from_url(url)?;
-        let store = options.clone().open().await;
-        if let Err(trailseal::StoreError::Io { path, .. }) = &store
-            && let Some(folder) = path.parent().filter(|folder| !folder.exists())
-        {
-            // First run: make the data folder, then try again.
-            std::fs::create_dir_all(folder)?;
-            return Ok(Self::Sqlite(options.open().await?));
-        }
-        Ok(Self::Sqlite(store?))
-    }
-
-    fn store(&self) -> Arc<dyn Store> {
-        match self {
-            Self::Sqlite(store) => Arc::new(store.clone()),
-            #[cfg(feature = "postgres")]
-            Self::Postgres(store) => Arc::new(store.clone()),
-        }
-    }
-
-    async fn close(&self) {
-        match self {
-            Self::Sqlite(store) => store.close().await,
-            #[cfg(feature = "postgres")]
-            Self::Postgres(store) => store.close().await,
+impl Failure {
+    fn new(status: u8, message: impl std::fmt::Display) -> Self {
+        Self {
+            status,
+            message: message.to_string(),
         }
     }
 }
 
-/// The sealing key of `dir`, created there with its verification key on
-/// the first run; the verification key too when it lies in `dir` (it
-/// belongs offline, so it may not).
-fn open_keys(
-    dir: &Path,
-    genesis: DateTime<Utc>,
-) -> Result<(SealingKey, Option<VerificationKey>), Box<dyn std::error::Error>> {
-    let (sealing, created) = SealingKey::open_or_create(dir, genesis, DEFAULT_EPOCH_SECONDS)?;
-    if created.is_some() {
-        println!(
-            "Created key {} in {}: {VERIFICATION_KEY_FILE} (keep it offline) and {SEALING_KEY_FILE}\n",
-            sealing.key_id(),
-            dir.display(),
-        );
-    }
-    let verification = match created {
-        Some(key) => Some(key),
-        None => {
-            let path = dir.join(VERIFICATION_KEY_FILE);
-            path.exists()
-                .then(|| VerificationKey::load(&path))
-                .transpose()?
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            error!("starting the runtime failed: {err}");
+            return ExitCode::from(EXIT_START);
         }
     };
-    Ok((sealing, verification))
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => serve(&args.config, Mode::Run).await,
+            Command::Once(args) => serve(&args.config, Mode::Once).await,
+            Command::Keygen {
+                config,
+                verification_key,
+            } => keygen(&config.config, verification_key),
+        }
+    });
+    match result {
+        Ok(status) => ExitCode::from(status),
+        Err(failure) => {
+            error!("{}", failure.message);
+            ExitCode::from(failure.status)
+        }
+    }
+}
+
+/// Log lines to stderr: journald stores them under a systemd unit (and
+/// stamps them itself), a terminal gets colour. `TRAILSEAL_LOG` filters
+/// (`debug`, `trailseal_ingest=debug,info`, …; default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRAILSEAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // systemd sets JOURNAL_STREAM when stderr goes to the journal.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, Failure> {
+    Config::load(path).map_err(|err| Failure::new(EXIT_CONFIG, err))
+}
+
+fn keygen(config: &std::path::Path, verification: Option<PathBuf>) -> Result<u8, Failure> {
+    let config = load(config)?;
+    let verification = verification
+        .or(config.verification_key)
+        .ok_or_else(|| Failure::new(EXIT_CONFIG, keys::KeysError::NoVerificationPath))?;
+    let key_id = keys::keygen(
+        &config.sealing_key,
+        &verification,
+        Utc::now(),
+        config.epoch_seconds,
+    )
+    .map_err(|err| Failure::new(EXIT_START, err))?;
+    info!(
+        key_id,
+        sealing_key = %config.sealing_key.display(),
+        verification_key = %verification.display(),
+        "created the key pair; move the verification key offline: the service never needs it"
+    );
+    Ok(EXIT_OK)
+}
+
+async fn serve(config_path: &std::path::Path, mode: Mode) -> Result<u8, Failure> {
+    let config = load(config_path)?;
+    let sealing =
+        keys::open_sealing_key(&config.sealing_key).map_err(|err| Failure::new(EXIT_START, err))?;
+    // Locked before the database is opened: a new database is created and
+    // migrated on opening, which two processes must not do at once.
+    let lock_path = config
+        .lock_file
+        .clone()
+        .or_else(|| database::default_lock_file(&config.database))
+        .ok_or_else(|| Failure::new(EXIT_CONFIG, "lock_file is required"))?;
+    if let Some(folder) = lock_path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(folder)
+            .map_err(|err| Failure::new(EXIT_START, format!("{}: {err}", folder.display())))?;
+    }
+    let lock = lock::acquire(&lock_path).map_err(|err| match err {
+        lock::LockError::Held { .. } => Failure::new(EXIT_LOCKED, err),
+        _ => Failure::new(EXIT_START, err),
+    })?;
+    let (stop_tx, stop) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    let server = match config.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|err| {
+                    Failure::new(EXIT_START, format!("metrics_listen {address}: {err}"))
+                })?;
+            // The address bound, not the one asked for: port 0 picks one.
+            let address = listener.local_addr().unwrap_or(address);
+            info!("metrics on http://{address}/metrics");
+            let mut stopped = stop.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                metrics.clone(),
+                shutdown,
+            )))
+        }
+        None => None,
+    };
+    // Opened last, so that a start that fails leaves nothing open.
+    let database = Database::open(&config.database)
+        .await
+        .map_err(|err| Failure::new(EXIT_START, format!("opening the database failed: {err}")))?;
+    let signals = tokio::spawn(stop_on_signal(stop_tx.clone()));
+
+    info!(
+        sources = config.sources.len(),
+        mode = ?mode,
+        lock = %lock_path.display(),
+        "starting"
+    );
+    let service = Service::new(config, database.store(), sealing, metrics);
+    let ok = service.run(mode, stop).await;
+    let _ = stop_tx.send(true);
+    signals.abort();
+    if let Some(server) = server {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => error!("the metrics endpoint failed: {err}"),
+            Err(err) => error!("the metrics endpoint ended abnormally: {err}"),
+        }
+    }
+    database.close().await;
+    drop(lock);
+    if ok {
+        info!("stopped; every source sealed as far as it could be read");
+        Ok(EXIT_OK)
+    } else {
+        error!("stopped; a source failed: its lines after the last commit are not sealed yet");
+        Ok(EXIT_SOURCE_FAILED)
+    }
+}
+
+/// Turns SIGTERM (systemd's stop) and SIGINT (Ctrl-C) into a stop.
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            error!("cannot listen for SIGTERM and SIGINT");
+            return;
+        };
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        info!("{name}: sealing what was read, then stopping");
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        info!("interrupted: sealing what was read, then stopping");
+    }
+    let _ = stop.send(true);
 }

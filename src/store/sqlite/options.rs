@@ -171,7 +171,9 @@ impl SqliteStoreOptions {
     }
 
     /// Opens the store: checks that the file is a trailseal database (or
-    /// new), applies pending schema migrations and sets up WAL mode.
+    /// new), applies pending schema migrations and sets up WAL mode. A new
+    /// file is created readable and writable by its owner only (0600 on
+    /// Unix); an existing one keeps its mode.
     ///
     /// A file that is a directory, not a database, damaged, another
     /// application's database, read-only (unless opened read-only) or from
@@ -186,6 +188,7 @@ impl SqliteStoreOptions {
         let identity = if exists {
             self.probe(closed).await?
         } else {
+            self.create_private_file()?;
             Identity::Fresh
         };
         if identity == Identity::Foreign {
@@ -253,6 +256,30 @@ impl SqliteStoreOptions {
                 Ok(false)
             }
             Err(err) => Err(io(err)),
+        }
+    }
+
+    /// Creates the missing database file readable and writable by its owner
+    /// only (0600 on Unix), before SQLite would create it with the umask's
+    /// mode, usually 0644: a trail holds customer names and client
+    /// addresses. SQLite gives its log and index (`-wal`, `-shm`) the
+    /// database file's mode. An empty file is a new database to SQLite; one
+    /// another process created meanwhile is left as it is.
+    fn create_private_file(&self) -> Result<(), StoreError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(&self.path) {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(source) => Err(StoreError::Io {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
