@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
-use trailseal::ingest::{Follower, IngestError, LogFormat, Position};
+use trailseal::ingest::{Detection, Follower, IngestError, LogFormat, Position};
 use trailseal::{SealingKey, Store, Trail};
 
 use crate::config::{Config, FormatChoice, SourceConfig};
@@ -364,13 +364,11 @@ fn detect(path: &Path) -> Result<Option<LogFormat>, SourceError> {
     let Some(end) = head.iter().rposition(|&byte| byte == b'\n') else {
         return Ok(None);
     };
-    let lines = head[..end].split(|&byte| byte == b'\n');
-    if head[..end].iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+    match LogFormat::detect_sample(head[..end].split(|&byte| byte == b'\n')) {
+        Detection::Format(format) => Ok(Some(format)),
+        Detection::Empty => Ok(None),
+        _ => Err(SourceError::FormatNotRecognised(path.display().to_string())),
     }
-    LogFormat::detect(lines)
-        .map(Some)
-        .ok_or_else(|| SourceError::FormatNotRecognised(path.display().to_string()))
 }
 
 /// Bytes after the sealed position in the file the path names now (all of
@@ -409,6 +407,8 @@ mod tests {
         assert!(detect(&path).unwrap().is_none(), "missing");
         std::fs::write(&path, "").unwrap();
         assert!(detect(&path).unwrap().is_none(), "empty");
+        std::fs::write(&path, "\n\r\n\n").unwrap();
+        assert!(detect(&path).unwrap().is_none(), "blank lines only");
         let line = "203.0.113.9 - - [29/Nov/2026:08:00:00 +0000] \"GET / HTTP/1.1\" 200 12 \"-\" \"curl/8\"";
         std::fs::write(&path, line).unwrap();
         assert!(detect(&path).unwrap().is_none(), "no complete line");
