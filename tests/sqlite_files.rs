@@ -593,3 +593,31 @@ async fn sqlx_migrations() -> sqlx::migrate::Migrator {
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
     sqlx::migrate::Migrator::new(folder).await.unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stores_opening_a_new_file_at_once_apply_its_migrations_once() {
+    // Each migration runs in a transaction of its own: without the
+    // migration lock, four stores opening one new file interleave them and
+    // some fail with "duplicate column name".
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..10 {
+        let path = dir.path().join(format!("new-{round}.db"));
+        let opens = (0..4).map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { SqliteStore::open(path).await })
+        });
+        for open in futures_util::future::join_all(opens).await {
+            let store = open
+                .unwrap()
+                .unwrap_or_else(|err| panic!("round {round}: {err}"));
+            store.close().await;
+        }
+        let mut connection = plain_connection(&path).await;
+        let failed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE NOT success")
+                .fetch_one(&mut connection)
+                .await
+                .unwrap();
+        assert_eq!(failed, 0);
+    }
+}
