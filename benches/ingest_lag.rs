@@ -94,8 +94,10 @@ fn write_steadily(path: &Path, log: &[u8], began: Instant, written: &AtomicU64) 
         }
         file.write_all(&buffer).unwrap();
         total = target;
-        written.store(total, Ordering::Release);
+        // Timed before it is published, so that a sampler that sees the
+        // lines finds them written no later than its own reading.
         record.at.push((began.elapsed(), total));
+        written.store(total, Ordering::Release);
     }
     record
 }
@@ -185,14 +187,16 @@ async fn measure(
     let mut samples = Vec::new();
     let mut ticker = tokio::time::interval(SAMPLE);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let total = RATE * WRITING.as_millis() as u64 / 1000;
     let caught_up = loop {
         ticker.tick().await;
+        let finished = writer.is_finished();
         let committed = committed(&*store).await;
-        let at = began.elapsed();
         // Read after the head, so never fewer than committed.
         let written = written.load(Ordering::Acquire);
-        if writer.is_finished() {
-            if committed == written {
+        let at = began.elapsed();
+        if finished {
+            if committed == total {
                 break at;
             }
             assert!(
@@ -220,7 +224,9 @@ async fn measure(
         .iter()
         .map(|s| {
             if s.committed < s.written {
-                (s.at - record.time_of(s.committed + 1)).as_secs_f64() * 1e3
+                s.at.saturating_sub(record.time_of(s.committed + 1))
+                    .as_secs_f64()
+                    * 1e3
             } else {
                 0.0
             }
