@@ -1,6 +1,6 @@
-//! Web access log ingest into SQLite, against the bare parse rate of the
-//! same lines and a plain insert of the same rows through the same driver
-//! into the same schema, in the same run.
+//! Web access log ingest into SQLite and into PostgreSQL, against the bare
+//! parse rate of the same lines and a plain insert of the same rows through
+//! the same driver into the same schema, in the same run.
 //!
 //! - `bare_parse`: the lines parsed into events, nothing sealed or stored.
 //! - `parse_and_seal`: the lines parsed and sealed (validation, body with
@@ -11,21 +11,39 @@
 //!   (see `benches/sqlite_append.rs`).
 //! - `sealed_ingest`: a `Follower` reading a real log file that grows by
 //!   the same lines each iteration, sealing them into a `SqliteStore`.
+//! - `postgres/plain_insert` and `postgres/sealed_ingest`: the same two
+//!   into a `PostgresStore`, each in a new database of its own; the plain
+//!   insert is one 1,024-row `UNNEST` statement per batch (see
+//!   `benches/postgres_append.rs`).
 //!
-//! The closing summary prints lines/s of all three and the ratios. Keep
-//! runs short: `cargo bench --bench ingest`.
+//! The PostgreSQL part needs a server it may create databases on, and is
+//! skipped without one:
+//!
+//! ```text
+//! scripts/with-postgres cargo bench --bench ingest
+//! ```
+//!
+//! The closing summary prints lines/s of each and the ratios. How far a
+//! follower falls behind a steady writer is `benches/ingest_lag.rs`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod plain;
+mod plain_postgres;
+mod postgres_server;
+mod web_log;
 
-use chrono::{TimeZone, Utc};
-use criterion::{Criterion, SamplingMode, Throughput};
-use trailseal::ingest::{Follower, LineParser, LogFormat, ParseOptions};
-use trailseal::{ManualClock, MemoryStore, SealingKey, SqliteStore, Store, Trail};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use sqlx::postgres::PgPoolOptions;
+use trailseal::ingest::{Follower, LineParser, LogFormat};
+use trailseal::store::PostgresStoreOptions;
+use trailseal::{Entry, MemoryStore, SealingKey, SqliteStore, Store};
+use web_log::{options, start, start_trail};
 
 /// Lines per measured iteration: whole batches.
 const LINES: usize = 20 * BATCH;
@@ -43,96 +61,7 @@ fn tally(name: &'static str, lines: u64, elapsed: Duration) {
     entry.1 += elapsed;
 }
 
-/// `LINES` realistic Combined Log Format lines, reproducibly.
-fn access_log() -> Vec<u8> {
-    const PATHS: [&str; 8] = [
-        "/",
-        "/index.php",
-        "/shop/cart.php?item=4711&qty=2",
-        "/wp-login.php",
-        "/wp-content/themes/astra/style.css?ver=4.6.1",
-        "/images/logo.png",
-        "/kontakt/",
-        "/api/v1/orders?page=3&sort=-date",
-    ];
-    const AGENTS: [&str; 4] = [
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-        "curl/8.5.0",
-    ];
-    const STATUS: [(u16, &str); 5] = [
-        (200, "GET"),
-        (200, "GET"),
-        (304, "GET"),
-        (302, "POST"),
-        (404, "GET"),
-    ];
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut roll = |below: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % below as u64) as usize
-    };
-    let mut log = Vec::with_capacity(LINES * 220);
-    for i in 0..LINES {
-        let ip = if roll(5) == 0 {
-            format!("2001:db8::{:x}", roll(0xffff))
-        } else {
-            format!("198.51.{}.{}", roll(256), roll(254) + 1)
-        };
-        let user = if roll(20) == 0 { "redaktion" } else { "-" };
-        let (status, method) = STATUS[roll(STATUS.len())];
-        let bytes = if status == 200 { roll(90_000) + 200 } else { 0 };
-        let (minute, second) = (i / 60 % 60, i % 60);
-        let referrer = match roll(3) {
-            0 => "-",
-            1 => "https://baeckerei-mueller.de/",
-            _ => "https://www.google.com/",
-        };
-        writeln!(
-            log,
-            "{ip} - {user} [29/Nov/2026:08:{minute:02}:{second:02} +0100] \"{method} {} HTTP/1.1\" \
-             {status} {bytes} \"{referrer}\" \"{}\"",
-            PATHS[roll(PATHS.len())],
-            AGENTS[roll(AGENTS.len())],
-        )
-        .unwrap();
-    }
-    log
-}
-
-fn options() -> ParseOptions {
-    ParseOptions::default().default_domain("baeckerei-mueller.de")
-}
-
-fn start() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap()
-}
-
-async fn start_trail(store: Arc<dyn Store>) -> Trail {
-    let (key, _) = SealingKey::generate("bench", start(), 900).unwrap();
-    Trail::builder(LogFormat::WebAccess.trail(), store, Arc::new(key))
-        .clock(Arc::new(ManualClock::new(start())))
-        .start()
-        .await
-        .unwrap()
-}
-
-/// A log file in a temporary folder, and a fresh trailseal database next
-/// to it.
-async fn fresh_setup() -> (SqliteStore, std::path::PathBuf, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("trail.db"))
-        .await
-        .unwrap();
-    let log = dir.path().join("access.log");
-    std::fs::write(&log, b"").unwrap();
-    (store, log, dir)
-}
-
-fn append(path: &std::path::Path, lines: &[u8], times: usize) {
+fn append(path: &Path, lines: &[u8], times: usize) {
     let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     for _ in 0..times {
         file.write_all(lines).unwrap();
@@ -141,8 +70,9 @@ fn append(path: &std::path::Path, lines: &[u8], times: usize) {
 }
 
 /// The rows the follower writes for the log's lines: the lines sealed
-/// once through a follower into memory.
-async fn sealed_rows(log: &[u8]) -> plain::RowSource {
+/// once through a follower into memory (the trail's genesis before them
+/// and what its shutdown seals after them left out).
+async fn sealed_rows(log: &[u8]) -> Vec<Entry> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("access.log");
     std::fs::write(&path, log).unwrap();
@@ -160,18 +90,59 @@ async fn sealed_rows(log: &[u8]) -> plain::RowSource {
     .unwrap();
     assert_eq!(follower.poll().await.unwrap(), LINES as u64);
     trail.shutdown().await.unwrap();
-    plain::RowSource::new(&memory.dump(LogFormat::WebAccess.trail())[1..])
+    memory.dump(LogFormat::WebAccess.trail())[1..=LINES].to_vec()
 }
 
-fn ingest(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
-    let log = access_log();
-    let mut group = c.benchmark_group("ingest/web_access");
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8))
         .throughput(Throughput::Elements(LINES as u64));
+}
+
+/// `sealed_ingest`: a follower of the log file at `path` (empty at first)
+/// sealing into `store`; each iteration the file grows by `log` `iters`
+/// times and one poll seals it all.
+fn sealed_ingest(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    name: &'static str,
+    store: Arc<dyn Store>,
+    path: &Path,
+    log: &[u8],
+) {
+    let follower = runtime.block_on(async {
+        let trail = start_trail(store.clone()).await;
+        Follower::builder(trail, store, path, LogFormat::WebAccess)
+            .options(options())
+            .start()
+            .await
+            .unwrap()
+    });
+    let follower = Arc::new(tokio::sync::Mutex::new(follower));
+    group.bench_function("sealed_ingest", |b| {
+        b.to_async(runtime).iter_custom(|iters| {
+            // The servers wrote another `iters` times the lines.
+            append(path, log, iters as usize);
+            let follower = follower.clone();
+            async move {
+                let mut follower = follower.lock().await;
+                let began = Instant::now();
+                let sealed = follower.poll().await.unwrap();
+                let elapsed = began.elapsed();
+                assert_eq!(sealed, iters * LINES as u64, "one entry per line");
+                tally(name, sealed, elapsed);
+                elapsed
+            }
+        });
+    });
+}
+
+fn ingest(c: &mut Criterion, runtime: &tokio::runtime::Runtime, log: &[u8], rows: &[Entry]) {
+    let mut group = c.benchmark_group("ingest/web_access");
+    configure(&mut group);
 
     group.bench_function("bare_parse", |b| {
         let lines: Vec<&[u8]> = log.split_inclusive(|&b| b == b'\n').collect();
@@ -213,9 +184,12 @@ fn ingest(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
     });
 
     group.bench_function("plain_insert", |b| {
-        let (store, _log, _dir) = runtime.block_on(fresh_setup());
+        let (_log, dir) = web_log::empty_log();
+        let store = runtime
+            .block_on(SqliteStore::open(dir.path().join("trail.db")))
+            .unwrap();
         let pool = runtime.block_on(plain::pool(&store, 1));
-        let mut source = runtime.block_on(sealed_rows(&log));
+        let mut source = plain::RowSource::new(rows);
         let sql = plain::insert_sql(BATCH);
         b.to_async(runtime).iter_custom(|iters| {
             let batches: Vec<_> = (0..iters as usize * LINES / BATCH)
@@ -231,32 +205,96 @@ fn ingest(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
         });
     });
 
-    group.bench_function("sealed_ingest", |b| {
-        let (store, path, _dir) = runtime.block_on(fresh_setup());
-        let trail = runtime.block_on(start_trail(Arc::new(store.clone())));
-        let follower = runtime.block_on(async {
-            Follower::builder(trail, Arc::new(store.clone()), &path, LogFormat::WebAccess)
-                .options(options())
-                .start()
-                .await
+    let (path, dir) = web_log::empty_log();
+    let store = runtime
+        .block_on(SqliteStore::open(dir.path().join("trail.db")))
+        .unwrap();
+    sealed_ingest(
+        &mut group,
+        runtime,
+        "sealed_ingest",
+        Arc::new(store),
+        &path,
+        log,
+    );
+    group.finish();
+}
+
+/// The same rows and lines into PostgreSQL, each side in a new database.
+fn ingest_postgres(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    log: &[u8],
+    rows: &[Entry],
+) {
+    let Some(url) = postgres_server::server_url("ingest") else {
+        return;
+    };
+    let mut group = c.benchmark_group("ingest/web_access_postgres");
+    configure(&mut group);
+
+    group.bench_function("plain_insert", |b| {
+        let (pool, _store) = runtime.block_on(async {
+            let url = postgres_server::fresh_database(&url).await;
+            // The store creates the schema.
+            let store = PostgresStoreOptions::from_url(&url)
                 .unwrap()
+                .open()
+                .await
+                .unwrap();
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            // The entries' partition of the rows' day, as the store's
+            // append creates it.
+            sqlx::query("SELECT trailseal_ensure_day($1)")
+                .bind(start().date_naive())
+                .execute(&pool)
+                .await
+                .unwrap();
+            (pool, store)
         });
-        let follower = Arc::new(tokio::sync::Mutex::new(follower));
+        let mut run = 0_u64;
         b.to_async(runtime).iter_custom(|iters| {
-            // The servers wrote another `iters` times the lines.
-            append(&path, &log, iters as usize);
-            let follower = follower.clone();
+            // The same rows once per iteration, each time in a trail of
+            // their own.
+            let trails: Vec<Vec<Entry>> = (0..iters)
+                .map(|_| {
+                    run += 1;
+                    plain_postgres::renamed(rows, &format!("plain-{run}"))
+                })
+                .collect();
+            let pool = pool.clone();
             async move {
-                let mut follower = follower.lock().await;
-                let began = Instant::now();
-                let sealed = follower.poll().await.unwrap();
-                let elapsed = began.elapsed();
-                assert_eq!(sealed, iters * LINES as u64, "one entry per line");
-                tally("sealed_ingest", sealed, elapsed);
+                let mut elapsed = Duration::ZERO;
+                for rows in &trails {
+                    elapsed += plain_postgres::insert(&pool, rows, BATCH).await;
+                }
+                tally("postgres/plain_insert", iters * LINES as u64, elapsed);
                 elapsed
             }
         });
     });
+
+    let (path, _dir) = web_log::empty_log();
+    let store = runtime.block_on(async {
+        let url = postgres_server::fresh_database(&url).await;
+        PostgresStoreOptions::from_url(&url)
+            .unwrap()
+            .open()
+            .await
+            .unwrap()
+    });
+    sealed_ingest(
+        &mut group,
+        runtime,
+        "postgres/sealed_ingest",
+        Arc::new(store),
+        &path,
+        log,
+    );
     group.finish();
 }
 
@@ -273,9 +311,11 @@ fn summary() {
         "parse_and_seal",
         "plain_insert",
         "sealed_ingest",
+        "postgres/plain_insert",
+        "postgres/sealed_ingest",
     ] {
         if let Some(rate) = rate(name) {
-            println!("  {name:<14} {rate:>10.0} lines/s");
+            println!("  {name:<22} {rate:>10.0} lines/s");
         }
     }
     if let (Some(parse), Some(plain), Some(sealed)) = (
@@ -287,6 +327,15 @@ fn summary() {
             "  sealed ingest / plain insert {:>5.1} %   sealed ingest / bare parse {:>5.1} %",
             100.0 * sealed / plain,
             100.0 * sealed / parse
+        );
+    }
+    if let (Some(plain), Some(sealed)) = (
+        rate("postgres/plain_insert"),
+        rate("postgres/sealed_ingest"),
+    ) {
+        println!(
+            "  PostgreSQL: sealed ingest / plain insert {:>5.1} %",
+            100.0 * sealed / plain
         );
     }
     // Without a spare core, sealing cannot overlap the insert: the rate
@@ -305,8 +354,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let log = web_log::access_log(LINES);
+    let rows = runtime.block_on(sealed_rows(&log));
     let mut criterion = Criterion::default().configure_from_args();
-    ingest(&mut criterion, &runtime);
+    ingest(&mut criterion, &runtime, &log, &rows);
+    ingest_postgres(&mut criterion, &runtime, &log, &rows);
     criterion.final_summary();
     summary();
 }
