@@ -316,14 +316,16 @@ impl SqliteStoreOptions {
             .busy_timeout(self.busy_timeout);
         let classify = |err| self.classify_opening(err);
         let mut connection = options.connect().await.map_err(classify)?;
-        let application_id: i64 = sqlx::query_scalar("PRAGMA application_id")
-            .fetch_one(&mut connection)
-            .await
-            .map_err(classify)?;
-        let objects: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema")
-            .fetch_one(&mut connection)
-            .await
-            .map_err(classify)?;
+        // One statement, so both come from one snapshot: read one after
+        // the other, another process setting up the file in between would
+        // make it look like tables without a marker (another application's).
+        let (application_id, objects): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT application_id FROM pragma_application_id()), \
+                    (SELECT count(*) FROM sqlite_schema)",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .map_err(classify)?;
         connection.close().await.map_err(classify)?;
         Ok(match (application_id, objects) {
             (APPLICATION_ID, _) => Identity::Ours,
