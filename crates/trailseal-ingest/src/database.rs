@@ -11,8 +11,8 @@ use trailseal::{SqliteStore, Store, StoreError};
 /// The lock file that goes with a SQLite database when none is configured:
 /// `<file>.ingest.lock` next to it (the folder must be writable for SQLite's
 /// log anyway); none for a server. Found from the URL, since the lock is
-/// taken before the database is opened: two processes creating one new
-/// database at once collide in its schema migration.
+/// taken before the database is opened: a second instance then stops
+/// before it touches the database at all.
 pub fn default_lock_file(url: &str) -> Option<PathBuf> {
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         return None;
