@@ -598,9 +598,10 @@ async fn sqlx_migrations() -> sqlx::migrate::Migrator {
 async fn stores_opening_a_new_file_at_once_apply_its_migrations_once() {
     // Each migration runs in a transaction of its own: without the
     // migration lock, four stores opening one new file interleave them and
-    // some fail with "duplicate column name"; and a store that read the
-    // file's marker and its tables one after the other took a file being
-    // set up for another application's.
+    // some fail with "duplicate column name"; a store that read the file's
+    // marker and its tables one after the other took a file being set up
+    // for another application's; and one setting up the file while another
+    // judged it found it locked.
     let dir = tempfile::tempdir().unwrap();
     for round in 0..50 {
         let path = dir.path().join(format!("new-{round}.db"));

@@ -182,15 +182,20 @@ impl SqliteStoreOptions {
     /// read (see [`Self::read_only`]).
     pub async fn open(self) -> Result<SqliteStore, StoreError> {
         let exists = self.check_path()?;
+        if !exists {
+            self.create_private_file()?;
+        }
+        // Held until the store is set up, so that processes opening one file
+        // at once judge and set it up one after the other.
+        let _opening = if self.read_only {
+            None
+        } else {
+            Some(self.lock_while_opening().await?)
+        };
         // Judged before any connection: SQLite creates the log of a closed
         // database as soon as it reads it.
         let closed = exists && self.is_closed_wal_database()?;
-        let identity = if exists {
-            self.probe(closed).await?
-        } else {
-            self.create_private_file()?;
-            Identity::Fresh
-        };
+        let identity = self.probe(closed).await?;
         if identity == Identity::Foreign {
             return Err(StoreError::NotATrailStore {
                 database: self.path.display().to_string(),
@@ -281,6 +286,33 @@ impl SqliteStoreOptions {
                 source,
             }),
         }
+    }
+
+    /// Waits for, and holds until dropped, an advisory lock on the database
+    /// file. Setting up a file takes several transactions (its marker, then
+    /// one per migration) and a process judging it in between would take it
+    /// for another application's, or apply a migration twice (`duplicate
+    /// column name`), or find it locked. SQLite's own locks on Unix are
+    /// `fcntl` locks, which this `flock` lock does not touch (so the file
+    /// must be on a local file system, as SQLite asks anyway). Elsewhere
+    /// SQLite locks byte ranges that a whole-file lock would collide with,
+    /// so none is taken there.
+    async fn lock_while_opening(&self) -> Result<Option<std::fs::File>, StoreError> {
+        if !cfg!(unix) {
+            return Ok(None);
+        }
+        let path = self.path.clone();
+        let locked = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|err| StoreError::Runtime(Box::new(err)))?;
+        locked.map(Some).map_err(|source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Whether the file is a WAL database that no connection has open: its

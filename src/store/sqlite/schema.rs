@@ -32,11 +32,6 @@ impl SqliteStore {
         if !self.pending_migrations().await? {
             return Ok(());
         }
-        let _migrating = self.lock_for_migration().await?;
-        // Another process may have applied them while this one waited.
-        if !self.pending_migrations().await? {
-            return Ok(());
-        }
         // On a connection of its own, returned to the pool before anything
         // else needs one (the pool may hold a single connection).
         let migrated = {
@@ -68,32 +63,6 @@ impl SqliteStore {
             Err(_) if !self.pending_migrations().await? => Ok(()),
             Err(err) => Err(migrate_error(self, err)),
         }
-    }
-
-    /// Waits for, and holds until dropped, an advisory lock on the database
-    /// file, so that processes opening a new file at once apply its
-    /// migrations one after the other: each migration runs in a transaction
-    /// of its own, and two processes interleaving them would apply one twice
-    /// (`duplicate column name`). SQLite's own locks on Unix are `fcntl`
-    /// locks, which this `flock` lock does not touch. Elsewhere SQLite locks
-    /// byte ranges that a whole-file lock would collide with, so none is
-    /// taken there.
-    async fn lock_for_migration(&self) -> Result<Option<std::fs::File>, StoreError> {
-        if !cfg!(unix) {
-            return Ok(None);
-        }
-        let path = self.path.as_ref().clone();
-        let locked = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path)?;
-            file.lock()?;
-            Ok::<_, std::io::Error>(file)
-        })
-        .await
-        .map_err(|err| StoreError::Runtime(Box::new(err)))?;
-        locked.map(Some).map_err(|source| StoreError::Io {
-            path: self.path.as_ref().clone(),
-            source,
-        })
     }
 
     /// Checks that a file opened read-only has the schema a scan reads.
