@@ -167,14 +167,21 @@ impl Setup {
 
     /// Appends `count` copies of the web fixture's first line.
     pub fn append_web_lines(&self, count: usize) {
+        self.append_web_lines_to(&self.web(), count);
+    }
+
+    /// Appends `count` copies of the web fixture's first line to `file`,
+    /// creating it if needed, as a web server writes its log.
+    pub fn append_web_lines_to(&self, file: &Path, count: usize) {
         let text = std::fs::read_to_string(
             support::repository().join("tests/fixtures/ingest/web-access.log"),
         )
         .unwrap();
         let line = text.lines().next().unwrap();
         let mut file = std::fs::OpenOptions::new()
+            .create(true)
             .append(true)
-            .open(self.web())
+            .open(file)
             .unwrap();
         let mut block = String::new();
         for _ in 0..count {
@@ -205,6 +212,56 @@ impl Setup {
             );
             assert_eq!(got, expected, "{name}: offsets of the sealed lines");
         }
+    }
+
+    /// Asserts that the lines sealed from `source` are exactly the first
+    /// lines of `files` read in turn (the log and the files it was rotated
+    /// into, oldest first), each once: `complete` asks for all of them,
+    /// otherwise a prefix will do, as after a kill.
+    pub fn assert_sealed_in_order(&self, source: &Path, files: &[PathBuf], complete: bool) {
+        let expected: Vec<(String, u64)> = files
+            .iter()
+            .flat_map(|file| {
+                let id = file_id(file);
+                line_ends(file)
+                    .into_iter()
+                    .map(move |end| (id.clone(), end))
+            })
+            .collect();
+        let name = source.display().to_string();
+        let got = runtime()
+            .block_on(sealed_lines_by_file(&self.database))
+            .remove(&name)
+            .unwrap_or_default();
+        if complete {
+            assert_eq!(
+                got.len(),
+                expected.len(),
+                "{name}: entries sealed for {} lines",
+                expected.len()
+            );
+        }
+        assert!(
+            got.len() <= expected.len(),
+            "{name}: {} entries sealed for {} lines",
+            got.len(),
+            expected.len()
+        );
+        if let Some(at) = got
+            .iter()
+            .zip(&expected)
+            .position(|(got, want)| got != want)
+        {
+            panic!(
+                "{name}: sealed line {at} is {:?}, the line there ends at {:?}",
+                got[at], expected[at]
+            );
+        }
+    }
+
+    /// The file and line end of the last line sealed into `trail`, if any.
+    pub fn last_sealed(&self, trail: &str) -> Option<(String, u64)> {
+        runtime().block_on(last_sealed(&self.database, trail))
     }
 
     /// `audit-verify --json` with the offline verification key: exit code
@@ -372,45 +429,88 @@ pub async fn trail_length(database: &str, trail: &str) -> u64 {
     length
 }
 
+/// A file's identity as the follower records it in `log_file`.
+pub fn file_id(file: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(file).unwrap();
+    format!("{}:{}", metadata.dev(), metadata.ino())
+}
+
+/// The `log_file` and `log_offset` of the last line sealed into `trail`,
+/// read while a writer may be running. Only the trail's tail is read, so
+/// that polling stays cheap however long the trail is.
+pub async fn last_sealed(database: &str, trail: &str) -> Option<(String, u64)> {
+    let store = open_read_only(database).await;
+    let from = store
+        .head(trail)
+        .await
+        .unwrap()
+        .map(|head| head.seq.saturating_sub(256));
+    let mut last = None;
+    if let Some(from) = from {
+        let entries: Vec<_> = store.scan(trail, from).try_collect().await.unwrap();
+        last = entries.iter().rev().find_map(line_of);
+    }
+    store.close().await;
+    last.map(|(_, file, offset)| (file, offset))
+}
+
 /// Every log entry in the database: per `log_source`, the `log_offset`s in
 /// trail order.
 pub async fn sealed_lines(database: &str) -> BTreeMap<String, Vec<u64>> {
+    sealed_lines_by_file(database)
+        .await
+        .into_iter()
+        .map(|(source, lines)| {
+            let offsets = lines.into_iter().map(|(_, offset)| offset).collect();
+            (source, offsets)
+        })
+        .collect()
+}
+
+/// Every log entry in the database: per `log_source`, the `log_file` and
+/// `log_offset` of each, in trail order.
+pub async fn sealed_lines_by_file(database: &str) -> BTreeMap<String, Vec<(String, u64)>> {
     #[cfg(feature = "postgres")]
     if database.starts_with("postgres") {
         let store = trailseal::PostgresStore::connect(database).await.unwrap();
         return lines_of(&store).await;
     }
-    let store = SqliteStoreOptions::from_url(database)
-        .unwrap()
-        .read_only(true)
-        .open()
-        .await
-        .unwrap();
+    let store = open_read_only(database).await;
     let sealed = lines_of(&store).await;
     store.close().await;
     sealed
 }
 
-async fn lines_of(store: &dyn Store) -> BTreeMap<String, Vec<u64>> {
-    let mut sealed: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+async fn open_read_only(database: &str) -> trailseal::SqliteStore {
+    SqliteStoreOptions::from_url(database)
+        .unwrap()
+        .read_only(true)
+        .open()
+        .await
+        .unwrap()
+}
+
+async fn lines_of(store: &dyn Store) -> BTreeMap<String, Vec<(String, u64)>> {
+    let mut sealed: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     for trail in store.trails().await.unwrap() {
         let entries: Vec<_> = store.scan(&trail, 0).try_collect().await.unwrap();
-        for entry in entries
-            .iter()
-            .filter(|entry| entry.kind == EntryKind::Event)
-        {
-            let Some(metadata) = entry.value("metadata") else {
-                continue;
-            };
-            let metadata: Value = serde_json::from_str(metadata).unwrap();
-            let (Some(source), Some(offset)) = (
-                metadata["log_source"].as_str(),
-                metadata["log_offset"].as_u64(),
-            ) else {
-                continue;
-            };
-            sealed.entry(source.to_owned()).or_default().push(offset);
+        for (source, file, offset) in entries.iter().filter_map(line_of) {
+            sealed.entry(source).or_default().push((file, offset));
         }
     }
     sealed
+}
+
+/// The `log_source`, `log_file` and `log_offset` of a sealed line.
+fn line_of(entry: &trailseal::Entry) -> Option<(String, String, u64)> {
+    if entry.kind != EntryKind::Event {
+        return None;
+    }
+    let metadata: Value = serde_json::from_str(entry.value("metadata")?).unwrap();
+    Some((
+        metadata["log_source"].as_str()?.to_owned(),
+        metadata["log_file"].as_str()?.to_owned(),
+        metadata["log_offset"].as_u64()?,
+    ))
 }
