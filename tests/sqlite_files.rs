@@ -624,3 +624,29 @@ async fn stores_opening_a_new_file_at_once_apply_its_migrations_once() {
         assert_eq!(failed, 0);
     }
 }
+
+#[tokio::test]
+async fn a_held_opening_lock_is_waited_for_no_longer_than_the_busy_timeout() {
+    // Whoever can read the file can take the lock a store holds while it
+    // opens the file: a store must fail as busy, not wait for ever.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    SqliteStore::open(&path).await.unwrap().close().await;
+    let holder = std::fs::File::open(&path).unwrap();
+    holder.lock().unwrap();
+    let opened = SqliteStoreOptions::new(&path)
+        .busy_timeout(TimeDelta::milliseconds(100))
+        .open()
+        .await;
+    assert!(matches!(opened, Err(StoreError::Busy { .. })), "{opened:?}");
+    // Read-only opens take no such lock: an auditor's copy is read anyway.
+    SqliteStoreOptions::new(&path)
+        .read_only(true)
+        .open()
+        .await
+        .unwrap()
+        .close()
+        .await;
+    drop(holder);
+    SqliteStore::open(&path).await.unwrap().close().await;
+}

@@ -138,7 +138,8 @@ impl SqliteStoreOptions {
         self
     }
 
-    /// How long to wait for another connection's lock before failing with
+    /// How long to wait for another connection's lock (or another
+    /// process's, while it opens the file) before failing with
     /// [`StoreError::Busy`] (default: 5 seconds; a negative span counts as
     /// zero).
     pub fn busy_timeout(mut self, timeout: TimeDelta) -> Self {
@@ -288,11 +289,11 @@ impl SqliteStoreOptions {
         }
     }
 
-    /// Waits for, and holds until dropped, an advisory lock on the database
-    /// file. Setting up a file takes several transactions (its marker, then
-    /// one per migration) and a process judging it in between would take it
-    /// for another application's, or apply a migration twice (`duplicate
-    /// column name`), or find it locked. SQLite's own locks on Unix are
+    /// Waits for (at most the busy timeout), and holds until dropped, an
+    /// advisory lock on the database file. Setting up a file takes several
+    /// transactions (its marker, then one per migration) and a process
+    /// judging it in between would take it for another application's, or
+    /// apply a migration twice (`duplicate column name`), or find it locked. SQLite's own locks on Unix are
     /// `fcntl` locks, which this `flock` lock does not touch (so the file
     /// must be on a local file system, as SQLite asks anyway). Elsewhere
     /// SQLite locks byte ranges that a whole-file lock would collide with,
@@ -301,18 +302,33 @@ impl SqliteStoreOptions {
         if !cfg!(unix) {
             return Ok(None);
         }
-        let path = self.path.clone();
-        let locked = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path)?;
-            file.lock()?;
-            Ok::<_, std::io::Error>(file)
-        })
-        .await
-        .map_err(|err| StoreError::Runtime(Box::new(err)))?;
-        locked.map(Some).map_err(|source| StoreError::Io {
+        let io = |source| StoreError::Io {
             path: self.path.clone(),
             source,
-        })
+        };
+        let file = std::fs::File::open(&self.path).map_err(io)?;
+        // Anyone who can read the file can take this lock: waiting for it
+        // without end would let them stop the store from opening.
+        let deadline = tokio::time::Instant::now() + self.busy_timeout;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(file)),
+                Err(std::fs::TryLockError::WouldBlock)
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::Busy {
+                        database: self.path.display().to_string(),
+                        source: Account::boxed(
+                            "another process held the lock taken while a store opens the file (flock on the database file)",
+                        ),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+            }
+        }
     }
 
     /// Whether the file is a WAL database that no connection has open: its
